@@ -1,0 +1,22 @@
+"""Entry point of `sfi-data`: imports every command module so each can register on the app."""
+
+from __future__ import annotations
+
+import importlib
+
+from sfi_data.app import app
+
+# One module per command group under sfi_data/commands/.
+COMMAND_MODULES = [
+    "sfi_data.commands.curate",
+]
+
+
+def main() -> None:
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Executors run a stage over shards of rows: `local` in this process, `ray` on a local or remote cluster."""
+
+from __future__ import annotations
+
+from sfi_data.executors.base import Executor, Shard, ShardResult
+
+
+def make_executor(kind: str, *, address: str | None = None, num_cpus: int | None = None,
+                  num_gpus: float | None = None) -> Executor:
+    if kind == "local":
+        from sfi_data.executors.local import LocalExecutor
+
+        return LocalExecutor()
+    if kind == "ray":
+        from sfi_data.executors.ray import RayExecutor
+
+        return RayExecutor(address=address, num_cpus=num_cpus, num_gpus=num_gpus)
+    raise ValueError(f"unknown executor {kind!r}: use 'local' or 'ray'")
+
+
+__all__ = ["Executor", "Shard", "ShardResult", "make_executor"]

@@ -1,0 +1,60 @@
+"""What every executor shares: shards, the per-shard work and the resume bookkeeping."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from sfi_data.manifest import finished_keys, shard_name, write_rows
+from sfi_data.stages.base import Stage
+
+
+@dataclass
+class Shard:
+    rows: list[dict]
+    part_path: Path
+
+
+@dataclass
+class ShardResult:
+    inputs: int
+    outputs: int
+    statuses: Counter = field(default_factory=Counter)
+
+
+def run_shard(stage: Stage, shard: Shard, schema: pa.Schema) -> ShardResult:
+    """Run `stage` over one shard and write its rows atomically: a shard is either whole or absent."""
+    out = list(stage.run(shard.rows))
+    write_rows(out, schema, shard.part_path)
+    return ShardResult(len(shard.rows), len(out), Counter(row.get("status") or "ok" for row in out))
+
+
+def plan_shards(rows: list[dict], key: str, parts_dir: Path, shard_size: int) -> tuple[list[Shard], int]:
+    """Split the rows whose key has no finished output yet into shards; return them and the skip count."""
+    done = finished_keys(parts_dir, key)
+    todo = [row for row in rows if row[key] not in done]
+    shards = []
+    for start in range(0, len(todo), shard_size):
+        chunk = todo[start : start + shard_size]
+        shards.append(Shard(chunk, parts_dir / shard_name([row[key] for row in chunk])))
+    return shards, len(rows) - len(todo)
+
+
+ProgressCallback = Callable[[ShardResult], None]
+
+
+class Executor:
+    name = "base"
+
+    def map_shards(self, stage: Stage, shards: list[Shard], schema: pa.Schema) -> Iterator[ShardResult]:
+        raise NotImplementedError
+
+    def parallelism(self) -> int:
+        return 1
+
+    def close(self) -> None:
+        pass

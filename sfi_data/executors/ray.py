@@ -1,0 +1,73 @@
+"""Ray execution: a pool of actors, each holding one set-up stage (models load once per worker).
+
+With no address Ray starts in this process with `num_cpus` CPUs; with `--address` (or RAY_ADDRESS)
+it joins a running cluster (`ray start --head` on the head node). Workers write their part files
+themselves, so the output folder must be shared storage on a multi-node cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from sfi_data.executors.base import Executor, Shard, ShardResult, run_shard
+from sfi_data.stages.base import Stage
+
+log = logging.getLogger(__name__)
+
+
+class _StageWorker:
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+        self.stage.setup()
+
+    def run(self, shard: Shard, schema: pa.Schema) -> ShardResult:
+        return run_shard(self.stage, shard, schema)
+
+
+class RayExecutor(Executor):
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None,
+                 num_gpus: float | None = None) -> None:
+        import ray
+
+        self._ray = ray
+        address = address or os.environ.get("RAY_ADDRESS")
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus,
+                         include_dashboard=False, log_to_driver=False, configure_logging=False)
+        self._num_cpus = int(ray.cluster_resources().get("CPU", 1))
+        self._num_gpus = float(ray.cluster_resources().get("GPU", 0))
+
+    def parallelism(self) -> int:
+        return max(1, self._num_cpus)
+
+    def map_shards(self, stage: Stage, shards: list[Shard], schema: pa.Schema) -> Iterator[ShardResult]:
+        if not shards:
+            return
+        from ray.util.actor_pool import ActorPool
+
+        num_gpus = stage.num_gpus if self._num_gpus > 0 else 0.0
+        workers = max(1, min(len(shards), int(self._num_cpus // max(stage.num_cpus, 1e-9))))
+        if num_gpus:
+            workers = max(1, min(workers, int(self._num_gpus / num_gpus)))
+        actor_cls = self._ray.remote(num_cpus=stage.num_cpus, num_gpus=num_gpus)(_StageWorker)
+        actors = [actor_cls.remote(stage) for _ in range(workers)]
+        pool = ActorPool(actors)
+        schema_ref = self._ray.put(schema)
+        try:
+            yield from pool.map_unordered(lambda actor, shard: actor.run.remote(shard, schema_ref), shards)
+        finally:
+            for actor in actors:
+                self._ray.kill(actor)
+
+    def close(self) -> None:
+        if self._ray.is_initialized():
+            self._ray.shutdown()

@@ -1,0 +1,87 @@
+"""The Parquet schemas of every manifest, defined once, with a schema version."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1.0"
+
+STATUS_OK = "ok"
+STATUS_REJECTED = "rejected"
+STATUS_ERROR = "error"
+
+# One row per input video (or virtual segment), rejects and unreadable inputs included.
+VIDEOS = pa.schema(
+    [
+        ("schema_version", pa.string()),
+        ("video_id", pa.string()),
+        ("source", pa.string()),  # the input as the user named it
+        ("path", pa.string()),  # relative to the dataset root
+        ("segment_start", pa.int64()),  # virtual segment: first source frame (null: whole file)
+        ("segment_end", pa.int64()),  # virtual segment: one past the last source frame
+        ("status", pa.string()),  # ok | rejected | error
+        ("stage", pa.string()),  # where the verdict was reached: discover, probe, meta, score, threshold
+        ("reason", pa.string()),  # human-readable, null when ok
+        ("file_size_bytes", pa.int64()),
+        ("fps", pa.float64()),
+        ("num_frames", pa.int64()),
+        ("frame_count_source", pa.string()),  # container | packets | decode
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("rotation", pa.int32()),
+        ("duration_s", pa.float64()),
+        ("codec", pa.string()),
+        ("pix_fmt", pa.string()),
+        ("similarity", pa.float64()),
+        ("similarity_backend", pa.string()),
+        ("flow_score", pa.float64()),
+        ("flow_backend", pa.string()),
+        ("flow_work_size", pa.string()),  # "WxH" at which the flow magnitude is measured
+        ("similarity_low", pa.float64()),
+        ("similarity_high", pa.float64()),
+        ("flow_low", pa.float64()),
+        ("flow_high", pa.float64()),
+        ("threshold_mode", pa.string()),  # how the bounds were chosen, e.g. "quantile 0.05-0.95"
+    ]
+)
+
+# One row per cut clip.
+CLIPS = pa.schema(
+    [
+        ("schema_version", pa.string()),
+        ("clip_id", pa.string()),
+        ("video_id", pa.string()),
+        ("num_frames", pa.int32()),
+        ("start_frame", pa.int64()),  # first frame, index into the source file
+        ("end_frame", pa.int64()),  # last frame (inclusive), index into the source file
+        ("fps", pa.float64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("status", pa.string()),  # ok | rejected | error
+        ("reason", pa.string()),
+        ("clip_path", pa.string()),  # relative to the dataset root
+        ("first_frame_path", pa.string()),  # lossless PNG, the benchmark's condition image
+        ("last_frame_path", pa.string()),
+        ("similarity", pa.float64()),
+        ("similarity_backend", pa.string()),
+        ("flow_score", pa.float64()),
+        ("flow_backend", pa.string()),
+        ("max_frame_diff", pa.float64()),  # largest consecutive-frame difference (hard-cut check)
+        ("encoder", pa.string()),  # e.g. "libx264 crf=18 preset=medium yuv420p"
+    ]
+)
+
+
+def empty_row(schema: pa.Schema) -> dict:
+    return {name: None for name in schema.names} | {"schema_version": SCHEMA_VERSION}
+
+
+def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """Rows to a table of exactly `schema`; unknown keys are an error, missing ones are null."""
+    names = set(schema.names)
+    for row in rows:
+        extra = set(row) - names
+        if extra:
+            raise KeyError(f"columns not in the schema: {sorted(extra)}")
+    columns = {name: [row.get(name) for row in rows] for name in schema.names}
+    return pa.table(columns, schema=schema)

@@ -1,0 +1,47 @@
+"""The stage contract: `setup()` once per worker, then `run(rows)` yields output rows."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterable, Iterator
+
+log = logging.getLogger(__name__)
+
+
+class Stage:
+    """A small class with one job. Subclasses implement `process_row` (or override `run` to batch).
+
+    `key` names the input column that identifies a unit of work; the executor uses it to skip
+    finished work on a rerun. A row the stage cannot handle must still come out, with its reason.
+    """
+
+    name: str = "stage"
+    key: str = "video_id"
+    # Resources one worker of this stage asks of Ray.
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+    def setup(self) -> None:
+        """Load models and other heavy state; called once per worker before the first `run`."""
+
+    def process_row(self, row: dict) -> list[dict]:
+        raise NotImplementedError
+
+    def error_rows(self, row: dict, error: BaseException) -> list[dict]:
+        """Rows recording that `row` failed unexpectedly; subclasses shape them to their schema."""
+        raise NotImplementedError
+
+    def run(self, rows: Iterable[dict]) -> Iterator[dict]:
+        for row in rows:
+            try:
+                out = self.process_row(row)
+            except Exception as error:  # noqa: BLE001 - one bad input must not stop the corpus
+                log.warning("%s failed on %s: %s\n%s", self.name, row.get(self.key), error, traceback.format_exc())
+                out = self.error_rows(row, error)
+            yield from out
+
+
+def describe_error(error: BaseException) -> str:
+    text = str(error).strip() or repr(error)
+    return f"{type(error).__name__}: {text}"

@@ -1,0 +1,249 @@
+"""Video I/O: probe with PyAV, fetch frames with decord (PyAV where decord cannot), encode with PyAV.
+
+Frame indices are 0-based positions in presentation order. For a virtual segment (issue: scene
+splitting) `offset` is added, so stages address a segment's frames as if it were its own file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class VideoError(Exception):
+    """An input that is not a usable video; the message is the manifest's reason."""
+
+
+@dataclass
+class ProbeResult:
+    fps: float
+    num_frames: int
+    frame_count_source: str  # container | packets | decode
+    width: int
+    height: int
+    rotation: int
+    duration_s: float
+    codec: str
+    pix_fmt: str | None
+
+
+def check_readable(path: Path) -> int:
+    """Return the file size, or raise VideoError saying why the path is not a readable file."""
+    if os.path.islink(path) and not path.exists():
+        raise VideoError(f"dangling symlink: {path} -> {os.readlink(path)}")
+    if not path.exists():
+        raise VideoError(f"file not found: {path}")
+    if path.is_dir():
+        raise VideoError(f"is a directory: {path}")
+    if not os.access(path, os.R_OK):
+        raise VideoError(f"permission denied: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise VideoError("empty file (0 bytes)")
+    return size
+
+
+def _open(path: Path):
+    import av
+
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except av.error.FFmpegError as error:
+        raise VideoError(f"not a readable video container ({error.strerror or error})") from error
+
+
+def _video_stream(container, path: Path):
+    streams = container.streams.video
+    if not streams:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise VideoError(f"no video stream (streams: {', '.join(kinds)})")
+    return streams[0]
+
+
+def _rotation(stream) -> int:
+    rotate = stream.metadata.get("rotate")
+    if rotate is not None:
+        try:
+            return int(float(rotate)) % 360
+        except ValueError:
+            return 0
+    return 0
+
+
+def probe(path: Path, verify: str = "packets") -> ProbeResult:
+    """Container facts without decoding; a frame count the container does not store is counted."""
+    check_readable(path)
+    import av
+
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        ctx = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate or float(rate) <= 0:
+            raise VideoError("unknown frame rate")
+        fps = float(rate)
+        num_frames = int(stream.frames or 0)
+        source = "container"
+        try:
+            if num_frames <= 0 or verify == "decode":
+                if verify == "decode":
+                    num_frames = sum(1 for _ in container.decode(stream))
+                    source = "decode"
+                else:
+                    num_frames = sum(1 for packet in container.demux(stream) if packet.size)
+                    source = "packets"
+        except av.error.FFmpegError as error:
+            raise VideoError(f"could not count frames ({error.strerror or error})") from error
+        if num_frames <= 0:
+            raise VideoError("no video frames")
+        if stream.duration is not None and stream.time_base is not None:
+            duration_s = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration_s = container.duration / 1_000_000
+        else:
+            duration_s = num_frames / fps
+        return ProbeResult(
+            fps=fps,
+            num_frames=num_frames,
+            frame_count_source=source,
+            width=int(ctx.width),
+            height=int(ctx.height),
+            rotation=_rotation(stream),
+            duration_s=duration_s,
+            codec=ctx.name,
+            pix_fmt=ctx.format.name if ctx.format else None,
+        )
+
+
+def _read_frames_pyav(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
+    """Decode the frames at `indices` with as little decoding as seeking allows."""
+    import av
+
+    wanted = sorted(set(indices))
+    found: dict[int, np.ndarray] = {}
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        time_base = stream.time_base
+        start_pts = stream.start_time or 0
+
+        def index_of(frame) -> int:
+            return int(round(float((frame.pts - start_pts) * time_base) * float(rate)))
+
+        # Contiguous runs share one seek; a run far from the last decoded frame gets its own seek.
+        runs: list[list[int]] = []
+        for idx in wanted:
+            if runs and idx - runs[-1][-1] <= 2 * float(rate):
+                runs[-1].append(idx)
+            else:
+                runs.append([idx])
+        for run in runs:
+            target = run[0]
+            seek_pts = start_pts + int(math.floor(target / float(rate) / float(time_base)))
+            container.seek(max(seek_pts, start_pts), stream=stream, backward=True, any_frame=False)
+            remaining = set(run)
+            try:
+                for frame in container.decode(stream):
+                    if frame.pts is None:
+                        continue
+                    idx = index_of(frame)
+                    if idx in remaining:
+                        found[idx] = frame.to_ndarray(format="rgb24")
+                        remaining.discard(idx)
+                    if not remaining or idx > run[-1]:
+                        break
+            except av.error.FFmpegError as error:
+                raise VideoError(f"decoding failed near frame {target} ({error.strerror or error})") from error
+    return found
+
+
+def _read_frames_decord(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
+    import decord
+
+    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+    unique = sorted(set(indices))
+    if unique and unique[-1] >= len(reader):
+        raise VideoError(f"frame {unique[-1]} is past the end ({len(reader)} frames readable)")
+    batch = reader.get_batch(unique).asnumpy()
+    return dict(zip(unique, batch, strict=True))
+
+
+def read_frames(path: Path, indices: list[int], offset: int = 0, reader: str = "pyav") -> np.ndarray:
+    """Frames at `indices` (+ `offset`) as uint8 RGB (len, H, W, 3), in the order asked.
+
+    reader: "pyav" (pts-exact seeking), "decord", or "auto" (decord, PyAV if decord fails).
+    """
+    absolute = [i + offset for i in indices]
+    if any(i < 0 for i in absolute):
+        raise ValueError(f"negative frame index in {indices}")
+    found: dict[int, np.ndarray] = {}
+    if reader in ("decord", "auto"):
+        try:
+            found = _read_frames_decord(path, absolute)
+        except Exception as error:  # noqa: BLE001 - decord raises bare runtime errors; PyAV decides
+            if reader == "decord":
+                raise VideoError(f"decord could not read frames: {error}") from error
+            log.info("decord failed on %s (%s); reading with PyAV", path, error)
+    if not found:
+        found = _read_frames_pyav(path, absolute)
+    missing = sorted(set(absolute) - set(found))
+    if missing:
+        raise VideoError(
+            f"could not decode frame(s) {missing[:5]}{'…' if len(missing) > 5 else ''} (truncated or corrupt file?)"
+        )
+    return np.stack([found[i] for i in absolute])
+
+
+def decode_all(path: Path) -> np.ndarray:
+    """Every frame, in order (tests and benchmarks use it as the ground truth)."""
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """yuv420p needs even sides; odd sides lose their last row/column."""
+    return width - width % 2, height - height % 2
+
+
+def encode_video(frames: np.ndarray, path: Path, fps: float, codec: str = "libx264", pix_fmt: str = "yuv420p",
+                 crf: int | None = 18, preset: str | None = "medium", extra: dict[str, str] | None = None) -> None:
+    """Encode uint8 RGB frames (T, H, W, 3) to `path` at `fps`."""
+    import av
+
+    height, width = frames.shape[1:3]
+    if pix_fmt == "yuv420p":
+        width, height = even_size(width, height)
+        frames = frames[:, :height, :width]
+    rate = Fraction(fps).limit_denominator(1001)
+    options = dict(extra or {})
+    if crf is not None and codec in ("libx264", "libx265"):
+        options["crf"] = str(crf)
+    if preset is not None and codec in ("libx264", "libx265"):
+        options["preset"] = preset
+    with av.open(str(path), mode="w", format=_format_for(path)) as container:
+        stream = container.add_stream(codec, rate=rate, options=options)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _format_for(path: Path) -> str | None:
+    # The temporary names of atomic writes hide the extension from FFmpeg's guess.
+    name = path.name.removesuffix(".tmp")
+    for ext, fmt in ((".mp4", "mp4"), (".mkv", "matroska"), (".avi", "avi"), (".mov", "mov"), (".webm", "webm")):
+        if name.endswith(ext) or f"{ext}." in name:
+            return fmt
+    return None
