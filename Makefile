@@ -1,0 +1,38 @@
+# sfi: set-up, demo, tests, benchmarks. Everything installs into .venv.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+
+.PHONY: setup demo test lint bench bench-demo ffmpeg clean
+
+setup: $(BIN)/sfi-data
+
+$(BIN)/sfi-data: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch/torchvision first: pip takes these exact versions from local disk where they lie there.
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q -e '.[clip,caption,stats,scenes,bench,semfi,dev]'
+	@touch $@
+
+demo: setup
+	$(BIN)/python -m sfi_data.demo --out demo_out
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check sfi_data sfi_bench tests benchmarks
+	$(BIN)/ruff format --check sfi_data sfi_bench tests benchmarks
+
+# Benchmarks compare against the ffmpeg/ffprobe commands, so install them (Debian) when missing.
+ffmpeg:
+	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null)
+
+bench: setup ffmpeg
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf demo_out bench_out .pytest_cache
