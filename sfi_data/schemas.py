@@ -72,6 +72,35 @@ CLIPS = pa.schema(
 )
 
 
+# One row per captioned clip (DIR/captions.parquet), failures kept with their reason.
+CAPTIONS = pa.schema(
+    [
+        ("schema_version", pa.string()),
+        ("clip_id", pa.string()),
+        ("video_id", pa.string()),
+        ("num_frames", pa.int32()),
+        ("status", pa.string()),  # ok | error
+        ("reason", pa.string()),  # why the last attempt failed, null when ok
+        ("caption", pa.string()),
+        ("model", pa.string()),
+        ("prompt_version", pa.string()),
+        ("api_base", pa.string()),  # the server that answered (or failed last)
+        ("frames_sent", pa.int32()),
+        ("max_side", pa.int32()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("total_tokens", pa.int64()),
+        ("latency_s", pa.float64()),  # of the successful (or last) request
+        ("attempts", pa.int32()),
+        ("finish_reason", pa.string()),
+        ("created_at", pa.string()),  # ISO 8601, UTC
+    ]
+)
+
+# The SFIBench split (DIR/test.parquet, DIR/train.parquet): the clip columns plus the caption.
+SPLIT = pa.schema(list(CLIPS) + [pa.field("split", pa.string()), pa.field("caption", pa.string())])
+
+
 def empty_row(schema: pa.Schema) -> dict:
     return {name: None for name in schema.names} | {"schema_version": SCHEMA_VERSION}
 

@@ -1,0 +1,232 @@
+"""A PyTorch dataset over a clips manifest, and a batch sampler that keeps one scale per batch."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from sfi_data.schemas import STATUS_OK
+from sfi_data.video import VideoError, decode_all
+
+RESIZE_MODES = ("crop", "stretch")
+
+
+def load_manifest_rows(manifest_path: Path, captions_path: Path | None = None) -> list[dict]:
+    """The usable clips of a manifest (status ok), each with a `caption` (None when it has none).
+
+    A manifest without a `caption` column (clips.parquet) gets its captions from `captions_path`, or
+    from `captions.parquet` beside it when that exists; only successful captions are joined.
+    """
+    manifest_path = Path(manifest_path)
+    if not manifest_path.exists():
+        raise FileNotFoundError(
+            f"no manifest at {manifest_path}; build one with `sfi-data cut` or `sfi-data split`"
+        )
+    rows = [
+        row for row in pq.read_table(manifest_path).to_pylist() if row.get("status", STATUS_OK) == STATUS_OK
+    ]
+    if rows and "caption" in rows[0]:
+        return rows
+    if captions_path is None and (manifest_path.parent / "captions.parquet").exists():
+        captions_path = manifest_path.parent / "captions.parquet"
+    captions: dict[str, str] = {}
+    if captions_path is not None:
+        table = pq.read_table(captions_path, columns=["clip_id", "status", "caption"]).to_pylist()
+        captions = {row["clip_id"]: row["caption"] for row in table if row["status"] == STATUS_OK}
+    return [row | {"caption": captions.get(row["clip_id"])} for row in rows]
+
+
+def resize_frames(frames: torch.Tensor, size: tuple[int, int], mode: str = "crop") -> torch.Tensor:
+    """Resize float frames (T, 3, h, w) to (T, 3, H, W).
+
+    "crop" scales the shorter side to cover the target and centre-crops (no distortion);
+    "stretch" scales each side independently.
+    """
+    height, width = size
+    src_h, src_w = frames.shape[-2:]
+    if (src_h, src_w) == (height, width):
+        return frames
+    if mode == "stretch":
+        out = torch.nn.functional.interpolate(frames, size=(height, width), mode="bilinear", antialias=True)
+    elif mode == "crop":
+        scale = max(height / src_h, width / src_w)
+        mid_h, mid_w = (
+            max(height, math.ceil(src_h * scale - 1e-6)),
+            max(width, math.ceil(src_w * scale - 1e-6)),
+        )
+        out = torch.nn.functional.interpolate(frames, size=(mid_h, mid_w), mode="bilinear", antialias=True)
+        top, left = (mid_h - height) // 2, (mid_w - width) // 2
+        out = out[..., top : top + height, left : left + width]
+    else:
+        raise ValueError(f"unknown resize mode {mode!r}; choose one of {RESIZE_MODES}")
+    return out.clamp_(0.0, 1.0)
+
+
+def _to_float(images: np.ndarray) -> torch.Tensor:
+    """uint8 RGB (T, H, W, 3) to float32 (T, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def _read_png(path: Path) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise VideoError(f"could not read the condition image {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class SFIClipDataset(Dataset):
+    """Clips of a manifest (clips.parquet, train.parquet or test.parquet), decoded lazily per item.
+
+    Each item is a dict: "frames" float32 (N, 3, H, W) in [0, 1], "first_frame" and "last_frame"
+    (3, H, W) (the lossless PNG condition frames when the manifest has them, else the clip's ends),
+    "caption" (str, "" when the clip has none), "num_frames", "clip_id", "video_id".
+    Paths in the manifest are relative to its folder (the dataset root).
+    """
+
+    def __init__(
+        self,
+        manifest_path: str | Path,
+        size: tuple[int, int] = (480, 832),
+        resize: str = "crop",
+        scales: Sequence[int] | None = None,
+        captions_path: str | Path | None = None,
+        require_caption: bool = False,
+    ) -> None:
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"unknown resize mode {resize!r}; choose one of {RESIZE_MODES}")
+        self.manifest_path = Path(manifest_path)
+        self.root = self.manifest_path.parent
+        self.size = (int(size[0]), int(size[1]))
+        self.resize = resize
+        rows = load_manifest_rows(self.manifest_path, Path(captions_path) if captions_path else None)
+        if scales is not None:
+            wanted = set(int(s) for s in scales)
+            rows = [row for row in rows if int(row["num_frames"]) in wanted]
+        if require_caption:
+            rows = [row for row in rows if row.get("caption")]
+        # Keep only what items need: small rows pickle fast into DataLoader workers.
+        keep = (
+            "clip_id",
+            "video_id",
+            "num_frames",
+            "clip_path",
+            "first_frame_path",
+            "last_frame_path",
+            "caption",
+        )
+        self.rows = [{key: row.get(key) for key in keep} for row in rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def num_frames(self) -> list[int]:
+        """The scale (frame count) of every item, in index order."""
+        return [int(row["num_frames"]) for row in self.rows]
+
+    def _decode(self, row: dict) -> np.ndarray:
+        path = self.root / row["clip_path"]
+        frames = decode_all(path)
+        expected = int(row["num_frames"])
+        if len(frames) < expected:
+            raise VideoError(
+                f"clip {row['clip_id']} ({path}) has {len(frames)} frames, the manifest says {expected}"
+            )
+        return frames[:expected]
+
+    def _condition(self, row: dict, key: str, fallback: np.ndarray) -> torch.Tensor:
+        rel = row.get(key)
+        image = _read_png(self.root / rel) if rel else fallback
+        return resize_frames(_to_float(image[None]), self.size, self.resize)[0]
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.rows[index]
+        raw = self._decode(row)
+        frames = resize_frames(_to_float(raw), self.size, self.resize)
+        return {
+            "frames": frames.contiguous(),
+            "first_frame": self._condition(row, "first_frame_path", raw[0]).contiguous(),
+            "last_frame": self._condition(row, "last_frame_path", raw[-1]).contiguous(),
+            "caption": row["caption"] or "",
+            "num_frames": int(row["num_frames"]),
+            "clip_id": row["clip_id"],
+            "video_id": row["video_id"],
+        }
+
+
+class ScaleBatchSampler(Sampler[list[int]]):
+    """Index batches that each hold clips of one scale (SemFi trains one LoRA scale per step).
+
+    Batches are shuffled within and across scales from `seed + epoch`; each pass advances the epoch,
+    or call `set_epoch`. With `num_replicas > 1` every rank takes its share of the same batch order
+    (trailing batches that do not divide evenly are dropped so all ranks step together).
+    """
+
+    def __init__(
+        self,
+        dataset: SFIClipDataset,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+        by_scale: dict[int, list[int]] = defaultdict(list)
+        for index, scale in enumerate(dataset.num_frames):
+            by_scale[scale].append(index)
+        self.by_scale = dict(sorted(by_scale.items()))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _all_batches(self) -> list[list[int]]:
+        rng = np.random.default_rng(self.seed + self.epoch)
+        batches: list[list[int]] = []
+        for indices in self.by_scale.values():
+            order = list(indices)
+            if self.shuffle:
+                order = [order[i] for i in rng.permutation(len(order))]
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                if len(batch) == self.batch_size or not self.drop_last:
+                    batches.append(batch)
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        usable = len(batches) - len(batches) % self.num_replicas
+        return batches[:usable]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._all_batches()
+        self.epoch += 1
+        yield from batches[self.rank :: self.num_replicas]
+
+    def __len__(self) -> int:
+        total = 0
+        for indices in self.by_scale.values():
+            total += (
+                len(indices) // self.batch_size
+                if self.drop_last
+                else math.ceil(len(indices) / self.batch_size)
+            )
+        return total // self.num_replicas
