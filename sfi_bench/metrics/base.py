@@ -7,7 +7,9 @@ per-scale results the harness keeps one metric instance per group, or `merge`s p
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -60,3 +62,108 @@ class Metric:
 
     def compute(self) -> MetricResult:
         raise NotImplementedError
+
+
+# ---- Shared helpers for the metric implementations (the names above are the contract) ----
+
+ARROWS = {"higher": "↑", "lower": "↓"}
+
+
+def resolve_device(device: str = "auto") -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else is passed through."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def require_weights(name: str, weights_dir: str | Path | None = None) -> Path:
+    """The local file of weights `name`, or MetricUnavailable carrying the table's 'how to get it'."""
+    from sfi_data.weights import WeightsMissingError, resolve
+
+    try:
+        return resolve(name, Path(weights_dir) if weights_dir else None)
+    except WeightsMissingError as err:
+        raise MetricUnavailable(str(err)) from err
+
+
+def require_package(module: str, pip_line: str) -> Any:
+    """Import an optional dependency or raise MetricUnavailable with the exact install line."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise MetricUnavailable(
+            f"needs the Python package {module!r} ({err}). Install it: {pip_line}"
+        ) from err
+
+
+def match_size(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize uint8 (N, H, W, 3) frames to (height, width) when they differ (area for shrinking)."""
+    import cv2
+
+    if frames.shape[1] == height and frames.shape[2] == width:
+        return frames
+    shrink = frames.shape[1] * frames.shape[2] > height * width
+    mode = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+    return np.stack([cv2.resize(f, (width, height), interpolation=mode) for f in frames])
+
+
+class ConfiguredMetric(Metric):
+    """A metric built with (device, weights_dir); `fresh()` shares loaded networks, not state."""
+
+    label_text: ClassVar[str] = ""  # Table 2 column, arrow appended by `label`
+    variant_of: ClassVar[str | None] = None  # the reference metric a weight-free/alt variant stands in for
+
+    def __init__(self, device: str = "auto", weights_dir: str | Path | None = None) -> None:
+        self.device = resolve_device(device)
+        self.weights_dir = weights_dir
+        self.reset()
+
+    @classmethod
+    def label(cls) -> str:
+        return f"{cls.label_text or cls.name}{ARROWS[cls.direction]}"
+
+    def fresh(self) -> ConfiguredMetric:
+        """A copy with empty state that shares this instance's loaded networks (one per group)."""
+        clone = copy.copy(self)
+        clone.reset()
+        return clone
+
+
+class MeanMetric(ConfiguredMetric):
+    """Weighted mean of per-clip values; state (total, weight, count) merges by addition."""
+
+    def reset(self) -> None:
+        self.total, self.weight, self.count = 0.0, 0.0, 0
+
+    def clip_value(self, sample: ClipSample) -> tuple[float, float] | None:
+        """(per-clip value, its weight in the mean), or None when the clip does not apply."""
+        raise NotImplementedError
+
+    def update(self, sample: ClipSample) -> float | None:
+        scored = self.clip_value(sample)
+        if scored is None:
+            return None
+        value, weight = scored
+        self.total += float(value) * weight
+        self.weight += weight
+        self.count += 1
+        return float(value)
+
+    def merge(self, other: Metric) -> None:
+        if not isinstance(other, MeanMetric):
+            raise TypeError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
+        self.total += other.total
+        self.weight += other.weight
+        self.count += other.count
+
+    def empty_reason(self) -> str:
+        return "no clips to score"
+
+    def compute(self) -> MetricResult:
+        if self.count == 0 or self.weight == 0:
+            return MetricResult(None, 0, self.empty_reason())
+        return MetricResult(self.total / self.weight, self.count)

@@ -1,0 +1,50 @@
+"""The lazy metric registry: "name" -> "module:Class"; a metric's networks are imported only when used."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any
+
+from sfi_bench.metrics.base import ClipSample, Metric, MetricResult, MetricUnavailable
+
+# Add metrics here; the module is imported only when the metric is asked for.
+METRIC_REGISTRY: dict[str, str] = {
+    "endpoint_psnr": "sfi_bench.metrics.psnr:EndpointPSNR",
+    "endpoint_ssim": "sfi_bench.metrics.ssim:EndpointSSIM",
+    "temporal_flickering": "sfi_bench.metrics.temporal_flickering:TemporalFlickering",
+    "dynamic_degree": "sfi_bench.metrics.dynamic_degree:DynamicDegree",
+    "dynamic_degree_dis": "sfi_bench.metrics.dynamic_degree:DynamicDegreeDIS",
+}
+
+
+class UnknownMetricError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def metric_class(name: str) -> type[Metric]:
+    if name not in METRIC_REGISTRY:
+        close = difflib.get_close_matches(name, METRIC_REGISTRY, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownMetricError(
+            f"unknown metric {name!r}.{hint} Known: {', '.join(sorted(METRIC_REGISTRY))}"
+        )
+    module_name, _, class_name = METRIC_REGISTRY[name].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def make_metric(name: str, **kwargs: Any) -> Metric:
+    return metric_class(name)(**kwargs)
+
+
+__all__ = [
+    "METRIC_REGISTRY",
+    "ClipSample",
+    "Metric",
+    "MetricResult",
+    "MetricUnavailable",
+    "UnknownMetricError",
+    "make_metric",
+    "metric_class",
+]
