@@ -9,6 +9,7 @@ from sfi_data.app import app
 # One module per command group under sfi_data/commands/.
 COMMAND_MODULES = [
     "sfi_data.commands.curate",
+    "sfi_data.commands.split",
 ]
 
 

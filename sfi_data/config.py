@@ -66,7 +66,9 @@ class RangeConfig:
 @dataclass
 class ThresholdConfig:
     # The paper keeps videos with meaningful change: not near-identical endpoints, not unrelated ones.
-    similarity: RangeConfig = field(default_factory=lambda: RangeConfig(low_quantile=0.05, high_quantile=0.95))
+    similarity: RangeConfig = field(
+        default_factory=lambda: RangeConfig(low_quantile=0.05, high_quantile=0.95)
+    )
     flow: RangeConfig = field(default_factory=lambda: RangeConfig(low_quantile=0.05, high_quantile=0.95))
 
 

@@ -26,8 +26,9 @@ def texture(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.clip((0.7 * smooth + 0.3 * grad) * 255, 0, 255).astype(np.uint8)
 
 
-def moving_texture_frames(num_frames: int, width: int = 128, height: int = 96, dx: float = 2.0, dy: float = 0.0,
-                          seed: int = 0) -> np.ndarray:
+def moving_texture_frames(
+    num_frames: int, width: int = 128, height: int = 96, dx: float = 2.0, dy: float = 0.0, seed: int = 0
+) -> np.ndarray:
     """Frames of a texture window sliding over a larger canvas by (dx, dy) px per frame (integer-exact)."""
     margin_x = int(abs(dx) * num_frames) + 1
     margin_y = int(abs(dy) * num_frames) + 1
@@ -50,8 +51,14 @@ def numbered_frames(num_frames: int, width: int = 64, height: int = 48) -> np.nd
     return frames
 
 
-def write_video(path: Path, frames: np.ndarray, fps: float = 24.0, crf: int | None = 0,
-                codec: str = "libx264", pix_fmt: str = "yuv420p") -> Path:
+def write_video(
+    path: Path,
+    frames: np.ndarray,
+    fps: float = 24.0,
+    crf: int | None = 0,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+) -> Path:
     """Encode frames; crf=0 keeps tests exact up to the yuv420p conversion."""
     path.parent.mkdir(parents=True, exist_ok=True)
     encode_video(frames, path, fps=fps, codec=codec, pix_fmt=pix_fmt, crf=crf, preset="ultrafast")

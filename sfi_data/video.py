@@ -162,7 +162,9 @@ def _read_frames_pyav(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
                     if not remaining or idx > run[-1]:
                         break
             except av.error.FFmpegError as error:
-                raise VideoError(f"decoding failed near frame {target} ({error.strerror or error})") from error
+                raise VideoError(
+                    f"decoding failed near frame {target} ({error.strerror or error})"
+                ) from error
     return found
 
 
@@ -215,8 +217,16 @@ def even_size(width: int, height: int) -> tuple[int, int]:
     return width - width % 2, height - height % 2
 
 
-def encode_video(frames: np.ndarray, path: Path, fps: float, codec: str = "libx264", pix_fmt: str = "yuv420p",
-                 crf: int | None = 18, preset: str | None = "medium", extra: dict[str, str] | None = None) -> None:
+def encode_video(
+    frames: np.ndarray,
+    path: Path,
+    fps: float,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    crf: int | None = 18,
+    preset: str | None = "medium",
+    extra: dict[str, str] | None = None,
+) -> None:
     """Encode uint8 RGB frames (T, H, W, 3) to `path` at `fps`."""
     import av
 
@@ -234,7 +244,9 @@ def encode_video(frames: np.ndarray, path: Path, fps: float, codec: str = "libx2
         stream = container.add_stream(codec, rate=rate, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            ):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -243,7 +255,13 @@ def encode_video(frames: np.ndarray, path: Path, fps: float, codec: str = "libx2
 def _format_for(path: Path) -> str | None:
     # The temporary names of atomic writes hide the extension from FFmpeg's guess.
     name = path.name.removesuffix(".tmp")
-    for ext, fmt in ((".mp4", "mp4"), (".mkv", "matroska"), (".avi", "avi"), (".mov", "mov"), (".webm", "webm")):
+    for ext, fmt in (
+        (".mp4", "mp4"),
+        (".mkv", "matroska"),
+        (".avi", "avi"),
+        (".mov", "mov"),
+        (".webm", "webm"),
+    ):
         if name.endswith(ext) or f"{ext}." in name:
             return fmt
     return None

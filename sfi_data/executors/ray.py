@@ -31,8 +31,9 @@ class _StageWorker:
 class RayExecutor(Executor):
     name = "ray"
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None,
-                 num_gpus: float | None = None) -> None:
+    def __init__(
+        self, address: str | None = None, num_cpus: int | None = None, num_gpus: float | None = None
+    ) -> None:
         import ray
 
         self._ray = ray
@@ -41,8 +42,13 @@ class RayExecutor(Executor):
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:
-                ray.init(num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus,
-                         include_dashboard=False, log_to_driver=False, configure_logging=False)
+                ray.init(
+                    num_cpus=num_cpus or os.cpu_count() or 1,
+                    num_gpus=num_gpus,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
         self._num_cpus = int(ray.cluster_resources().get("CPU", 1))
         self._num_gpus = float(ray.cluster_resources().get("GPU", 0))
 

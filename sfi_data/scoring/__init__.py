@@ -33,9 +33,23 @@ class PairScorer:
         self.similarity = make_similarity_scorer(self.config, device, self.weights_dir)
         self.flow = make_flow_scorer(self.config, device, self.weights_dir)
 
-    def check(self) -> None:
-        """Fail fast, in the driver, when a backend's weights are missing (no worker starts first)."""
-        self.setup()
+    def check_weights(self) -> None:
+        """Fail fast, in the driver, when a backend's weights are missing (before any worker starts)."""
+        from pathlib import Path
+
+        from sfi_data.scoring.similarity import CLIP_WEIGHTS
+        from sfi_data.weights import resolve
+
+        weights_dir = Path(self.weights_dir) if self.weights_dir else None
+        if self.config.similarity == "clip" and not Path(self.config.clip_pretrained).is_file():
+            key = (self.config.clip_model, self.config.clip_pretrained)
+            if key not in CLIP_WEIGHTS:
+                raise ValueError(
+                    f"no weights-table entry for CLIP {key}; pass a checkpoint file as --clip-pretrained"
+                )
+            resolve(CLIP_WEIGHTS[key], weights_dir)
+        if self.config.flow == "raft":
+            resolve(self.config.raft_model, weights_dir)
 
     def score(self, pairs: list[tuple]) -> list[tuple[float, float]]:
         if self.similarity is None or self.flow is None:

@@ -68,8 +68,9 @@ class OpenCVFlow(FlowScorer):
 class RaftFlow(FlowScorer):
     """torchvision RAFT; inputs scaled to [-1, 1] as its weights' transforms do."""
 
-    def __init__(self, model, device: str, width: int, height: int, iters: int, name: str,
-                 batch_size: int = 8) -> None:
+    def __init__(
+        self, model, device: str, width: int, height: int, iters: int, name: str, batch_size: int = 8
+    ) -> None:
         super().__init__(width, height)
         if width % 8 or height % 8:
             raise ValueError(f"RAFT needs a working size divisible by 8, got {width}x{height}")
@@ -87,8 +88,15 @@ class RaftFlow(FlowScorer):
         checkpoint = resolve(config.raft_model, Path(weights_dir) if weights_dir else None)
         model = builders[config.raft_model](weights=None)
         model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-        return cls(model, device, config.flow_width, config.flow_height, config.raft_iters,
-                   f"raft:{config.raft_model}", config.batch_size)
+        return cls(
+            model,
+            device,
+            config.flow_width,
+            config.flow_height,
+            config.raft_iters,
+            f"raft:{config.raft_model}",
+            config.batch_size,
+        )
 
     def flows(self, pairs):
         import torch
@@ -102,8 +110,11 @@ class RaftFlow(FlowScorer):
         with torch.inference_mode():
             for start in range(0, len(pairs), self.batch_size):
                 chunk = pairs[start : start + self.batch_size]
-                flow = self.model(to_tensor([p[0] for p in chunk]), to_tensor([p[1] for p in chunk]),
-                                  num_flow_updates=self.iters)[-1]
+                flow = self.model(
+                    to_tensor([p[0] for p in chunk]),
+                    to_tensor([p[1] for p in chunk]),
+                    num_flow_updates=self.iters,
+                )[-1]
                 out += list(flow.permute(0, 2, 3, 1).cpu().numpy())
         return out
 

@@ -64,20 +64,29 @@ class ClipSimilarity(SimilarityScorer):
         try:
             import open_clip
         except ImportError as error:
-            raise ImportError("CLIP similarity needs open_clip: pip install 'sfi[clip]'  "
-                              "(or use --similarity hsv-hist)") from error
+            raise ImportError(
+                "CLIP similarity needs open_clip: pip install 'sfi[clip]'  (or use --similarity hsv-hist)"
+            ) from error
         key = (config.clip_model, config.clip_pretrained)
         if Path(config.clip_pretrained).is_file():
             checkpoint = Path(config.clip_pretrained)
         elif key in CLIP_WEIGHTS:
             checkpoint = resolve(CLIP_WEIGHTS[key], Path(weights_dir) if weights_dir else None)
         else:
-            raise ValueError(f"no weights-table entry for CLIP {key}; pass a checkpoint file as --clip-pretrained")
+            raise ValueError(
+                f"no weights-table entry for CLIP {key}; pass a checkpoint file as --clip-pretrained"
+            )
         # OpenAI's CLIP weights were trained with QuickGELU; open_clip only infers that from the tag.
         model, _, preprocess = open_clip.create_model_and_transforms(
-            config.clip_model, pretrained=str(checkpoint), force_quick_gelu=config.clip_pretrained == "openai")
-        return cls(model, preprocess, device, f"clip:{config.clip_model}/{Path(config.clip_pretrained).name}",
-                   config.batch_size)
+            config.clip_model, pretrained=str(checkpoint), force_quick_gelu=config.clip_pretrained == "openai"
+        )
+        return cls(
+            model,
+            preprocess,
+            device,
+            f"clip:{config.clip_model}/{Path(config.clip_pretrained).name}",
+            config.batch_size,
+        )
 
     def _embed(self, images: list[np.ndarray]):
         import torch
@@ -102,7 +111,9 @@ class ClipSimilarity(SimilarityScorer):
 SIMILARITY_BACKENDS = ("clip", "hsv-hist")
 
 
-def make_similarity_scorer(config: ScoreConfig, device: str, weights_dir: str | None = None) -> SimilarityScorer:
+def make_similarity_scorer(
+    config: ScoreConfig, device: str, weights_dir: str | None = None
+) -> SimilarityScorer:
     if config.similarity == "clip":
         return ClipSimilarity.from_config(config, device, weights_dir)
     if config.similarity == "hsv-hist":

@@ -37,7 +37,9 @@ class Stage:
             try:
                 out = self.process_row(row)
             except Exception as error:  # noqa: BLE001 - one bad input must not stop the corpus
-                log.warning("%s failed on %s: %s\n%s", self.name, row.get(self.key), error, traceback.format_exc())
+                log.warning(
+                    "%s failed on %s: %s\n%s", self.name, row.get(self.key), error, traceback.format_exc()
+                )
                 out = self.error_rows(row, error)
             yield from out
 

@@ -1,0 +1,176 @@
+"""Cut (paper eq. 3): the centred clip of every scale s in S from each kept video, from one decode.
+
+Rounding: a video of f frames is centred on frame c = floor(f / 2); the clip of s frames (s odd) spans
+[c - floor(s/2), c + floor(s/2)], inclusive, so it has exactly s frames and every scale shares the centre.
+With f >= f_max = 81 every clip lies inside the video.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sfi_data.config import CutConfig, ScoreConfig
+from sfi_data.manifest import atomic_path
+from sfi_data.schemas import CLIPS, STATUS_ERROR, STATUS_OK, STATUS_REJECTED, empty_row
+from sfi_data.scoring import PairScorer
+from sfi_data.stages.base import Stage, describe_error
+from sfi_data.stages.probe import resolve_source
+from sfi_data.video import VideoError, encode_video, even_size, read_frames
+
+
+def centred_range(num_frames: int, clip_frames: int) -> tuple[int, int]:
+    """(start, end) inclusive frame indices of the centred clip; raises if it does not fit."""
+    if clip_frames < 1 or clip_frames > num_frames:
+        raise ValueError(f"a {clip_frames}-frame clip does not fit in {num_frames} frames")
+    centre = num_frames // 2
+    start = centre - clip_frames // 2
+    start = min(max(start, 0), num_frames - clip_frames)
+    return start, start + clip_frames - 1
+
+
+def clip_id_for(video_id: str, clip_frames: int) -> str:
+    return f"{video_id}_{clip_frames:02d}"
+
+
+def max_consecutive_diff(frames: np.ndarray, side: int = 64) -> float:
+    """Largest mean |difference| (0-255) between consecutive frames, on small greyscale copies."""
+    import cv2
+
+    if len(frames) < 2:
+        return 0.0
+    small = np.stack(
+        [
+            cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (side, side), interpolation=cv2.INTER_AREA)
+            for f in frames
+        ]
+    ).astype(np.int16)
+    return float(np.abs(np.diff(small, axis=0)).mean(axis=(1, 2)).max())
+
+
+def write_png(image: np.ndarray, path: Path) -> None:
+    import cv2
+
+    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"PNG encoding failed for {path}")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.tobytes())
+
+
+class CutStage(Stage):
+    name = "cut"
+
+    def __init__(
+        self,
+        root: Path,
+        config: CutConfig,
+        score: ScoreConfig | None = None,
+        weights_dir: str | None = None,
+        reader: str = "pyav",
+    ) -> None:
+        self.root = Path(root)
+        self.config = config
+        self.scorer = PairScorer(score, weights_dir) if (score and config.score_clips) else None
+        self.reader = reader
+
+    def setup(self) -> None:
+        if self.scorer:
+            self.scorer.setup()
+
+    @property
+    def encoder(self) -> str:
+        return f"{self.config.codec} crf={self.config.crf} preset={self.config.preset} {self.config.pix_fmt}"
+
+    def _row(self, video: dict, clip_frames: int) -> dict:
+        row = empty_row(CLIPS)
+        row.update(
+            clip_id=clip_id_for(video["video_id"], clip_frames),
+            video_id=video["video_id"],
+            num_frames=clip_frames,
+            fps=video["fps"],
+            encoder=self.encoder,
+        )
+        return row
+
+    def process_row(self, video: dict) -> list[dict]:
+        num_frames = int(video["num_frames"])
+        scales = sorted(self.config.frame_counts)
+        ranges = {s: centred_range(num_frames, s) for s in scales}
+        first = min(r[0] for r in ranges.values())
+        last = max(r[1] for r in ranges.values())
+        try:
+            # One decode of the centre frames serves every scale.
+            frames = read_frames(
+                resolve_source(video, self.root),
+                list(range(first, last + 1)),
+                offset=video.get("segment_start") or 0,
+                reader=self.reader,
+            )
+        except VideoError as error:
+            return [
+                self._row(video, s) | {"status": STATUS_ERROR, "reason": f"decode for cut: {error}"}
+                for s in scales
+            ]
+        rows, pairs = [], []
+        width, height = even_size(frames.shape[2], frames.shape[1])
+        for s in scales:
+            start, end = ranges[s]
+            clip = frames[start - first : end - first + 1]
+            cid = clip_id_for(video["video_id"], s)
+            row = self._row(video, s) | {
+                "start_frame": start,
+                "end_frame": end,
+                "width": width,
+                "height": height,
+            }
+            row["max_frame_diff"] = max_consecutive_diff(clip)
+            threshold = self.config.hard_cut_threshold
+            if threshold is not None and row["max_frame_diff"] > threshold:
+                row.update(
+                    status=STATUS_REJECTED,
+                    reason=f"hard cut inside the clip: consecutive-frame difference "
+                    f"{row['max_frame_diff']:.1f} > {threshold:g}",
+                )
+                rows.append(row)
+                continue
+            rel_clip = Path("clips") / video["video_id"] / f"{cid}.mp4"
+            rel_first = Path("frames") / video["video_id"] / f"{cid}_first.png"
+            rel_last = Path("frames") / video["video_id"] / f"{cid}_last.png"
+            with atomic_path(self.root / rel_clip) as tmp:
+                encode_video(
+                    clip,
+                    tmp,
+                    video["fps"],
+                    codec=self.config.codec,
+                    pix_fmt=self.config.pix_fmt,
+                    crf=self.config.crf,
+                    preset=self.config.preset,
+                )
+            write_png(clip[0], self.root / rel_first)
+            write_png(clip[-1], self.root / rel_last)
+            row.update(
+                status=STATUS_OK,
+                clip_path=rel_clip.as_posix(),
+                first_frame_path=rel_first.as_posix(),
+                last_frame_path=rel_last.as_posix(),
+            )
+            rows.append(row)
+            pairs.append((row, clip[0], clip[-1]))
+        if self.scorer and pairs:
+            scores = self.scorer.score([(a, b) for _, a, b in pairs])
+            for (row, _, _), (similarity, flow) in zip(pairs, scores, strict=True):
+                row.update(
+                    similarity=similarity,
+                    flow_score=flow,
+                    similarity_backend=self.scorer.similarity_name,
+                    flow_backend=self.scorer.flow_name,
+                )
+        return rows
+
+    def error_rows(self, video: dict, error: BaseException) -> list[dict]:
+        return [
+            self._row(video, s) | {"status": STATUS_ERROR, "reason": describe_error(error)}
+            for s in sorted(self.config.frame_counts)
+        ]
