@@ -10,8 +10,12 @@ from sfi_bench.metrics.base import ClipSample, Metric, MetricResult, MetricUnava
 
 # Add metrics here; the module is imported only when the metric is asked for.
 METRIC_REGISTRY: dict[str, str] = {
+    "lpips": "sfi_bench.metrics.lpips_distance:VideoLPIPS",
+    "fid": "sfi_bench.metrics.fid:FID",
+    "kid": "sfi_bench.metrics.kid:KID",
     "endpoint_psnr": "sfi_bench.metrics.psnr:EndpointPSNR",
     "endpoint_ssim": "sfi_bench.metrics.ssim:EndpointSSIM",
+    "endpoint_lpips": "sfi_bench.metrics.lpips_distance:EndpointLPIPS",
     "temporal_flickering": "sfi_bench.metrics.temporal_flickering:TemporalFlickering",
     "dynamic_degree": "sfi_bench.metrics.dynamic_degree:DynamicDegree",
     "dynamic_degree_dis": "sfi_bench.metrics.dynamic_degree:DynamicDegreeDIS",

@@ -1,0 +1,290 @@
+"""Weight-free SFIBench metrics against reference implementations and hand-computed answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sfi_bench.metrics import METRIC_REGISTRY, UnknownMetricError, metric_class
+from sfi_bench.metrics.base import ClipSample
+from sfi_bench.metrics.dynamic_degree import (
+    DynamicDegree,
+    DynamicDegreeDIS,
+    is_dynamic,
+    motion_threshold,
+    pad_to_multiple,
+    required_moving_pairs,
+    subsample_indices,
+    top_magnitude_mean,
+    video_is_dynamic,
+)
+from sfi_bench.metrics.fid import frechet_distance, gaussian_stats
+from sfi_bench.metrics.kid import kernel_inception_distance, mmd2_unbiased
+from sfi_bench.metrics.psnr import MAX_PSNR_DB, EndpointPSNR, psnr
+from sfi_bench.metrics.ssim import EndpointSSIM, ssim_batch
+from sfi_bench.metrics.suite import DEFAULT_METRICS, evaluate, metric_info
+from sfi_bench.metrics.temporal_flickering import TemporalFlickering, temporal_flickering_score
+from sfi_data.synthetic import moving_texture_frames
+
+
+def noisy_pair(rng, shape=(40, 56, 3), noise=20):
+    a = rng.integers(0, 256, shape, dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-noise, noise + 1, shape), 0, 255).astype(np.uint8)
+    return a, b
+
+
+def clip(clip_id, generated, reference=None, fps=8.0):
+    return ClipSample(
+        clip_id,
+        len(generated),
+        generated,
+        reference,
+        generated[0].copy(),
+        generated[-1].copy(),
+        prompt="a test",
+        fps=fps,
+    )
+
+
+# ---- PSNR / SSIM against scikit-image ----
+
+
+def test_psnr_equals_skimage():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rng = np.random.default_rng(0)
+    for noise in (3, 20, 90):
+        a, b = noisy_pair(rng, noise=noise)
+        assert psnr(b, a) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255), abs=1e-10)
+    assert psnr(a, a) == MAX_PSNR_DB
+
+
+def test_ssim_equals_skimage():
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(1)
+    pairs = [noisy_pair(rng, noise=n) for n in (2, 15, 60)]
+    ours = ssim_batch(np.stack([b for _, b in pairs]), np.stack([a for a, _ in pairs]))
+    for (a, b), value in zip(pairs, ours, strict=True):
+        assert value == pytest.approx(structural_similarity(a, b, channel_axis=-1, data_range=255), abs=1e-10)
+    odd = noisy_pair(rng, shape=(23, 31, 3))
+    assert ssim_batch(odd[1][None], odd[0][None])[0] == pytest.approx(
+        structural_similarity(odd[0], odd[1], channel_axis=-1, data_range=255), abs=1e-10
+    )
+
+
+def test_endpoint_metrics_use_first_and_last_frames():
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    rng = np.random.default_rng(2)
+    generated = rng.integers(0, 256, (5, 32, 48, 3), dtype=np.uint8)
+    first, last = noisy_pair(rng, (32, 48, 3))[1], noisy_pair(rng, (32, 48, 3))[1]
+    sample = ClipSample("c", 5, generated, None, first, last)
+    expected_psnr = np.mean(
+        [
+            peak_signal_noise_ratio(first, generated[0], data_range=255),
+            peak_signal_noise_ratio(last, generated[-1], data_range=255),
+        ]
+    )
+    expected_ssim = np.mean(
+        [
+            structural_similarity(first, generated[0], channel_axis=-1, data_range=255),
+            structural_similarity(last, generated[-1], channel_axis=-1, data_range=255),
+        ]
+    )
+    assert EndpointPSNR(device="cpu").update(sample) == pytest.approx(expected_psnr)
+    assert EndpointSSIM(device="cpu").update(sample) == pytest.approx(expected_ssim)
+
+
+# ---- FID / KID math ----
+
+
+def test_frechet_distance_closed_form_and_scipy():
+    from scipy import linalg
+
+    rng = np.random.default_rng(3)
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    std1, std2 = rng.uniform(0.5, 2, 6), rng.uniform(0.5, 2, 6)
+    # Diagonal Gaussians: FID = |mu1 - mu2|² + Σ (σ1 - σ2)².
+    closed = float(((mu1 - mu2) ** 2).sum() + ((std1 - std2) ** 2).sum())
+    assert frechet_distance(mu1, np.diag(std1**2), mu2, np.diag(std2**2)) == pytest.approx(closed, rel=1e-9)
+    # Full covariances: the usual scipy.linalg.sqrtm formula.
+    a, b = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
+    s1, s2 = a @ a.T + 0.1 * np.eye(6), b @ b.T + 0.1 * np.eye(6)
+    reference = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(reference, rel=1e-8)
+    # From samples: converges to the closed form.
+    x = rng.normal(mu1, std1, size=(200_000, 6))
+    y = rng.normal(mu2, std2, size=(200_000, 6))
+    assert frechet_distance(*gaussian_stats(x), *gaussian_stats(y)) == pytest.approx(closed, rel=0.02)
+
+
+def test_kid_equals_brute_force_unbiased_mmd():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(12, 5)), rng.normal(0.5, 1.0, size=(12, 5))
+
+    def k(u, v):
+        return (u @ v / 5 + 1) ** 3
+
+    m = len(x)
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    assert mmd2_unbiased(x, y) == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
+    assert kernel_inception_distance(x, y) == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
+    # Subsets are used beyond max_subset_size; same distribution -> near zero, shifted -> clearly positive.
+    same = kernel_inception_distance(
+        rng.normal(size=(300, 5)), rng.normal(size=(300, 5)), max_subset_size=100
+    )
+    shifted = kernel_inception_distance(
+        rng.normal(size=(300, 5)), rng.normal(1, 1, size=(300, 5)), max_subset_size=100
+    )
+    assert abs(same) < 0.05 < shifted
+
+
+# ---- Temporal flickering ----
+
+
+def test_temporal_flickering_by_hand_and_vbench_loop():
+    import cv2
+
+    frames = np.zeros((4, 8, 8, 3), np.uint8)
+    frames[1::2] = 10  # every consecutive pair differs by 10 everywhere
+    assert temporal_flickering_score(frames) == pytest.approx((255 - 10) / 255)
+    rng = np.random.default_rng(5)
+    video = rng.integers(0, 256, (6, 20, 24, 3), dtype=np.uint8)
+    maes = [
+        np.mean(cv2.absdiff(video[i].astype(np.float32), video[i + 1].astype(np.float32)))
+        for i in range(len(video) - 1)
+    ]
+    assert temporal_flickering_score(video) == pytest.approx((255 - np.mean(maes)) / 255, rel=1e-9)
+    assert TemporalFlickering(device="cpu").update(clip("c", video)) == pytest.approx(
+        (255 - np.mean(maes)) / 255
+    )
+
+
+# ---- Dynamic degree with a stubbed flow ----
+
+
+def test_dynamic_degree_parameters_follow_vbench():
+    assert subsample_indices(17, 24.0) == [0, 3, 6, 9, 12, 15]
+    assert subsample_indices(5, 8.0) == [0, 1, 2, 3, 4]
+    assert motion_threshold(96, 128, 24.0) == pytest.approx(6 * 96 / 256)
+    assert motion_threshold(96, 128, 4.0) == pytest.approx(2 * 6 * 96 / 256)  # low fps doubles it
+    assert required_moving_pairs(6) == 2  # round(1.5) = 2
+    assert required_moving_pairs(2) == 0  # round(0.5) = 0 (Python rounding, as VBench)
+    assert is_dynamic([0.0], 1.0, 0) and not is_dynamic([], 1.0, 0)
+
+
+def test_top_magnitude_mean_is_top_five_percent():
+    rng = np.random.default_rng(6)
+    flow = rng.normal(size=(20, 30, 2))
+    magnitude = np.sqrt((flow**2).sum(-1)).ravel()
+    cut = int(magnitude.size * 0.05)
+    assert top_magnitude_mean(flow) == pytest.approx(np.sort(magnitude)[::-1][:cut].mean())
+
+
+def test_dynamic_degree_on_known_flow_fields():
+    height, width = 96, 128
+    threshold = 6 * min(height, width) / 256  # 2.25 px at fps >= 8
+    video = np.zeros((17, height, width, 3), np.uint8)
+
+    def field(top_value):
+        flow = np.zeros((height, width, 2), np.float32)
+        flow.reshape(-1, 2)[: int(height * width * 0.05), 0] = top_value  # exactly the top 5%
+        return flow
+
+    def stub(moving_pairs):
+        return lambda pairs: [
+            field(threshold + 1 if i in moving_pairs else threshold - 1) for i in range(len(pairs))
+        ]
+
+    # fps 24: 6 kept frames, 5 pairs, 2 must move.
+    assert video_is_dynamic(video, 24.0, stub({0, 4}))
+    assert not video_is_dynamic(video, 24.0, stub({3}))
+    metric = DynamicDegree(device="cpu", flow_fn=stub({1, 2}))
+    metric.load()
+    values = [metric.update(clip("a", video, fps=24.0)), metric.update(clip("b", video, fps=24.0))]
+    metric.flow_fn = stub(set())
+    values.append(metric.update(clip("c", video, fps=24.0)))
+    assert values == [1.0, 1.0, 0.0]
+    assert metric.compute().value == pytest.approx(2 / 3)
+
+
+def test_dynamic_degree_dis_variant_separates_static_and_moving():
+    metric = DynamicDegreeDIS(device="cpu")
+    metric.load()
+    moving = moving_texture_frames(9, width=128, height=96, dx=6.0)
+    static = np.repeat(moving[:1], 9, axis=0)
+    assert metric.update(clip("m", moving)) == 1.0
+    assert metric.update(clip("s", static)) == 0.0
+    assert DynamicDegreeDIS.variant_of == "dynamic_degree" and DynamicDegreeDIS.name != DynamicDegree.name
+
+
+def test_raft_padding_replicates_edges_like_raft_inputpadder():
+    import torch
+
+    batch = torch.arange(2 * 3 * 13 * 21, dtype=torch.float32).reshape(2, 3, 13, 21)
+    padded = pad_to_multiple(batch)
+    assert padded.shape[-2:] == (16, 24)
+    # 3 rows: 1 on top, 2 at the bottom; 3 columns: 1 left, 2 right.
+    assert torch.equal(padded[..., 1:14, 1:22], batch)
+    assert torch.equal(padded[..., 0, 1:22], batch[..., 0, :])
+    assert torch.equal(padded[..., 15, 1:22], batch[..., -1, :])
+
+
+# ---- Registry and suite ----
+
+
+def test_registry_is_lazy_and_suggests_names():
+    with pytest.raises(UnknownMetricError, match="Did you mean.*temporal_flickering"):
+        metric_class("temporal_flickerin")
+    assert set(DEFAULT_METRICS) <= set(METRIC_REGISTRY)
+
+
+def test_metric_info_declares_direction_version_and_label():
+    info = {row["name"]: row for row in metric_info()}
+    assert set(info) == set(METRIC_REGISTRY)
+    for row in info.values():
+        assert row["direction"] in ("higher", "lower") and row["version"]
+        assert row["label"].endswith("↑" if row["direction"] == "higher" else "↓")
+    assert info["fid"]["direction"] == "lower" and info["endpoint_psnr"]["direction"] == "higher"
+    assert info["dynamic_degree_dis"]["variant_of"] == "dynamic_degree"
+
+
+def test_suite_groups_merge_and_missing_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    rng = np.random.default_rng(7)
+    samples = []
+    for i, n in enumerate([5, 9, 5]):
+        video = rng.integers(0, 256, (n, 24, 32, 3), dtype=np.uint8)
+        samples.append(clip(f"c{i}", video))
+    seen = []
+    result = evaluate(
+        samples,
+        ["temporal_flickering", "dynamic_degree", "endpoint_psnr"],
+        device="cpu",
+        weights_dir=tmp_path / "weights",
+        progress=seen.append,
+    )
+    assert seen == [1, 1, 1]
+    assert [row["clip_id"] for row in result.per_clip] == ["c0", "c1", "c2"]
+    per_clip_tf = [temporal_flickering_score(s.generated) for s in samples]
+    assert [row["temporal_flickering"] for row in result.per_clip] == pytest.approx(per_clip_tf)
+    summary = {(row["group"], row["metric"]): row for row in result.summary}
+    assert [g for g, m in summary if m == "temporal_flickering"] == ["All", "5", "9"]
+    assert summary["All", "temporal_flickering"]["value"] == pytest.approx(np.mean(per_clip_tf))
+    assert summary["5", "temporal_flickering"]["value"] == pytest.approx(np.mean(per_clip_tf[::2]))
+    assert summary["5", "temporal_flickering"]["num_samples"] == 2
+    assert summary["All", "temporal_flickering"]["label"] == "TF↑"
+    missing = summary["All", "dynamic_degree"]
+    assert missing["value"] is None and missing["status"] == "not computed"
+    assert "raft_large_C_T_V1-22a6c225.pth" in missing["reason"] and "Get it with" in missing["reason"]
+    assert all(row["dynamic_degree"] is None for row in result.per_clip)
+    assert summary["All", "endpoint_psnr"]["value"] == MAX_PSNR_DB  # endpoints equal the conditions here
+
+
+def test_suite_rejects_unknown_metric_before_work():
+    with pytest.raises(UnknownMetricError, match="Did you mean"):
+        evaluate(iter([]), ["lpipz"])
