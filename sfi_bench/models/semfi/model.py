@@ -1,0 +1,196 @@
+"""`semfi` and `wan-flf2v` for sfi-bench: Wan2.1 first+last-frame generation behind the SFIModel contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sfi_bench.models.base import SFIModel, SFIRequest, SFIResult
+from sfi_bench.models.semfi.pipeline import SamplerSettings, sample_first_last, semfi_pipeline_class
+from sfi_data.weights import WeightsMissingError, resolve_folder
+
+ADAPTERS_SUBFOLDER = "semfi_mol"  # where make-tiny-wan and `sfi-bench train` put adapters next to a model
+_LOAD_OPTIONS = ("adapters", "dtype", "cpu_offload", "weights_dir")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def pick_dtype(name: str | None, device: str):
+    """bf16 on GPU (Wan's inference precision), float32 on CPU unless asked otherwise."""
+    import torch
+
+    if name is None:
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    dtypes = {
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+        "fp32": torch.float32,
+        "float32": torch.float32,
+    }
+    if name not in dtypes:
+        raise ValueError(f"unknown dtype {name!r}; use one of {sorted(dtypes)}")
+    return dtypes[name]
+
+
+def load_wan_pipeline(pipeline_class, folder: Path, device: str, dtype, cpu_offload: bool = False):
+    """A diffusers Wan I2V folder -> pipeline on `device`; VAE and CLIP stay float32 as Wan recommends."""
+    import torch
+
+    pipe = pipeline_class.from_pretrained(str(folder), torch_dtype=dtype)
+    pipe.vae.to(torch.float32)
+    pipe.image_encoder.to(torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    if cpu_offload:
+        # Each component moves to the GPU only while it runs: fits the 14B model in ~24 GB, slower.
+        pipe.enable_model_cpu_offload(device=device if device.startswith("cuda") else None)
+    else:
+        pipe.to(device)
+    return pipe
+
+
+class _WanFirstLastModel(SFIModel):
+    """Shared loading/sampling; subclasses choose the pipeline, the checkpoint and the expected transformer."""
+
+    weights_name: ClassVar[str] = ""
+    default_settings: ClassVar[dict[str, Any]] = {}
+    requirements = ("weights: Wan2.1 diffusers folder (~70 GB)", "GPU with >= 40 GB, or cpu_offload=true")
+
+    def __init__(self, device: str = "auto", weights: str | None = None, **options: Any) -> None:
+        super().__init__(device=device, weights=weights, **options)
+        sampler_options = {k: v for k, v in options.items() if k not in _LOAD_OPTIONS}
+        self.settings = SamplerSettings.from_options(sampler_options, **self.default_settings)
+        self.pipe = None
+        self.folder: Path | None = None
+
+    def _pipeline_class(self):
+        raise NotImplementedError
+
+    def _check_transformer(self, transformer) -> None:
+        raise NotImplementedError
+
+    def load(self) -> None:
+        if self.pipe is not None:
+            return
+        weights_dir = self.options.get("weights_dir")
+        self.folder = resolve_folder(
+            self.weights_name, Path(weights_dir) if weights_dir else None, self.weights
+        )
+        self.device = pick_device(self.device)
+        dtype = pick_dtype(self.options.get("dtype"), self.device)
+        cpu_offload = str(self.options.get("cpu_offload", "false")).lower() in _TRUE
+        self.pipe = load_wan_pipeline(self._pipeline_class(), self.folder, self.device, dtype, cpu_offload)
+        self._check_transformer(self.pipe.transformer)
+        self.dtype = str(dtype).removeprefix("torch.")
+
+    def _before_sample(self, num_frames: int) -> dict[str, Any]:
+        return {}
+
+    def generate(self, request: SFIRequest) -> SFIResult:
+        import torch
+
+        if self.pipe is None:
+            self.load()
+        routing = self._before_sample(request.num_frames)
+        with torch.inference_mode():
+            frames, info = sample_first_last(
+                self.pipe,
+                request.first_frame,
+                request.last_frame,
+                request.prompt,
+                request.num_frames,
+                request.seed,
+                self.settings,
+            )
+        info |= routing | {"model": self.name, "weights": str(self.folder), "dtype": self.dtype}
+        return SFIResult(frames=frames, info=info)
+
+
+class SemFiModel(_WanFirstLastModel):
+    name = "semfi"
+    version = "1.0"
+    description = "SemFi: Wan2.1-I2V-14B with first+last conditioning (summed CLIP) and Mixture-of-LoRA"
+    weights_name = "wan2.1-i2v-14b-480p"
+    requirements = _WanFirstLastModel.requirements + ("weights: SemFi MoL adapters (semfi-mol)",)
+
+    def __init__(self, device: str = "auto", weights: str | None = None, **options: Any) -> None:
+        super().__init__(device=device, weights=weights, **options)
+        self.mol = None
+        self.adapters: Path | None = None
+
+    def _pipeline_class(self):
+        return semfi_pipeline_class()
+
+    def _check_transformer(self, transformer) -> None:
+        if transformer.config.pos_embed_seq_len is not None:
+            raise ValueError(
+                f"{self.folder} holds a first-last-frame (FLF2V) transformer; SemFi is built on the "
+                f"Wan2.1 I2V model (one image's CLIP tokens). Use --model wan-flf2v for this folder."
+            )
+
+    def _adapter_folder(self) -> Path | None:
+        """adapters=DIR, else <weights>/semfi_mol, else the weights table; adapters=none runs the bare backbone."""
+        explicit = self.options.get("adapters")
+        if explicit is not None and str(explicit).lower() == "none":
+            return None
+        if explicit is None and self.folder is not None and (self.folder / ADAPTERS_SUBFOLDER).is_dir():
+            explicit = self.folder / ADAPTERS_SUBFOLDER
+        weights_dir = self.options.get("weights_dir")
+        try:
+            return resolve_folder("semfi-mol", Path(weights_dir) if weights_dir else None, explicit)
+        except WeightsMissingError as err:
+            raise WeightsMissingError(
+                f"{err}\nTo run the backbone without adapters, pass adapters=none."
+            ) from err
+
+    def load(self) -> None:
+        if self.pipe is not None:
+            return
+        super().load()
+        from sfi_bench.models.semfi.mol import MixtureOfLoRA
+
+        self.adapters = self._adapter_folder()
+        if self.adapters is not None:
+            # peft places each LoRA layer on its base layer's device; the adapters stay float32.
+            self.mol = MixtureOfLoRA.load(self.pipe.transformer, self.adapters)
+
+    def _before_sample(self, num_frames: int) -> dict[str, Any]:
+        if self.mol is None:
+            return {"expert": None, "adapters": None}
+        scale = self.mol.activate(num_frames)
+        return {
+            "expert": scale,
+            "active_adapters": self.mol.active_adapters(),
+            "adapters": str(self.adapters),
+        }
+
+
+class WanFLF2VModel(_WanFirstLastModel):
+    name = "wan-flf2v"
+    version = "1.0"
+    description = (
+        "Wan2.1-FLF2V-14B-720P: official first-last-frame model (2 x 257 CLIP tokens + position embedding)"
+    )
+    weights_name = "wan2.1-flf2v-14b-720p"
+    # The paper compares at 480x832 (Table A1); FLF2V's own recommended shift at 720P is 5.0, kept for it.
+    default_settings = {"shift": 5.0}
+
+    def _pipeline_class(self):
+        from diffusers import WanImageToVideoPipeline
+
+        return WanImageToVideoPipeline
+
+    def _check_transformer(self, transformer) -> None:
+        if transformer.config.pos_embed_seq_len is None:
+            raise ValueError(
+                f"{self.folder} holds a single-image I2V transformer (no CLIP position embedding "
+                f"for two frames); wan-flf2v needs Wan2.1-FLF2V. Use --model semfi for this folder."
+            )

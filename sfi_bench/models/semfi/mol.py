@@ -1,0 +1,189 @@
+"""SemFi's Mixture-of-LoRA (paper eq. 2): one universal LoRA plus one expert per frame-count scale.
+
+dW = dW_U + dW_{E_s}, s = argmin_{s in S} |N - s|. The adapters are peft LoRA layers injected into the
+Wan DiT once; switching experts between clips only changes which adapters are active (no reload).
+
+Which linear layers carry LoRA: in every DiT block, the self-attention and cross-attention projections
+(to_q, to_k, to_v, to_out.0), the cross-attention's image-branch key/value (add_k_proj, add_v_proj), and the
+feed-forward (ffn.net.0.proj, ffn.net.2). Attention + FFN is the usual Wan LoRA target set (DiffSynth-Studio's
+default q,k,v,o,ffn.0,ffn.2); the image key/value projections are added because SemFi changes what the image
+tokens mean (a sum of two frames' CLIP features), and they are the only layers that read those tokens.
+Embedders, norms, modulation and the output head stay frozen and unadapted.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sfi_data.config import FRAME_COUNTS
+
+UNIVERSAL = "universal"
+CONFIG_NAME = "mol_config.json"
+DEFAULT_TARGET_MODULES = (
+    r"blocks\.\d+\.(attn1\.(to_q|to_k|to_v|to_out\.0)"
+    r"|attn2\.(to_q|to_k|to_v|to_out\.0|add_k_proj|add_v_proj)"
+    r"|ffn\.net\.(0\.proj|2))"
+)
+
+
+def expert_name(scale: int) -> str:
+    return f"expert_{scale}"
+
+
+def route(num_frames: int, scales: tuple[int, ...] = FRAME_COUNTS) -> int:
+    """The expert scale for N: argmin |N - s|; a tie goes to the larger s.
+
+    Why the larger: the model generates native_length(N) >= N frames, so at a tie the larger scale is never
+    farther than the smaller one from the length actually generated (e.g. N=7 -> 9 frames generated, expert 9).
+    """
+    if num_frames < 1:
+        raise ValueError(f"frame count must be positive, got {num_frames}")
+    if not scales:
+        raise ValueError("the Mixture-of-LoRA has no expert scales")
+    return min(scales, key=lambda s: (abs(num_frames - s), -s))
+
+
+@dataclass
+class MoLConfig:
+    rank: int = 16
+    alpha: float = 16.0
+    dropout: float = 0.0
+    scales: tuple[int, ...] = FRAME_COUNTS
+    target_modules: str = DEFAULT_TARGET_MODULES
+    base_model: str = ""  # the backbone the adapters were trained on (recorded, checked by the user)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def adapter_names(self) -> list[str]:
+        return [UNIVERSAL] + [expert_name(s) for s in self.scales]
+
+    def lora_config(self):
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=self.rank,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=self.target_modules,
+            init_lora_weights=True,
+        )
+
+    def save(self, folder: Path) -> None:
+        (folder / CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> MoLConfig:
+        path = Path(folder) / CONFIG_NAME
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing: not a SemFi adapter folder (train one with `sfi-bench train`)"
+            )
+        data = json.loads(path.read_text())
+        data["scales"] = tuple(data["scales"])
+        return cls(**data)
+
+
+class MixtureOfLoRA:
+    """Owns the 7 adapters injected into one Wan transformer and which two of them are active."""
+
+    def __init__(self, transformer, config: MoLConfig) -> None:
+        self.transformer = transformer
+        self.config = config
+        self.active_scale: int | None = None
+
+    @classmethod
+    def attach(cls, transformer, config: MoLConfig | None = None) -> MixtureOfLoRA:
+        """Inject fresh adapters (B = 0, so the model starts equal to the base)."""
+        config = config or MoLConfig()
+        existing = set(getattr(transformer, "peft_config", {}) or {})
+        clash = existing & set(config.adapter_names)
+        if clash:
+            raise ValueError(f"the transformer already has adapters {sorted(clash)}; call remove() first")
+        with warnings.catch_warnings():
+            # peft warns on every adapter after the first; seven adapters on one model is the design.
+            warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+            for name in config.adapter_names:
+                transformer.add_adapter(config.lora_config(), adapter_name=name)
+        mol = cls(transformer, config)
+        mol.activate(config.scales[0])
+        return mol
+
+    @classmethod
+    def load(cls, transformer, folder: Path) -> MixtureOfLoRA:
+        """Attach adapters and fill them from `folder` (one safetensors file per adapter)."""
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        config = MoLConfig.load(folder)
+        missing = [n for n in config.adapter_names if not (folder / f"{n}.safetensors").is_file()]
+        if missing:
+            raise FileNotFoundError(f"{folder} lacks adapter files {[m + '.safetensors' for m in missing]}")
+        mol = cls.attach(transformer, config)
+        for name in config.adapter_names:
+            result = set_peft_model_state_dict(
+                transformer, load_file(folder / f"{name}.safetensors"), adapter_name=name
+            )
+            unexpected = getattr(result, "unexpected_keys", [])
+            if unexpected:
+                raise ValueError(
+                    f"{folder / name}.safetensors has keys the transformer lacks: {unexpected[:3]}"
+                )
+        return mol
+
+    def save(self, folder: Path) -> Path:
+        from peft import get_peft_model_state_dict
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in self.config.adapter_names:
+            state = get_peft_model_state_dict(self.transformer, adapter_name=name)
+            save_file(
+                {k: v.detach().cpu().contiguous() for k, v in state.items()}, folder / f"{name}.safetensors"
+            )
+        self.config.save(folder)
+        return folder
+
+    def activate(self, num_frames: int) -> int:
+        """Make universal + the routed expert the active adapters; returns the expert's scale."""
+        scale = route(num_frames, self.config.scales)
+        if scale != self.active_scale:
+            self.transformer.set_adapters([UNIVERSAL, expert_name(scale)])
+            self.active_scale = scale
+        return scale
+
+    def active_adapters(self) -> list[str]:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        for module in self.transformer.modules():
+            if isinstance(module, BaseTunerLayer):
+                return list(module.active_adapters)
+        return []
+
+    def disable(self) -> None:
+        """Run the base model (the adapters stay loaded)."""
+        self.transformer.disable_lora()
+
+    def enable(self) -> None:
+        self.transformer.enable_lora()
+
+    def parameters(self, adapter: str | None = None) -> list:
+        """LoRA parameters, of one adapter or of all."""
+        names = [adapter] if adapter else self.config.adapter_names
+        return [
+            p
+            for n, p in self.transformer.named_parameters()
+            if "lora_" in n and any(f".{a}." in n or n.endswith(f".{a}") for a in names)
+        ]
+
+    def named_parameters(self) -> dict[str, object]:
+        return {n: p for n, p in self.transformer.named_parameters() if "lora_" in n}
+
+    def remove(self) -> None:
+        """Take every LoRA layer out; the transformer is the base model again."""
+        self.transformer.unload_lora()
+        self.active_scale = None
