@@ -7,7 +7,9 @@ import importlib
 from sfi_bench.app import app
 
 # One module per command group under sfi_bench/commands/.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "sfi_bench.commands.train",
+]
 
 
 def main() -> None:
