@@ -10,6 +10,8 @@ from sfi_data.app import app
 COMMAND_MODULES = [
     "sfi_data.commands.curate",
     "sfi_data.commands.split",
+    "sfi_data.commands.caption",
+    "sfi_data.commands.scenes",
 ]
 
 
