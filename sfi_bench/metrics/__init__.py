@@ -16,9 +16,14 @@ METRIC_REGISTRY: dict[str, str] = {
     "endpoint_psnr": "sfi_bench.metrics.psnr:EndpointPSNR",
     "endpoint_ssim": "sfi_bench.metrics.ssim:EndpointSSIM",
     "endpoint_lpips": "sfi_bench.metrics.lpips_distance:EndpointLPIPS",
+    "viclip": "sfi_bench.metrics.viclip:ViCLIPScore",
     "temporal_flickering": "sfi_bench.metrics.temporal_flickering:TemporalFlickering",
+    "motion_smoothness": "sfi_bench.metrics.motion_smoothness:MotionSmoothness",
+    "motion_smoothness_rife": "sfi_bench.metrics.motion_smoothness_rife:MotionSmoothnessRIFE",
     "dynamic_degree": "sfi_bench.metrics.dynamic_degree:DynamicDegree",
     "dynamic_degree_dis": "sfi_bench.metrics.dynamic_degree:DynamicDegreeDIS",
+    "aesthetic_quality": "sfi_bench.metrics.aesthetic_quality:AestheticQuality",
+    "imaging_quality": "sfi_bench.metrics.imaging_quality:ImagingQuality",
 }
 
 

@@ -31,8 +31,6 @@ DEFAULT_METRICS: list[str] = [
     "aesthetic_quality",
     "imaging_quality",
 ]
-# Until every module lands, the default set holds the registered ones (removed once all are in).
-DEFAULT_METRICS = [name for name in DEFAULT_METRICS if name in METRIC_REGISTRY]
 
 ALL_GROUP = "All"
 
