@@ -169,7 +169,7 @@ WEIGHTS: dict[str, WeightSpec] = {
             "amt-s",
             "amt-s.pth",
             "hf:lalala125/AMT",
-            "MIT (AMT, as used by VBench)",
+            "MCG-NKU/AMT licence (check its terms before commercial use)",
             "AMT-S frame interpolation for VBench motion smoothness",
         ),
         WeightSpec(
@@ -184,7 +184,7 @@ WEIGHTS: dict[str, WeightSpec] = {
             "musiq_spaq_ckpt-358bb6af.pth",
             "url:https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights/"
             "musiq_spaq_ckpt-358bb6af.pth",
-            "Apache-2.0 (MUSIQ via pyiqa; pyiqa's own code is PolyForm-NC)",
+            "MUSIQ weights released with pyiqa (check pyiqa's licence terms)",
             "MUSIQ (SPAQ) for VBench imaging quality",
             sha256_prefix="358bb6af",
         ),
@@ -192,7 +192,7 @@ WEIGHTS: dict[str, WeightSpec] = {
             "viclip-internvid-10m-flt",
             "ViClip-InternVid-10M-FLT.pth",
             "hf:OpenGVLab/ViCLIP",
-            "MIT (InternVideo ViCLIP)",
+            "OpenGVLab InternVideo licence (Apache-2.0 code; check the model card)",
             "ViCLIP ViT-L/14 text-video similarity (semantic fidelity)",
         ),
         WeightSpec(
