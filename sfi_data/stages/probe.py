@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sfi_data.config import ProbeConfig
@@ -12,7 +13,7 @@ from sfi_data.video import VideoError, check_readable, probe
 
 def resolve_source(row: dict, root: Path) -> Path:
     """The file a videos-manifest row points at (its path is relative to the dataset root)."""
-    return Path(root) / row["path"]
+    return Path(os.path.normpath(Path(root) / row["path"]))
 
 
 class ProbeStage(Stage):

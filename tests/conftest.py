@@ -1,0 +1,31 @@
+"""Shared fixtures: tiny synthetic videos written with PyAV (no network, no weights)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sfi_data.synthetic import moving_texture_frames, write_video
+
+
+@pytest.fixture
+def make_video(tmp_path: Path):
+    """make_video(name, num_frames, fps=24, dx=2, ...) -> Path of a moving-texture H.264 video."""
+
+    def _make(
+        name: str,
+        num_frames: int,
+        fps: float = 24.0,
+        dx: float = 2.0,
+        dy: float = 0.0,
+        width: int = 128,
+        height: int = 96,
+        seed: int = 0,
+        folder: Path | None = None,
+        crf: int = 0,
+    ) -> Path:
+        frames = moving_texture_frames(num_frames, width, height, dx=dx, dy=dy, seed=seed)
+        return write_video((folder or tmp_path / "raw") / name, frames, fps=fps, crf=crf)
+
+    return _make

@@ -1,0 +1,285 @@
+"""filter + cut end to end: bad inputs keep rows, odd names work, exit codes, Ray = local, cut frames exact."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from sfi_data.config import CutConfig, FilterStageConfig, RangeConfig, RunConfig, ScoreConfig, ThresholdConfig
+from sfi_data.pipeline import NothingToDoError, run_cut, run_filter
+from sfi_data.schemas import SCHEMA_VERSION
+from sfi_data.synthetic import write_video
+from sfi_data.video import decode_all, encode_video
+
+WEIGHT_FREE = ScoreConfig(similarity="hsv-hist", flow="dis", flow_width=128, flow_height=96)
+OPEN = ThresholdConfig(similarity=RangeConfig(), flow=RangeConfig())
+LOCAL = RunConfig(executor="local", shard_size=2)
+CLI = [sys.executable, "-m", "sfi_data.cli"]
+
+
+def filter_config(**thresholds) -> FilterStageConfig:
+    return FilterStageConfig(
+        score=WEIGHT_FREE, thresholds=ThresholdConfig(**thresholds) if thresholds else OPEN
+    )
+
+
+def bad_inputs(folder: Path, make_video) -> dict[str, str]:
+    """name -> expected reason fragment, for every kind of unusable input the issue lists."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "garbage.mp4").write_bytes(os.urandom(4096))
+    good = make_video("whole.mp4", 100, folder=folder / "src")
+    data = good.read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    write_video(folder / "one_frame.mp4", np.zeros((1, 48, 64, 3), np.uint8))
+    audio = folder / "audio_only.m4a"
+    _write_audio(audio)
+    os.symlink(folder / "nowhere.mp4", folder / "dangling.mp4")
+    return {
+        "empty.mp4": "empty file",
+        "garbage.mp4": "not a readable video container",
+        "truncated.mp4": "",  # moov at the end: unreadable container, or unreadable frames
+        "one_frame.mp4": "1 frames < 81",
+        "audio_only.m4a": "no video stream",
+        "dangling.mp4": "dangling symlink",
+        "missing.mp4": "file not found",
+    }
+
+
+def _write_audio(path: Path) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in list(stream.encode(frame)) + list(stream.encode()):
+            container.mux(packet)
+
+
+def test_every_unusable_input_keeps_a_row_with_its_reason(tmp_path, make_video):
+    raw = tmp_path / "bad"
+    expected = bad_inputs(raw, make_video)
+    inputs = [str(raw / name) for name in expected] + [str(raw / "src" / "whole.mp4")]
+    summary = run_filter(inputs, tmp_path / "out", filter_config(), LOCAL)
+    rows = {Path(r["source"]).name: r for r in pq.read_table(tmp_path / "out" / "videos.parquet").to_pylist()}
+    assert len(rows) == len(inputs)
+    for name, fragment in expected.items():
+        assert rows[name]["status"] in ("error", "rejected"), name
+        assert rows[name]["reason"], name
+        assert fragment in rows[name]["reason"], (name, rows[name]["reason"])
+    assert rows["whole.mp4"]["status"] == "ok" and rows["whole.mp4"]["reason"] is None
+    assert rows["whole.mp4"]["schema_version"] == SCHEMA_VERSION
+    assert summary.statuses["ok"] == 1
+
+
+def test_permission_denied_is_a_reason(tmp_path, make_video, monkeypatch):
+    path = make_video("locked.mp4", 90)
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if Path(p).resolve() == path.resolve() else real_access(p, mode)
+    )
+    other = make_video("open.mp4", 90)
+    run_filter([str(path), str(other)], tmp_path / "out", filter_config(), LOCAL)
+    row, fine = pq.read_table(tmp_path / "out" / "videos.parquet").to_pylist()
+    assert row["status"] == "error" and "permission denied" in row["reason"]
+    assert fine["status"] == "ok"
+
+
+def test_odd_file_names_work_through_the_cli(tmp_path, make_video):
+    names = ["with space.mp4", "ünïcødé 視頻.mp4", "-leading-dash.mp4", "semi;colon $(rm -rf x) `q` 'a'.mp4"]
+    for i, name in enumerate(names):
+        make_video(name, 90, seed=i, folder=tmp_path / "raw")
+    out = tmp_path / "out dir"
+    result = subprocess.run(
+        CLI
+        + [
+            "filter",
+            "--out",
+            str(out),
+            "--similarity",
+            "hsv-hist",
+            "--flow",
+            "dis",
+            "--executor",
+            "local",
+            "--sim-low",
+            "0",
+            "--flow-low",
+            "0",
+            "--",
+            str(tmp_path / "raw"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = pq.read_table(out / "videos.parquet").to_pylist()
+    assert sorted(Path(r["source"]).name for r in rows) == sorted(names)
+    assert all(r["status"] == "ok" for r in rows), [r["reason"] for r in rows]
+    assert (tmp_path / "raw").exists() and len(list((tmp_path / "raw").iterdir())) == 4
+
+
+def test_exit_codes(tmp_path, make_video):
+    bad = tmp_path / "junk.mp4"
+    bad.write_bytes(b"junk")
+    nothing = subprocess.run(
+        CLI
+        + [
+            "filter",
+            str(bad),
+            "--out",
+            str(tmp_path / "o1"),
+            "--similarity",
+            "hsv-hist",
+            "--flow",
+            "dis",
+            "--executor",
+            "local",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert nothing.returncode != 0 and "could be read" in nothing.stderr
+    assert (tmp_path / "o1" / "videos.parquet").exists()  # the reason is still on disk
+    wrong = subprocess.run(CLI + ["filter", str(bad), "--executor", "spark"], capture_output=True, text=True)
+    assert wrong.returncode == 2
+    missing_weights = subprocess.run(
+        CLI
+        + [
+            "filter",
+            str(bad),
+            "--out",
+            str(tmp_path / "o2"),
+            "--flow",
+            "raft",
+            "--similarity",
+            "hsv-hist",
+            "--weights-dir",
+            str(tmp_path / "w"),
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"TORCH_HOME": str(tmp_path)},
+    )
+    assert missing_weights.returncode == 1 and "raft_large_C_T_SKHT_V2-ff5fadd5.pth" in missing_weights.stderr
+    ok = make_video("fine.mp4", 100)
+    fine = subprocess.run(
+        CLI
+        + [
+            "filter",
+            str(ok),
+            str(bad),
+            "--out",
+            str(tmp_path / "o3"),
+            "--similarity",
+            "hsv-hist",
+            "--flow",
+            "dis",
+            "--executor",
+            "local",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert fine.returncode == 0, fine.stderr
+
+
+def test_cut_clips_hold_the_source_frames_at_the_documented_indices(tmp_path, make_video):
+    path = make_video("long.mp4", 101, fps=24, dx=3, seed=3)
+    out = tmp_path / "out"
+    run_filter([str(path)], out, filter_config(), LOCAL)
+    summary = run_cut(out, CutConfig(crf=0, preset="ultrafast"), LOCAL, WEIGHT_FREE)
+    assert dict(summary.per_scale) == {s: 1 for s in (5, 9, 17, 33, 65, 81)}
+    source = decode_all(path)
+    rows = pq.read_table(out / "clips.parquet").to_pylist()
+    assert [r["num_frames"] for r in rows] == [5, 9, 17, 33, 65, 81]
+    for row in rows:
+        s = row["num_frames"]
+        assert row["clip_id"] == f"{row['video_id']}_{s:02d}"
+        assert (row["start_frame"], row["end_frame"]) == (50 - s // 2, 50 + s // 2)
+        clip = decode_all(out / row["clip_path"])
+        assert len(clip) == s
+        expected = source[row["start_frame"] : row["end_frame"] + 1]
+        error = np.abs(clip.astype(int) - expected.astype(int)).mean(axis=(1, 2, 3))
+        assert error.max() < 2.0  # crf 0: only the RGB<->YUV round trip
+        neighbour = np.abs(clip[0].astype(int) - source[row["start_frame"] + 1].astype(int)).mean()
+        assert neighbour > 3 * error[0] + 1  # an off-by-one index would be caught
+        import cv2
+
+        first = cv2.cvtColor(cv2.imread(str(out / row["first_frame_path"])), cv2.COLOR_BGR2RGB)
+        last = cv2.cvtColor(cv2.imread(str(out / row["last_frame_path"])), cv2.COLOR_BGR2RGB)
+        np.testing.assert_array_equal(first, source[row["start_frame"]])  # lossless condition images
+        np.testing.assert_array_equal(last, source[row["end_frame"]])
+        assert row["similarity_backend"] == "hsv-hist-cosine" and row["flow_score"] >= 0
+        assert row["fps"] == 24.0 and not Path(row["clip_path"]).is_absolute()
+
+
+def test_clip_scores_follow_the_clip_length(tmp_path, make_video):
+    path = make_video("scores.mp4", 90, dx=0.5, width=192, height=128)
+    out = tmp_path / "out"
+    run_filter([str(path)], out, filter_config(), LOCAL)
+    run_cut(
+        out,
+        CutConfig(frame_counts=(5, 17), preset="ultrafast"),
+        LOCAL,
+        ScoreConfig(similarity="hsv-hist", flow="dis", flow_width=192, flow_height=128),
+    )
+    short, long = pq.read_table(out / "clips.parquet").to_pylist()
+    assert short["flow_score"] == pytest.approx(2.0, rel=0.35)  # 4 steps of 0.5 px
+    assert long["flow_score"] == pytest.approx(8.0, rel=0.35)  # 16 steps of 0.5 px
+
+
+def test_ray_executor_gives_the_same_manifests_as_local(tmp_path, make_video):
+    inputs = [str(make_video(f"v{i}.mp4", 85 + 5 * i, dx=1 + i % 3, seed=i)) for i in range(5)]
+    (tmp_path / "raw" / "bad.mp4").write_bytes(b"nope")
+    inputs.append(str(tmp_path / "raw" / "bad.mp4"))
+    config = filter_config(similarity=RangeConfig(low_quantile=0.1), flow=RangeConfig(high_quantile=0.9))
+    run_filter(inputs, tmp_path / "local", config, RunConfig(executor="local"))
+    run_filter(inputs, tmp_path / "ray", config, RunConfig(executor="ray", num_cpus=2, shard_size=2))
+    local = pq.read_table(tmp_path / "local" / "videos.parquet").drop(["path"]).to_pylist()
+    ray = pq.read_table(tmp_path / "ray" / "videos.parquet").drop(["path"]).to_pylist()
+    assert local == ray
+    assert sorted(r["status"] for r in local) == ["error", "ok", "ok", "ok", "rejected", "rejected"]
+
+
+def test_manifests_read_in_pandas_and_duckdb(tmp_path, make_video):
+    import duckdb
+    import pandas as pd
+
+    out = tmp_path / "out"
+    run_filter([str(make_video("d.mp4", 90))], out, filter_config(), LOCAL)
+    run_cut(out, CutConfig(frame_counts=(5, 9), preset="ultrafast"), LOCAL, WEIGHT_FREE)
+    frame = pd.read_parquet(out / "clips.parquet")
+    assert list(frame["num_frames"]) == [5, 9]
+    count = duckdb.sql(f"select count(*) from '{out / 'clips.parquet'}' where status = 'ok'").fetchall()[0][0]
+    assert count == 2
+
+
+def test_cut_without_filter_explains_what_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="sfi-data filter"):
+        run_cut(tmp_path, CutConfig(), LOCAL, WEIGHT_FREE)
+
+
+def test_nothing_readable_raises(tmp_path):
+    (tmp_path / "x.mp4").write_bytes(b"x")
+    with pytest.raises(NothingToDoError):
+        run_filter([str(tmp_path / "x.mp4")], tmp_path / "out", filter_config(), LOCAL)
+
+
+def test_odd_sized_video_is_cut_to_even_size(tmp_path):
+    from sfi_data.synthetic import moving_texture_frames
+
+    path = tmp_path / "odd.mkv"
+    encode_video(moving_texture_frames(90, 99, 75), path, 24, pix_fmt="yuv444p", crf=0, preset="ultrafast")
+    out = tmp_path / "out"
+    run_filter([str(path)], out, filter_config(), LOCAL)
+    run_cut(out, CutConfig(frame_counts=(5,), preset="ultrafast"), LOCAL, WEIGHT_FREE)
+    (row,) = pq.read_table(out / "clips.parquet").to_pylist()
+    assert row["status"] == "ok" and (row["width"], row["height"]) == (98, 74)

@@ -1,0 +1,130 @@
+"""Unit tests of the curation core: discover, probe, meta filter, thresholds, centred ranges, readers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sfi_data.config import FRAME_COUNTS, MetaFilterConfig, RangeConfig, ThresholdConfig
+from sfi_data.discover import discover, expand_inputs, video_id_for
+from sfi_data.stages.cut import centred_range, max_consecutive_diff
+from sfi_data.stages.meta_filter import meta_reject_reason
+from sfi_data.stages.thresholds import apply_thresholds, resolve_bounds
+from sfi_data.synthetic import moving_texture_frames, write_video
+from sfi_data.video import VideoError, decode_all, probe, read_frames
+
+
+def test_frame_count_set_is_the_papers():
+    assert FRAME_COUNTS == (5, 9, 17, 33, 65, 81)
+
+
+@pytest.mark.parametrize("num_frames", [81, 82, 100, 161, 324])
+@pytest.mark.parametrize("clip_frames", FRAME_COUNTS)
+def test_centred_range_has_exact_length_and_shared_centre(num_frames, clip_frames):
+    start, end = centred_range(num_frames, clip_frames)
+    assert end - start + 1 == clip_frames
+    assert 0 <= start and end <= num_frames - 1
+    # Centred on floor(f/2), s//2 frames each side (paper eq. 3 with the documented rounding).
+    assert start == num_frames // 2 - clip_frames // 2
+    assert (start + end) // 2 == num_frames // 2
+
+
+def test_centred_range_rejects_a_clip_longer_than_the_video():
+    with pytest.raises(ValueError, match="does not fit"):
+        centred_range(50, 81)
+
+
+def test_meta_filter_bounds_are_inclusive():
+    config = MetaFilterConfig()
+    assert meta_reject_reason(30.0, 81, config) is None
+    assert meta_reject_reason(30.0, 324, config) is None
+    assert "fps" in meta_reject_reason(30.01, 100, config)
+    assert "< 81" in meta_reject_reason(24.0, 80, config)
+    assert "> 324" in meta_reject_reason(24.0, 325, config)
+
+
+def test_quantile_and_explicit_bounds():
+    values = list(np.linspace(0, 1, 101))
+    bounds = resolve_bounds(values, RangeConfig(low_quantile=0.1, high_quantile=0.9))
+    assert bounds.low == pytest.approx(0.1) and bounds.high == pytest.approx(0.9)
+    explicit = resolve_bounds(values, RangeConfig(low=0.2, high_quantile=0.5))
+    assert explicit.low == 0.2 and explicit.high == pytest.approx(0.5)
+    assert "low=explicit" in explicit.mode and "high=q0.5" in explicit.mode
+
+
+def test_apply_thresholds_records_bounds_and_rejects_outside():
+    rows = [
+        {"status": "ok", "similarity": s, "flow_score": f} for s, f in [(0.5, 10), (0.95, 10), (0.5, 100)]
+    ]
+    rows.append({"status": "error", "similarity": None, "flow_score": None})
+    apply_thresholds(
+        rows, ThresholdConfig(similarity=RangeConfig(high=0.9), flow=RangeConfig(low=1, high=50))
+    )
+    assert [r["status"] for r in rows] == ["ok", "rejected", "rejected", "error"]
+    assert "similarity 0.95 > high threshold 0.9" in rows[1]["reason"]
+    assert "flow score 100 > high threshold 50" in rows[2]["reason"]
+    assert all(r["similarity_high"] == 0.9 and r["flow_low"] == 1 for r in rows)
+
+
+def test_discover_recurses_globs_and_lists_with_stable_ids(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "sub").mkdir(parents=True)
+    for name in ["a.mp4", "sub/b.mkv", "notes.txt"]:
+        (raw / name).write_bytes(b"x")
+    listing = tmp_path / "list.txt"
+    listing.write_text("# comment\nraw/a.mp4\nraw/sub/b.mkv\n")
+    from_dir = expand_inputs([str(raw)])
+    assert [Path(p).name for p in from_dir] == ["a.mp4", "b.mkv"]
+    assert [Path(p).name for p in expand_inputs([str(raw / "**" / "*.mkv")])] == ["b.mkv"]
+    assert [Path(p).name for p in expand_inputs([str(listing)])] == ["a.mp4", "b.mkv"]
+    rows = discover([str(raw), str(listing)], tmp_path / "out")
+    assert len(rows) == 2  # duplicates across inputs collapse
+    assert rows[0]["video_id"] == video_id_for(raw / "a.mp4") and rows[0]["video_id"].startswith("a-")
+    assert rows[0]["path"] == os.path.join("..", "raw", "a.mp4")
+
+
+def test_probe_reads_container_facts(make_video):
+    path = make_video("p.mp4", 90, fps=25, width=128, height=96)
+    info = probe(path)
+    assert (info.fps, info.num_frames, info.width, info.height) == (25.0, 90, 128, 96)
+    assert info.codec == "h264" and info.frame_count_source == "container"
+    assert info.duration_s == pytest.approx(3.6, abs=0.05)
+
+
+def test_probe_counts_packets_where_the_container_has_no_count(tmp_path):
+    path = write_video(tmp_path / "v.mkv", moving_texture_frames(37, 64, 48), fps=24)
+    info = probe(path)
+    assert info.num_frames == 37 and info.frame_count_source == "packets"
+    assert probe(path, verify="decode").frame_count_source == "decode"
+
+
+@pytest.mark.parametrize("reader", ["pyav", "decord", "auto"])
+def test_readers_return_the_frames_at_the_asked_indices(make_video, reader):
+    path = make_video("r.mp4", 60, dx=3)
+    truth = decode_all(path)
+    indices = [59, 0, 30, 31, 7]
+    frames = read_frames(path, indices, reader=reader)
+    for got, idx in zip(frames, indices, strict=True):
+        np.testing.assert_array_equal(got, truth[idx])
+
+
+def test_read_frames_with_offset_addresses_a_segment(make_video):
+    path = make_video("s.mp4", 40)
+    truth = decode_all(path)
+    np.testing.assert_array_equal(read_frames(path, [0, 4], offset=10)[1], truth[14])
+
+
+def test_read_frames_past_the_end_is_a_clear_error(make_video):
+    path = make_video("e.mp4", 20)
+    with pytest.raises(VideoError, match="could not decode frame"):
+        read_frames(path, [25])
+
+
+def test_hard_cut_check_separates_motion_from_cuts():
+    smooth = moving_texture_frames(10, 128, 96, dx=2)
+    cut = np.concatenate([smooth[:5], moving_texture_frames(5, 128, 96, dx=2, seed=9)])
+    assert max_consecutive_diff(smooth) < 20
+    assert max_consecutive_diff(cut) > max_consecutive_diff(smooth) * 3
