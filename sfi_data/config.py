@@ -81,8 +81,32 @@ class CutConfig:
     preset: str = "medium"
     # Score each clip's own first/last frames too (same backends as the filter).
     score_clips: bool = True
-    # Drop a clip whose consecutive frames contain a hard cut (mean abs diff of 64 px greyscale > this).
+    # Drop a clip whose consecutive frames contain a hard cut: a mean abs diff of 64 px greyscale
+    # above hard_cut_threshold (None: no check at all), or an isolated spike above hard_cut_min_diff
+    # and hard_cut_ratio times both neighbouring diffs (None: no spike check). See cut.hard_cut_reason.
     hard_cut_threshold: float | None = 60.0
+    hard_cut_min_diff: float = 10.0
+    hard_cut_ratio: float | None = 2.0
+
+
+@dataclass
+class ScenesConfig:
+    """Scene splitting before the filter (sfi-data scenes): shot boundaries by PySceneDetect.
+
+    detector: content | adaptive | histogram | hash (PySceneDetect). threshold None: the detector's
+    own default. Frames are decoded once, scaled to `decode_width` px wide, and fed to the detector.
+    """
+
+    detector: str = "content"
+    threshold: float | None = None
+    min_scene_len: int = 15  # frames; shorter shots are merged into their neighbour
+    decode_width: int = 256
+    # Shots longer than this are split into near-equal windows (None: never); 4 * f_max by default.
+    max_segment_frames: int | None = 4 * F_MAX
+    # Re-encode each segment to DIR/segments/ (otherwise segments are virtual: source + frame range).
+    write_segments: bool = False
+    crf: int = 18
+    preset: str = "medium"
 
 
 @dataclass

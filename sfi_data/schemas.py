@@ -45,6 +45,30 @@ VIDEOS = pa.schema(
     ]
 )
 
+# One row per single-shot segment (DIR/scenes.parquet); an unreadable source gets one error row.
+SEGMENTS = pa.schema(
+    [
+        ("schema_version", pa.string()),
+        ("segment_id", pa.string()),  # <video_id>_f<start>-<end>
+        ("video_id", pa.string()),  # the source's id (discover.video_id_for)
+        ("source", pa.string()),  # the input as the user named it
+        ("path", pa.string()),  # the source file, relative to the dataset root
+        ("segment_start", pa.int64()),  # first source frame
+        ("segment_end", pa.int64()),  # one past the last source frame
+        ("num_frames", pa.int64()),
+        ("fps", pa.float64()),
+        ("shot_index", pa.int32()),  # which detected shot of the source (0-based)
+        ("window_index", pa.int32()),  # which window of that shot (0 unless the shot was split)
+        ("status", pa.string()),  # ok | error
+        ("reason", pa.string()),
+        ("detector", pa.string()),
+        ("detector_threshold", pa.float64()),
+        ("min_scene_len", pa.int32()),
+        ("source_frames", pa.int64()),  # frames decoded from the whole source
+        ("segment_path", pa.string()),  # re-encoded segment file (null: virtual)
+    ]
+)
+
 # One row per cut clip.
 CLIPS = pa.schema(
     [

@@ -80,6 +80,10 @@ def filter_command(
     list_file: Annotated[
         list[str] | None, typer.Option("--list", help="Text or Parquet list of inputs.")
     ] = None,
+    scenes: Annotated[
+        Path | None,
+        typer.Option(help="Filter the segments of `sfi-data scenes` (its folder or scenes.parquet)."),
+    ] = None,
     similarity: Similarity = "clip",
     flow: Flow = "raft",
     clip_model: Annotated[str, typer.Option(help="open_clip model name.")] = "ViT-B-32",
@@ -138,8 +142,19 @@ def filter_command(
         },
     )
     settings.thresholds = thresholds
-    if not inputs and not list_file:
-        raise typer.BadParameter("give at least one INPUT or --list")
+    if not inputs and not list_file and scenes is None:
+        raise typer.BadParameter("give at least one INPUT, --list or --scenes")
+    if scenes is not None and (inputs or list_file):
+        raise typer.BadParameter("--scenes takes the inputs from scenes.parquet; drop INPUT/--list")
+    segments = None
+    if scenes is not None:
+        from sfi_data.scenes import scenes_manifest, segments_as_videos
+
+        try:
+            segments, failed = segments_as_videos(scenes_manifest(scenes), out)
+        except FileNotFoundError as error:
+            _fail(str(error))
+        console.print(f"{len(segments)} segments from {scenes}; {failed} unreadable sources left out")
     run = _run_config(executor, address, num_cpus, gpus_per_worker, shard_size, overwrite)
     try:
         with progress_bar("filter") as progress:
@@ -151,6 +166,7 @@ def filter_command(
                 str(weights_dir) if weights_dir else None,
                 list_file or [],
                 progress,
+                videos=segments,
             )
     except WeightsMissingError as error:
         _fail(str(error))
@@ -174,6 +190,12 @@ def cut_command(
     hard_cut_threshold: Annotated[
         float, typer.Option(help="Drop clips whose consecutive-frame difference exceeds this (0 disables).")
     ] = 60.0,
+    hard_cut_ratio: Annotated[
+        float,
+        typer.Option(
+            help="Also drop clips with an isolated jump this many times its neighbours (0 disables)."
+        ),
+    ] = 2.0,
     device: Device = "auto",
     weights_dir: WeightsDir = None,
     config: Config = None,
@@ -199,6 +221,7 @@ def cut_command(
             "preset": preset,
             "score_clips": score_clips,
             "hard_cut_threshold": hard_cut_threshold or None,
+            "hard_cut_ratio": hard_cut_ratio or None,
         },
     )
     score = apply_overrides(ScoreConfig(), (yaml_settings.get("filter") or {}).get("score"))

@@ -34,19 +34,52 @@ def clip_id_for(video_id: str, clip_frames: int) -> str:
     return f"{video_id}_{clip_frames:02d}"
 
 
-def max_consecutive_diff(frames: np.ndarray, side: int = 64) -> float:
-    """Largest mean |difference| (0-255) between consecutive frames, on small greyscale copies."""
+def consecutive_diffs(frames: np.ndarray, side: int = 64) -> np.ndarray:
+    """Mean |difference| (0-255) between each pair of consecutive frames, on small greyscale copies."""
     import cv2
 
     if len(frames) < 2:
-        return 0.0
+        return np.zeros(0)
     small = np.stack(
         [
             cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (side, side), interpolation=cv2.INTER_AREA)
             for f in frames
         ]
     ).astype(np.int16)
-    return float(np.abs(np.diff(small, axis=0)).mean(axis=(1, 2)).max())
+    return np.abs(np.diff(small, axis=0)).mean(axis=(1, 2))
+
+
+def max_consecutive_diff(frames: np.ndarray, side: int = 64) -> float:
+    """Largest mean |difference| (0-255) between consecutive frames, on small greyscale copies."""
+    diffs = consecutive_diffs(frames, side)
+    return float(diffs.max()) if len(diffs) else 0.0
+
+
+def hard_cut_reason(diffs: np.ndarray, config: CutConfig) -> str | None:
+    """Why the frames hold a hard cut, or None. Frame pair i is (i, i + 1) of the clip.
+
+    A cut is a jump larger than `hard_cut_threshold`, or an isolated spike: larger than
+    `hard_cut_min_diff` and `hard_cut_ratio` times both neighbouring differences. Motion (a fast pan,
+    a passing car) raises several consecutive differences together, so its ratio stays near 1.
+    """
+    if config.hard_cut_threshold is None:
+        return None
+    for i, diff in enumerate(diffs):
+        if diff > config.hard_cut_threshold:
+            return (
+                f"hard cut inside the clip: frames {i}-{i + 1} differ by {diff:.1f} "
+                f"> {config.hard_cut_threshold:g}"
+            )
+        if config.hard_cut_ratio is None or diff <= config.hard_cut_min_diff:
+            continue
+        neighbours = [float(diffs[j]) for j in (i - 1, i + 1) if 0 <= j < len(diffs)]
+        ratio = diff / max(max(neighbours, default=0.0), 1.0)
+        if ratio > config.hard_cut_ratio:
+            return (
+                f"hard cut inside the clip: frames {i}-{i + 1} differ by {diff:.1f}, "
+                f"{ratio:.1f}x their neighbours (> {config.hard_cut_ratio:g}x)"
+            )
+    return None
 
 
 def write_png(image: np.ndarray, path: Path) -> None:
@@ -100,12 +133,13 @@ class CutStage(Stage):
         ranges = {s: centred_range(num_frames, s) for s in scales}
         first = min(r[0] for r in ranges.values())
         last = max(r[1] for r in ranges.values())
+        offset = video.get("segment_start") or 0
         try:
             # One decode of the centre frames serves every scale.
             frames = read_frames(
                 resolve_source(video, self.root),
                 list(range(first, last + 1)),
-                offset=video.get("segment_start") or 0,
+                offset=offset,
                 reader=self.reader,
             )
         except VideoError as error:
@@ -120,19 +154,17 @@ class CutStage(Stage):
             clip = frames[start - first : end - first + 1]
             cid = clip_id_for(video["video_id"], s)
             row = self._row(video, s) | {
-                "start_frame": start,
-                "end_frame": end,
+                # Indices into the source file (a virtual segment starts at segment_start).
+                "start_frame": offset + start,
+                "end_frame": offset + end,
                 "width": width,
                 "height": height,
             }
-            row["max_frame_diff"] = max_consecutive_diff(clip)
-            threshold = self.config.hard_cut_threshold
-            if threshold is not None and row["max_frame_diff"] > threshold:
-                row.update(
-                    status=STATUS_REJECTED,
-                    reason=f"hard cut inside the clip: consecutive-frame difference "
-                    f"{row['max_frame_diff']:.1f} > {threshold:g}",
-                )
+            diffs = consecutive_diffs(clip)
+            row["max_frame_diff"] = float(diffs.max()) if len(diffs) else 0.0
+            reason = hard_cut_reason(diffs, self.config)
+            if reason:
+                row.update(status=STATUS_REJECTED, reason=reason)
                 rows.append(row)
                 continue
             rel_clip = Path("clips") / video["video_id"] / f"{cid}.mp4"

@@ -1,0 +1,315 @@
+"""Scenes: split each source video into single-shot segments with a PySceneDetect detector.
+
+A segment is virtual by default: a row naming the source file and a frame range [start, end), which
+the later stages read with `offset=segment_start`. Frames are decoded once, small, with PyAV and fed
+to the detector one by one; a cut reported at frame k means a new shot starts at k. Shots longer
+than `max_segment_frames` are split into near-equal windows so a long take still yields clips.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from sfi_data.config import ScenesConfig
+from sfi_data.manifest import atomic_path
+from sfi_data.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK, empty_row
+from sfi_data.stages.base import Stage, describe_error
+from sfi_data.stages.probe import resolve_source
+from sfi_data.video import VideoError, check_readable
+
+SCENES_INSTALL_HINT = "pip install 'sfi[scenes]'  (or: pip install 'scenedetect>=0.7,<0.8')"
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """One PySceneDetect detector: where it lives, its threshold argument and default."""
+
+    target: str  # "module:Class"
+    threshold_arg: str
+    default_threshold: float
+    meaning: str
+
+    def build(self, threshold: float | None, min_scene_len: int):
+        module_name, class_name = self.target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise ImportError(f"scene detection needs PySceneDetect: {SCENES_INSTALL_HINT}") from error
+        cls = getattr(module, class_name)
+        value = self.default_threshold if threshold is None else threshold
+        return cls(**{self.threshold_arg: value, "min_scene_len": min_scene_len})
+
+
+# Lazy: scenedetect is imported only when a detector is built.
+DETECTORS: dict[str, DetectorSpec] = {
+    "content": DetectorSpec(
+        "scenedetect.detectors:ContentDetector",
+        "threshold",
+        27.0,
+        "mean HSV change between consecutive frames (0-255)",
+    ),
+    "adaptive": DetectorSpec(
+        "scenedetect.detectors:AdaptiveDetector",
+        "adaptive_threshold",
+        3.0,
+        "content change relative to its rolling average (robust to fast camera motion)",
+    ),
+    "histogram": DetectorSpec(
+        "scenedetect.detectors:HistogramDetector",
+        "threshold",
+        0.05,
+        "change of the luma histogram (0-1)",
+    ),
+    "hash": DetectorSpec(
+        "scenedetect.detectors:HashDetector",
+        "threshold",
+        0.395,
+        "perceptual-hash distance (0-1)",
+    ),
+}
+
+
+def detector_spec(name: str) -> DetectorSpec:
+    spec = DETECTORS.get(name)
+    if spec is None:
+        close = difflib.get_close_matches(name, DETECTORS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown scene detector {name!r}{hint} known: {', '.join(DETECTORS)}")
+    return spec
+
+
+def resolved_threshold(config: ScenesConfig) -> float:
+    spec = detector_spec(config.detector)
+    return spec.default_threshold if config.threshold is None else float(config.threshold)
+
+
+def segment_id_for(video_id: str, start: int, end: int) -> str:
+    """Deterministic: the source id plus the frame range [start, end)."""
+    return f"{video_id}_f{start:06d}-{end:06d}"
+
+
+def shot_ranges(cuts: list[int], num_frames: int) -> list[tuple[int, int]]:
+    """[start, end) of every shot, given the first frame of each new shot."""
+    bounds = [0] + sorted({c for c in cuts if 0 < c < num_frames}) + [num_frames]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def split_windows(start: int, end: int, max_frames: int | None) -> list[tuple[int, int]]:
+    """Split [start, end) into the fewest near-equal windows of at most `max_frames` frames.
+
+    Equal parts (not max_frames plus a remainder) so no window is a short leftover the filter drops.
+    """
+    length = end - start
+    if not max_frames or length <= max_frames:
+        return [(start, end)]
+    parts = math.ceil(length / max_frames)
+    edges = [start + (length * k) // parts for k in range(parts + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def small_size(width: int, height: int, target_width: int) -> tuple[int, int]:
+    """Detection size: `target_width` wide (never upscaled), aspect kept, even sides."""
+    if width <= target_width:
+        return width - width % 2 or width, height - height % 2 or height
+    scaled_height = max(2, round(height * target_width / width))
+    return target_width, scaled_height - scaled_height % 2
+
+
+def decode_small(path: Path, width: int) -> tuple[float, Iterator[tuple[int, np.ndarray]]]:
+    """fps and an iterator of (frame index, small BGR frame), in presentation order.
+
+    The index is computed from the timestamp exactly as `video.read_frames` does, so segment
+    ranges address the same frames the later stages read.
+    """
+    import av
+
+    check_readable(path)
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.error.FFmpegError as error:
+        raise VideoError(f"not a readable video container ({error.strerror or error})") from error
+    if not container.streams.video:
+        container.close()
+        raise VideoError("no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate or float(rate) <= 0:
+        container.close()
+        raise VideoError("unknown frame rate")
+    fps = float(rate)
+    out_w, out_h = small_size(stream.codec_context.width, stream.codec_context.height, width)
+
+    def frames() -> Iterator[tuple[int, np.ndarray]]:
+        start_pts = stream.start_time or 0
+        time_base = stream.time_base
+        count = 0
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None or time_base is None:
+                    index = count
+                else:
+                    index = int(round(float((frame.pts - start_pts) * time_base) * fps))
+                count += 1
+                yield index, frame.to_ndarray(width=out_w, height=out_h, format="bgr24")
+        except av.error.FFmpegError as error:
+            raise VideoError(f"decoding failed after {count} frames ({error.strerror or error})") from error
+        finally:
+            container.close()
+
+    return fps, frames()
+
+
+@dataclass
+class Detection:
+    fps: float
+    num_frames: int  # one past the last decoded frame index
+    cuts: list[int]  # first frame of each new shot
+
+
+def detect_cuts(path: Path, config: ScenesConfig) -> Detection:
+    """Decode `path` once (small) and run the configured detector over every frame."""
+    from scenedetect import FrameTimecode
+
+    detector = detector_spec(config.detector).build(config.threshold, config.min_scene_len)
+    fps, frames = decode_small(path, config.decode_width)
+    rate = Fraction(fps).limit_denominator(1001)
+    cuts: list[int] = []
+    last = -1
+    for index, image in frames:
+        if index <= last:
+            continue  # a duplicate timestamp: the detector needs increasing frame numbers
+        last = index
+        cuts.extend(tc.frame_num for tc in detector.process_frame(FrameTimecode(index, rate), image))
+    if last < 0:
+        raise VideoError("no video frames")
+    cuts.extend(tc.frame_num for tc in detector.post_process(FrameTimecode(last, rate)))
+    return Detection(fps=fps, num_frames=last + 1, cuts=sorted(set(cuts)))
+
+
+def _frames_in_ranges(path: Path, ranges: list[tuple[int, int]], fps: float) -> Iterator[tuple[int, object]]:
+    """(range number, decoded frame) for every source frame inside one of the sorted, disjoint ranges."""
+    import av
+
+    with av.open(str(path), metadata_errors="ignore") as source:
+        stream = source.streams.video[0]
+        stream.thread_type = "AUTO"
+        start_pts = stream.start_time or 0
+        which = 0
+        try:
+            for frame in source.decode(stream):
+                if frame.pts is None:
+                    continue
+                index = int(round(float((frame.pts - start_pts) * stream.time_base) * fps))
+                while which < len(ranges) and index >= ranges[which][1]:
+                    which += 1
+                if which == len(ranges):
+                    return
+                if index >= ranges[which][0]:
+                    yield which, frame
+        except av.error.FFmpegError as error:
+            raise VideoError(f"decoding failed ({error.strerror or error})") from error
+
+
+def write_segment_files(
+    path: Path, ranges: list[tuple[int, int]], targets: list[Path], fps: float, crf: int, preset: str
+) -> None:
+    """Re-encode each [start, end) of `path` to its target, in one sequential decode of the source."""
+    import av
+
+    from sfi_data.video import even_size
+
+    rate = Fraction(fps).limit_denominator(1001)
+    for which, group in itertools.groupby(_frames_in_ranges(path, ranges, fps), key=lambda item: item[0]):
+        with atomic_path(targets[which]) as tmp, av.open(str(tmp), mode="w", format="mp4") as out:
+            stream = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
+            stream.pix_fmt = "yuv420p"
+            for _, frame in group:
+                if not stream.width:
+                    stream.width, stream.height = even_size(frame.width, frame.height)
+                image = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")
+                image.pts = None
+                for packet in stream.encode(image):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+
+
+class ScenesStage(Stage):
+    """Input rows (video_id, source, path) -> one SEGMENTS row per single-shot segment."""
+
+    name = "scenes"
+
+    def __init__(self, root: Path, config: ScenesConfig | None = None) -> None:
+        self.root = Path(root)
+        self.config = config or ScenesConfig()
+        detector_spec(self.config.detector)  # an unknown name fails before any work starts
+
+    def _base(self, row: dict) -> dict:
+        out = empty_row(SEGMENTS)
+        out.update(
+            video_id=row["video_id"],
+            source=row.get("source"),
+            path=row["path"],
+            detector=self.config.detector,
+            detector_threshold=resolved_threshold(self.config),
+            min_scene_len=self.config.min_scene_len,
+        )
+        return out
+
+    def process_row(self, row: dict) -> list[dict]:
+        path = resolve_source(row, self.root)
+        try:
+            found = detect_cuts(path, self.config)
+        except VideoError as error:
+            return self._error(row, str(error))
+        rows = []
+        for shot_index, (shot_start, shot_end) in enumerate(shot_ranges(found.cuts, found.num_frames)):
+            windows = split_windows(shot_start, shot_end, self.config.max_segment_frames)
+            for window_index, (start, end) in enumerate(windows):
+                out = self._base(row)
+                out.update(
+                    segment_id=segment_id_for(row["video_id"], start, end),
+                    segment_start=start,
+                    segment_end=end,
+                    num_frames=end - start,
+                    fps=found.fps,
+                    shot_index=shot_index,
+                    window_index=window_index,
+                    status=STATUS_OK,
+                    source_frames=found.num_frames,
+                )
+                rows.append(out)
+        if self.config.write_segments:
+            targets = [Path("segments") / row["video_id"] / f"{r['segment_id']}.mp4" for r in rows]
+            try:
+                write_segment_files(
+                    path,
+                    [(r["segment_start"], r["segment_end"]) for r in rows],
+                    [self.root / t for t in targets],
+                    found.fps,
+                    self.config.crf,
+                    self.config.preset,
+                )
+            except VideoError as error:
+                return self._error(row, f"writing segment files: {error}")
+            for out, target in zip(rows, targets, strict=True):
+                out["segment_path"] = target.as_posix()
+        return rows
+
+    def _error(self, row: dict, reason: str) -> list[dict]:
+        out = self._base(row)
+        out.update(segment_id=row["video_id"], status=STATUS_ERROR, reason=reason)
+        return [out]
+
+    def error_rows(self, row: dict, error: BaseException) -> list[dict]:
+        return self._error(row, describe_error(error))
