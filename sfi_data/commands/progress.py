@@ -18,7 +18,8 @@ from rich.table import Table
 
 from sfi_data.pipeline import StageSummary
 
-console = Console(stderr=True)
+# Logs and CI capture output without a terminal; give tables room there instead of Rich's 80 columns.
+console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 110)
 
 
 @contextlib.contextmanager
@@ -44,7 +45,7 @@ def progress_bar(label: str) -> Iterator:
 def summary_table(summary: StageSummary, unit: str, output_unit: str | None = None) -> Table:
     """Inputs, outputs by status and reason, per-scale counts, thresholds, throughput."""
     table = Table(title=f"sfi-data {summary.stage}: summary", show_lines=False)
-    table.add_column("what", min_width=40)
+    table.add_column("what")
     table.add_column("count", justify="right")
     table.add_row(f"{unit} in", str(summary.total))
     out = f"{output_unit} " if output_unit else ""
