@@ -108,6 +108,8 @@ def build_tiny_wan_pipeline(config: TinyWanConfig = TinyWanConfig()):
         rope_max_seq_len=32,
         image_dim=config.image_dim,
         pos_embed_seq_len=2 * config.clip_tokens if config.flf2v else None,
+        # As in the 14B config: the image tokens get their own key/value projections in cross-attention.
+        added_kv_proj_dim=config.num_attention_heads * config.attention_head_dim,
     )
     # The 14B checkpoints zero-initialise nothing here; random position embeddings keep FLF2V distinct.
     if config.flf2v:
