@@ -11,6 +11,7 @@ COMMAND_MODULES = [
     "sfi_data.commands.curate",
     "sfi_data.commands.split",
     "sfi_data.commands.caption",
+    "sfi_data.commands.stats",
     "sfi_data.commands.scenes",
 ]
 
