@@ -230,14 +230,16 @@ def write_segment_files(
 
     rate = Fraction(fps).limit_denominator(1001)
     for which, group in itertools.groupby(_frames_in_ranges(path, ranges, fps), key=lambda item: item[0]):
+        frames = (frame for _, frame in group)
+        first = next(frames)
+        width, height = even_size(first.width, first.height)
         with atomic_path(targets[which]) as tmp, av.open(str(tmp), mode="w", format="mp4") as out:
             stream = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
-            stream.pix_fmt = "yuv420p"
-            for _, frame in group:
-                if not stream.width:
-                    stream.width, stream.height = even_size(frame.width, frame.height)
-                image = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")
-                image.pts = None
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            for number, frame in enumerate(itertools.chain([first], frames)):
+                image = frame.reformat(width=width, height=height, format="yuv420p")
+                # Renumber in the output's own clock (the source's time base would distort the rate).
+                image.pts, image.time_base = number, 1 / rate
                 for packet in stream.encode(image):
                     out.mux(packet)
             for packet in stream.encode():
