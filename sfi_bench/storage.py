@@ -1,0 +1,223 @@
+"""The run directory: lossless generated frames (FFV1 or PNG) and one metadata record per clip.
+
+Layout of RUNDIR:
+    run.json                  what was run: model, version, options, the test manifest
+    frames/{clip_id}.mkv      FFV1 (bgr0, bit-exact RGB) -- or frames/{clip_id}/{i:04d}.png
+    meta/{clip_id}.json       per-clip record; written last, so its presence marks the clip finished
+    generations.parquet       every per-clip record, gathered at the end of a run
+
+No lossy encoder ever touches generated frames, so the metrics see exactly what the model produced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sfi_data.manifest import atomic_path
+
+STORE_FORMATS = ("ffv1", "png")
+STATUS_OK = "ok"
+STATUS_SKIPPED = "skipped"  # the model cannot make this N (e.g. FILM without resampling); reason says why
+STATUS_ERROR = "error"
+STATUS_MISSING = "missing"  # import: no video for this clip in the folder
+FINAL_STATUSES = (STATUS_OK, STATUS_SKIPPED)  # a rerun redoes errors and missing clips, nothing else
+
+
+@dataclass
+class ClipRecord:
+    """What the harness knows about one generated clip (one JSON file, one row of generations.parquet)."""
+
+    clip_id: str
+    model: str
+    model_version: str
+    status: str
+    num_frames: int
+    reason: str | None = None
+    frames_path: str | None = None  # relative to RUNDIR
+    store_format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    seed: int | None = None
+    seconds: float | None = None  # the model's forward pass for this clip (a batch's time split evenly)
+    batch_size: int | None = None
+    native_num_frames: int | None = None  # what the model generated before temporal resampling
+    resampled: bool = False
+    resample_mode: str | None = None
+    resized_from: str | None = None  # "WxH" when the model returned another size than the clip
+    prompt: str | None = None
+    source: str = "run"  # run | import
+    info: dict[str, Any] = field(default_factory=dict)  # the model's own SFIResult.info
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["info"] = json.dumps(self.info, sort_keys=True, default=str)
+        return row
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+class FrameStore:
+    """Read and write one run directory."""
+
+    def __init__(self, run_dir: Path, store_format: str = "ffv1") -> None:
+        if store_format not in STORE_FORMATS:
+            raise ValueError(f"unknown store format {store_format!r}; use one of {', '.join(STORE_FORMATS)}")
+        self.run_dir = Path(run_dir)
+        self.store_format = store_format
+
+    # ---- run-level facts ----
+    @property
+    def run_json(self) -> Path:
+        return self.run_dir / "run.json"
+
+    def write_run_info(self, info: dict[str, Any]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        _write_text(self.run_json, json.dumps(info, indent=2, sort_keys=True, default=str))
+
+    def read_run_info(self) -> dict[str, Any]:
+        if not self.run_json.is_file():
+            raise FileNotFoundError(
+                f"{self.run_json} not found: {self.run_dir} is not a run directory. "
+                f"Make one with `sfi-bench run --model NAME --clips TEST.parquet --out {self.run_dir}`."
+            )
+        return json.loads(self.run_json.read_text(encoding="utf-8"))
+
+    # ---- per-clip records ----
+    def meta_path(self, clip_id: str) -> Path:
+        return self.run_dir / "meta" / f"{clip_id}.json"
+
+    def read_record(self, clip_id: str) -> ClipRecord | None:
+        path = self.meta_path(clip_id)
+        if not path.is_file():
+            return None
+        return ClipRecord(**json.loads(path.read_text(encoding="utf-8")))
+
+    def records(self) -> list[ClipRecord]:
+        folder = self.run_dir / "meta"
+        if not folder.is_dir():
+            return []
+        return [
+            ClipRecord(**json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.json"))
+        ]
+
+    def is_finished(self, clip_id: str) -> bool:
+        record = self.read_record(clip_id)
+        return record is not None and record.status in FINAL_STATUSES
+
+    def write_record(self, record: ClipRecord) -> None:
+        _write_text(
+            self.meta_path(record.clip_id), json.dumps(asdict(record), indent=1, sort_keys=True, default=str)
+        )
+
+    def write_generations_table(self) -> Path:
+        """Gather every per-clip record into generations.parquet (one row per clip)."""
+        import pyarrow as pa
+
+        from sfi_data.manifest import write_table
+
+        rows = [r.to_row() for r in self.records()]
+        path = self.run_dir / "generations.parquet"
+        write_table(
+            pa.Table.from_pylist(rows) if rows else pa.table({"clip_id": pa.array([], pa.string())}), path
+        )
+        return path
+
+    # ---- frames ----
+    def frames_relpath(self, clip_id: str) -> str:
+        return f"frames/{clip_id}.mkv" if self.store_format == "ffv1" else f"frames/{clip_id}"
+
+    def write_frames(self, clip_id: str, frames: np.ndarray, fps: float = 25.0) -> str:
+        """Store uint8 RGB (N, H, W, 3) losslessly; returns the path relative to RUNDIR."""
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
+        relpath = self.frames_relpath(clip_id)
+        target = self.run_dir / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if self.store_format == "ffv1":
+            with atomic_path(target) as tmp:
+                write_ffv1(frames, tmp, fps)
+        else:
+            write_png_folder(frames, target)
+        return relpath
+
+    def read_frames(self, relpath: str) -> np.ndarray:
+        return read_lossless(self.run_dir / relpath)
+
+
+def write_ffv1(frames: np.ndarray, path: Path, fps: float = 25.0) -> None:
+    """FFV1 in Matroska with pix_fmt bgr0: bit-exact RGB, any width and height."""
+    import av
+
+    height, width = frames.shape[1:3]
+    with av.open(str(path), mode="w", format="matroska") as container:
+        stream = container.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = width, height, "bgr0"
+        for image in frames:
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            ):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def write_png_folder(frames: np.ndarray, folder: Path) -> None:
+    """One PNG per frame; the folder is filled under a temporary name and renamed when complete."""
+    import shutil
+
+    import cv2
+
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for index, image in enumerate(frames):
+        if not cv2.imwrite(str(tmp / f"{index:04d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"could not write {tmp / f'{index:04d}.png'}")
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def read_image_folder(folder: Path) -> np.ndarray:
+    """Every image in `folder`, in natural name order (frame2 before frame10), as uint8 RGB."""
+    import re
+
+    import cv2
+
+    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+
+    def natural(path: Path) -> list:
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+    images = []
+    for path in sorted(files, key=natural):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise OSError(f"could not read image {path}")
+        images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    return np.stack(images)
+
+
+def read_lossless(path: Path) -> np.ndarray:
+    """Frames from an FFV1 file or a PNG folder (or any video/folder of images) as uint8 RGB."""
+    if path.is_dir():
+        return read_image_folder(path)
+    from sfi_data.video import decode_all
+
+    return decode_all(path)
