@@ -14,6 +14,8 @@ $(BIN)/sfi-data: pyproject.toml
 	# torch/torchvision first: pip takes these exact versions from local disk where they lie there.
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -q -e '.[clip,caption,stats,scenes,bench,semfi,dev]'
+	# scenedetect pulls opencv-python (GUI build, needs libGL) over the same cv2/: put headless back.
+	$(PIP) install -q --force-reinstall --no-deps 'opencv-python-headless>=5.0,<5.1'
 	@touch $@
 
 demo: setup

@@ -91,6 +91,7 @@ def run_scenes(
     if not rows:
         raise NothingToDoError(f"no inputs found in {inputs}")
     stage = ScenesStage(out_dir, config)
+    stage.check_installed()
     parts_dir = out_dir / "work" / stage.name
     if not run.overwrite:
         check_settings(parts_dir, config)

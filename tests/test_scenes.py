@@ -147,3 +147,15 @@ def test_hard_cut_rules_spike_threshold_and_off_switch():
     assert "> 60" in hard_cut_reason(jump, config)
     assert hard_cut_reason(spike, CutConfig(hard_cut_ratio=None)) is None
     assert hard_cut_reason(jump, CutConfig(hard_cut_threshold=None)) is None
+
+
+def test_missing_scenedetect_fails_early_with_the_install_line(tmp_path, monkeypatch):
+    import sys
+
+    from sfi_data.scenes import run_scenes
+
+    path = write_video(tmp_path / "a.mp4", moving_texture_frames(10), fps=24)
+    monkeypatch.setitem(sys.modules, "scenedetect.detectors", None)  # makes the import fail
+    with pytest.raises(ImportError, match=r"pip install 'sfi\[scenes\]'"):
+        run_scenes([str(path)], tmp_path / "out")
+    assert not (tmp_path / "out" / "work" / "scenes").exists()

@@ -185,3 +185,35 @@ def test_cli_scenes_then_filter_from_scenes(tmp_path):
     assert code == 1 and "run `sfi-data scenes" in text
     code, text = _cli(["filter", inputs[0], "--scenes", str(out), "--out", str(tmp_path / "z")])
     assert code == 2 and "drop INPUT" in text
+
+
+def test_pipeline_scenes_step_feeds_the_filter_even_when_skipped(tmp_path):
+    pipeline = pytest.importorskip(
+        "sfi_data.run_pipeline", reason="sfi-data run (issue 3) is not in this tree"
+    )
+    inputs = _two_sources(tmp_path / "raw")
+    open_range = {"low_quantile": None, "high_quantile": None}
+    spec = {
+        "inputs": inputs,
+        "steps": ["scenes", "filter"],
+        "scenes": {"min_scene_len": 15},
+        "filter": {
+            "score": {"similarity": "hsv-hist", "flow": "dis", "flow_width": 128, "flow_height": 96},
+            "thresholds": {"similarity": open_range, "flow": open_range},
+        },
+        "run": {"executor": "local"},
+    }
+    out = tmp_path / "ds"
+    outcomes = pipeline.run_pipeline(spec, out)
+    assert [(o.name, o.status) for o in outcomes] == [("scenes", "done"), ("filter", "done")]
+    segment_ids = [
+        s["segment_id"] for s in pq.read_table(out / "scenes.parquet").to_pylist() if s["status"] == "ok"
+    ]
+    assert [v["video_id"] for v in pq.read_table(out / "videos.parquet").to_pylist()] == segment_ids
+    # Scenes skipped as done, filter forced: it still takes the segments, not the whole files.
+    (out / "videos.parquet").unlink()
+    again = pipeline.run_pipeline(spec, out, only=["scenes", "filter"], force=False)
+    assert [o.status for o in again] == ["skipped", "skipped"]
+    redo = pipeline.run_pipeline(spec, out, only=["filter"], force=True)
+    assert [o.status for o in redo] == ["done"]
+    assert [v["video_id"] for v in pq.read_table(out / "videos.parquet").to_pylist()] == segment_ids

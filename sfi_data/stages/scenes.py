@@ -160,7 +160,9 @@ def decode_small(path: Path, width: int) -> tuple[float, Iterator[tuple[int, np.
                 else:
                     index = int(round(float((frame.pts - start_pts) * time_base) * fps))
                 count += 1
-                yield index, frame.to_ndarray(width=out_w, height=out_h, format="bgr24")
+                # The decoder's scaler with area averaging: cheaper than a full-size copy plus a resize,
+                # and it averages away noise that would otherwise count as change.
+                yield index, frame.to_ndarray(width=out_w, height=out_h, format="bgr24", interpolation="AREA")
         except av.error.FFmpegError as error:
             raise VideoError(f"decoding failed after {count} frames ({error.strerror or error})") from error
         finally:
@@ -178,9 +180,9 @@ class Detection:
 
 def detect_cuts(path: Path, config: ScenesConfig) -> Detection:
     """Decode `path` once (small) and run the configured detector over every frame."""
+    detector = detector_spec(config.detector).build(config.threshold, config.min_scene_len)
     from scenedetect import FrameTimecode
 
-    detector = detector_spec(config.detector).build(config.threshold, config.min_scene_len)
     fps, frames = decode_small(path, config.decode_width)
     rate = Fraction(fps).limit_denominator(1001)
     cuts: list[int] = []
@@ -255,6 +257,10 @@ class ScenesStage(Stage):
         self.root = Path(root)
         self.config = config or ScenesConfig()
         detector_spec(self.config.detector)  # an unknown name fails before any work starts
+
+    def check_installed(self) -> None:
+        """Raise ImportError with the install line now, rather than one error row per video later."""
+        detector_spec(self.config.detector).build(self.config.threshold, self.config.min_scene_len)
 
     def _base(self, row: dict) -> dict:
         out = empty_row(SEGMENTS)
