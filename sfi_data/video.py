@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -136,8 +137,8 @@ def _read_frames_pyav(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
         time_base = stream.time_base
         start_pts = stream.start_time or 0
 
-        def index_of(frame) -> int:
-            return int(round(float((frame.pts - start_pts) * time_base) * float(rate)))
+        def index_of(pts: int) -> int:
+            return int(round(float((pts - start_pts) * time_base) * float(rate)))
 
         # Contiguous runs share one seek; a run far from the last decoded frame gets its own seek.
         runs: list[list[int]] = []
@@ -146,16 +147,17 @@ def _read_frames_pyav(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
                 runs[-1].append(idx)
             else:
                 runs.append([idx])
+        ctx = stream.codec_context
         for run in runs:
             target = run[0]
             seek_pts = start_pts + int(math.floor(target / float(rate) / float(time_base)))
             container.seek(max(seek_pts, start_pts), stream=stream, backward=True, any_frame=False)
             remaining = set(run)
             try:
-                for frame in container.decode(stream):
-                    if frame.pts is None:
-                        continue
-                    idx = index_of(frame)
+                for frame in _decode_skipping(
+                    container, stream, lambda pts, want=remaining: index_of(pts) in want
+                ):
+                    idx = index_of(frame.pts)
                     if idx in remaining:
                         found[idx] = frame.to_ndarray(format="rgb24")
                         remaining.discard(idx)
@@ -165,7 +167,27 @@ def _read_frames_pyav(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
                 raise VideoError(
                     f"decoding failed near frame {target} ({error.strerror or error})"
                 ) from error
+            finally:
+                ctx.skip_frame = "DEFAULT"
     return found
+
+
+def _decode_skipping(container, stream, wanted: Callable[[int], bool]) -> Iterator:
+    """Decoded frames (with a pts) from the current position, in presentation order.
+
+    A packet whose pts is not wanted is decoded with skip_frame=NONREF: if no other frame refers to
+    it (e.g. most B-frames), the decoder drops it instead of decoding it. Reference frames are always
+    decoded, so every wanted frame comes out exactly as a full decode would give it.
+    """
+    ctx = stream.codec_context
+    for packet in container.demux(stream):
+        if packet.pts is not None and packet.size:
+            ctx.skip_frame = "DEFAULT" if wanted(packet.pts) else "NONREF"
+        else:
+            ctx.skip_frame = "DEFAULT"  # unknown timing, or the flush packet at the end
+        for frame in packet.decode():
+            if frame.pts is not None:
+                yield frame
 
 
 def _read_frames_decord(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
