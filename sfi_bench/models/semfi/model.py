@@ -45,7 +45,7 @@ def load_wan_pipeline(pipeline_class, folder: Path, device: str, dtype, cpu_offl
     """A diffusers Wan I2V folder -> pipeline on `device`; VAE and CLIP stay float32 as Wan recommends."""
     import torch
 
-    pipe = pipeline_class.from_pretrained(str(folder), torch_dtype=dtype)
+    pipe = pipeline_class.from_pretrained(str(folder), dtype=dtype)
     pipe.vae.to(torch.float32)
     pipe.image_encoder.to(torch.float32)
     pipe.set_progress_bar_config(disable=True)
