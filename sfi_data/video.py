@@ -19,6 +19,26 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+# Threads each FFmpeg decoder/encoder may use; 0 lets FFmpeg use every core. A worker that owns only
+# part of the machine (a Ray actor with num_cpus=1) sets its share with `set_codec_threads`.
+_CODEC_THREADS = 0
+
+
+def set_codec_threads(count: int) -> None:
+    """Threads per decoder/encoder from now on in this process (0: every core)."""
+    global _CODEC_THREADS
+    if count < 0:
+        raise ValueError(f"codec threads must be >= 0 (0 = every core), got {count}")
+    _CODEC_THREADS = count
+
+
+def cpu_budget() -> int:
+    """Cores this process may keep busy: its codec-thread share, or every core it may run on."""
+    if _CODEC_THREADS:
+        return _CODEC_THREADS
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class VideoError(Exception):
     """An input that is not a usable video; the message is the manifest's reason."""
 
@@ -133,6 +153,7 @@ def _read_frames_pyav(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
     with _open(path) as container:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
+        stream.thread_count = _CODEC_THREADS
         rate = stream.average_rate or stream.guessed_rate
         time_base = stream.time_base
         start_pts = stream.start_time or 0
@@ -248,8 +269,12 @@ def encode_video(
     crf: int | None = 18,
     preset: str | None = "medium",
     extra: dict[str, str] | None = None,
+    threads: int | None = None,
 ) -> None:
-    """Encode uint8 RGB frames (T, H, W, 3) to `path` at `fps`."""
+    """Encode uint8 RGB frames (T, H, W, 3) to `path` at `fps`.
+
+    threads: encoder threads (0: every core); None uses the process's `set_codec_threads` share.
+    """
     import av
 
     height, width = frames.shape[1:3]
@@ -265,6 +290,7 @@ def encode_video(
     with av.open(str(path), mode="w", format=_format_for(path)) as container:
         stream = container.add_stream(codec, rate=rate, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.thread_count = _CODEC_THREADS if threads is None else threads
         for image in frames:
             for packet in stream.encode(
                 av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,19 @@ def run_shard(stage: Stage, shard: Shard, schema: pa.Schema) -> ShardResult:
     out = list(stage.run(shard.rows))
     write_rows(out, schema, shard.part_path)
     return ShardResult(len(shard.rows), len(out), Counter(row.get("status") or "ok" for row in out))
+
+
+def limit_threads(count: int) -> None:
+    """Keep this process's codec, OpenCV and torch thread pools within `count` cores."""
+    import cv2
+
+    from sfi_data.video import set_codec_threads
+
+    set_codec_threads(count)
+    cv2.setNumThreads(count)
+    torch = sys.modules.get("torch")  # only if a stage loaded it: importing torch costs seconds
+    if torch is not None:
+        torch.set_num_threads(count)
 
 
 def plan_shards(rows: list[dict], key: str, parts_dir: Path, shard_size: int) -> tuple[list[Shard], int]:

@@ -8,12 +8,13 @@ themselves, so the output folder must be shared storage on a multi-node cluster.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator
 
 import pyarrow as pa
 
-from sfi_data.executors.base import Executor, Shard, ShardResult, run_shard
+from sfi_data.executors.base import Executor, Shard, ShardResult, limit_threads, run_shard
 from sfi_data.stages.base import Stage
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,9 @@ class _StageWorker:
     def __init__(self, stage: Stage) -> None:
         self.stage = stage
         self.stage.setup()
+        # Ray gives this actor stage.num_cpus cores; codecs, OpenCV and torch would otherwise each
+        # start a thread per core of the machine, and N actors would fight over every core.
+        limit_threads(max(1, math.ceil(stage.num_cpus)))
 
     def run(self, shard: Shard, schema: pa.Schema) -> ShardResult:
         return run_shard(self.stage, shard, schema)
