@@ -1,0 +1,455 @@
+"""Curation core performance (issue 2): probe, first/last fetch, cutting, Ray scaling, memory.
+
+Every ratio compares the project's own code path against a baseline measured in the same run on the
+same generated corpus (640x360 H.264, 10 s, 24/30 fps, a keyframe every second, B-frames as x264's
+`veryfast` preset makes them). Times are the best of a few interleaved repeats, so other load on the
+machine shifts both sides alike. See docs/performance.md for what each line measures.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sfi_data.config import CutConfig, FilterStageConfig, MetaFilterConfig, RunConfig, ScoreConfig
+from sfi_data.discover import discover
+from sfi_data.stages.cut import CutStage, centred_range
+from sfi_data.stages.meta_filter import MetaFilterStage, meta_reject_reason
+from sfi_data.stages.probe import ProbeStage
+from sfi_data.synthetic import moving_texture_frames
+from sfi_data.video import cpu_budget, encode_video, probe, read_frames
+
+WIDTH, HEIGHT, SECONDS = 640, 360, 10
+# (fps, seed) of the distinct source videos; the corpus is made of copies of them.
+SOURCES = [(24.0, 1), (30.0, 2), (24.0, 3), (30.0, 4)]
+GOP_SECONDS = 1.0
+PROBE_FILES = 32
+RAY_VIDEOS = 96
+RAY_SHARD_SIZE = 4
+RSS_SMALL, RSS_LARGE = 100, 2000
+
+
+@dataclass
+class Check:
+    name: str
+    ratio: float
+    target: str
+    passed: bool
+
+
+@dataclass
+class Timing:
+    wall: float  # seconds, best round
+    cpu: float  # CPU seconds of this process and its child processes, best round
+
+
+def cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, Timing]:
+    """Best wall and CPU time of each function over `repeats` rounds, running them in turn each round."""
+    best = {name: Timing(float("inf"), float("inf")) for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            wall, cpu = time.perf_counter(), cpu_seconds()
+            fn()
+            wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+            best[name] = Timing(min(best[name].wall, wall), min(best[name].cpu, cpu))
+    return best
+
+
+def check(name: str, ratio: float, target: str, passed: bool, cpu_ratio: float | None = None) -> Check:
+    """Print one target line: the wall-clock ratio decides; the CPU-time ratio is shown beside it."""
+    verdict = "PASS" if passed else "FAIL"
+    cpu = f" [CPU-time ratio {cpu_ratio:.2f}x]" if cpu_ratio is not None else ""
+    print(f"  {name}: {ratio:.2f}x (target {target}){cpu} {verdict}", flush=True)
+    return Check(name, ratio, target, passed)
+
+
+# ---------------------------------------------------------------- corpus
+
+
+def grainy_frames(num_frames: int, width: int, height: int, seed: int) -> np.ndarray:
+    """A sliding texture plus film grain, so P/B-frames carry residual as in camera footage."""
+    frames = moving_texture_frames(num_frames, width, height, dx=2.0, dy=0.5, seed=seed)
+    grain = np.random.default_rng(seed).normal(0, 6.0, (16, height, width, 1)).astype(np.int16)
+    for i, frame in enumerate(frames):
+        np.clip(frame + grain[i % len(grain)], 0, 255, out=frame, casting="unsafe")
+    return frames
+
+
+def make_source(path: Path, fps: float, seed: int, gop_seconds: float = GOP_SECONDS) -> Path:
+    """A 10 s 640x360 H.264 video: crf 23, x264 veryfast (3 B-frames), a keyframe every gop_seconds."""
+    frames = grainy_frames(int(round(fps * SECONDS)), WIDTH, HEIGHT, seed)
+    gop = str(int(round(fps * gop_seconds)))
+    encode_video(frames, path, fps, crf=23, preset="veryfast", extra={"g": gop})
+    return path
+
+
+def make_corpus(root: Path) -> list[Path]:
+    sources = [make_source(root / f"source_{i}.mp4", fps, seed) for i, (fps, seed) in enumerate(SOURCES)]
+    return sources
+
+
+def copies(sources: list[Path], folder: Path, count: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(count):
+        target = folder / f"video_{i:05d}.mp4"
+        shutil.copyfile(sources[i % len(sources)], target)
+        out.append(target)
+    return out
+
+
+# ---------------------------------------------------------------- probe + meta filter
+
+
+def ffprobe_meta(path: Path, config: MetaFilterConfig) -> str | None:
+    """The baseline: one ffprobe process per file, then the same meta rule."""
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    info = json.loads(result.stdout)
+    stream = next(s for s in info["streams"] if s["codec_type"] == "video")
+    num, den = (int(x) for x in stream["avg_frame_rate"].split("/"))
+    return meta_reject_reason(num / den, int(stream["nb_frames"]), config)
+
+
+def bench_probe(sources: list[Path], work: Path) -> Check:
+    files = copies(sources, work / "probe", PROBE_FILES)
+    rows = discover([str(p) for p in files], work)
+    probe_stage, meta_stage = ProbeStage(work), MetaFilterStage()
+
+    def ours() -> None:
+        out = list(meta_stage.run(probe_stage.run(rows)))
+        if any(r["status"] != "ok" for r in out):
+            raise RuntimeError(f"probe/meta rejected a corpus file: {out[0]['reason']}")
+
+    def baseline() -> None:
+        for path in files:
+            ffprobe_meta(path, meta_stage.config)
+
+    t = interleaved({"ours": ours, "ffprobe": baseline}, repeats=2)
+    per = 1000 / len(files)
+    print(
+        f"  probe + meta filter, {len(files)} files: ProbeStage+MetaFilterStage "
+        f"{t['ours'].wall * per:.2f} ms/file, one ffprobe process per file {t['ffprobe'].wall * per:.1f} ms/file"
+    )
+    ratio = t["ffprobe"].wall / t["ours"].wall
+    return check(
+        "probe + meta filter vs ffprobe per file",
+        ratio,
+        ">= 15x",
+        ratio >= 15,
+        t["ffprobe"].cpu / t["ours"].cpu,
+    )
+
+
+# ---------------------------------------------------------------- first / last frames
+
+
+def decode_every_frame(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Baseline: decode every frame in order; only the first and last become RGB."""
+    import av
+
+    first = last = None
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            if first is None:
+                first = frame.to_ndarray(format="rgb24")
+            last = frame
+    return first, last.to_ndarray(format="rgb24")
+
+
+def last_keyframe_pts(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return max(p.pts for p in container.demux(stream) if p.is_keyframe and p.pts is not None)
+
+
+def decode_from_last_keyframe(path: Path, keyframe_pts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Floor: the first frame, then every frame from the last keyframe (known in advance) to the end."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        first = next(container.decode(stream)).to_ndarray(format="rgb24")
+        container.seek(keyframe_pts, stream=stream, backward=True)
+        last = None
+        for frame in container.decode(stream):
+            last = frame
+    return first, last.to_ndarray(format="rgb24")
+
+
+def bench_first_last(sources: list[Path]) -> list[Check]:
+    infos = {p: probe(p) for p in sources}
+    keyframes = {p: last_keyframe_pts(p) for p in sources}
+
+    def ours() -> None:
+        for path, info in infos.items():
+            read_frames(path, [0, info.num_frames - 1])
+
+    def every() -> None:
+        for path in sources:
+            decode_every_frame(path)
+
+    def floor() -> None:
+        for path in sources:
+            decode_from_last_keyframe(path, keyframes[path])
+
+    # Same frames from every method (the last frame is the one the container counts).
+    for path, info in infos.items():
+        mine = read_frames(path, [0, info.num_frames - 1])
+        for other in (decode_every_frame(path), decode_from_last_keyframe(path, keyframes[path])):
+            if not (np.array_equal(mine[0], other[0]) and np.array_equal(mine[1], other[1])):
+                raise RuntimeError(f"first/last frames differ between methods on {path}")
+    t = interleaved({"ours": ours, "every": every, "floor": floor}, repeats=3)
+    per = 1000 / len(sources)
+    print(
+        f"  first/last frames, {len(sources)} videos: read_frames(path, [0, n-1]) {t['ours'].wall * per:.1f} "
+        f"ms/video, decode every frame {t['every'].wall * per:.1f}, first + from last keyframe "
+        f"{t['floor'].wall * per:.1f}"
+    )
+    speedup = t["every"].wall / t["ours"].wall
+    to_floor = t["ours"].wall / t["floor"].wall
+    return [
+        check(
+            "first/last vs decoding every frame",
+            speedup,
+            ">= 10x",
+            speedup >= 10,
+            t["every"].cpu / t["ours"].cpu,
+        ),
+        check(
+            "first/last vs last-keyframe floor",
+            to_floor,
+            "<= 1.5x",
+            to_floor <= 1.5,
+            t["ours"].cpu / t["floor"].cpu,
+        ),
+    ]
+
+
+# ---------------------------------------------------------------- cut
+
+
+def bench_cut(source: Path, work: Path) -> list[Check]:
+    info = probe(source)
+    config = CutConfig(score_clips=False)
+    scales = sorted(config.frame_counts)
+    ranges = {s: centred_range(info.num_frames, s) for s in scales}
+    row = {
+        "video_id": "bench",
+        "path": str(source.resolve()),
+        "num_frames": info.num_frames,
+        "fps": info.fps,
+    }
+    stage = CutStage(work / "cut_ours", config)
+    ffmpeg_dir = work / "cut_ffmpeg"
+    floor_dir = work / "cut_floor"
+    ffmpeg_dir.mkdir(parents=True, exist_ok=True)
+    floor_dir.mkdir(parents=True, exist_ok=True)
+
+    def ours() -> None:
+        out = stage.process_row(row)
+        if [r["status"] for r in out] != ["ok"] * len(scales):
+            raise RuntimeError(f"cut failed: {[r['reason'] for r in out]}")
+
+    def six_ffmpeg() -> None:
+        for s in scales:
+            start, _ = ranges[s]
+            subprocess.run(
+                ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{start / info.fps:.6f}"]
+                + ["-i", str(source), "-frames:v", str(s), "-an", "-c:v", config.codec]
+                + ["-crf", str(config.crf), "-preset", config.preset, "-pix_fmt", config.pix_fmt]
+                + [str(ffmpeg_dir / f"clip_{s:02d}.mp4")],
+                check=True,
+            )
+
+    def floor() -> None:
+        first = min(r[0] for r in ranges.values())
+        last = max(r[1] for r in ranges.values())
+        frames = read_frames(source, list(range(first, last + 1)))
+        # The same encoder scheduling as CutStage: encoders side by side, a share of the cores each.
+        workers = min(len(scales), cpu_budget())
+        threads = max(1, cpu_budget() // workers) if workers > 1 else None
+
+        def encode(s: int) -> None:
+            start, end = ranges[s]
+            encode_video(
+                frames[start - first : end - first + 1],
+                floor_dir / f"clip_{s:02d}.mp4",
+                info.fps,
+                codec=config.codec,
+                pix_fmt=config.pix_fmt,
+                crf=config.crf,
+                preset=config.preset,
+                threads=threads,
+            )
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(encode, sorted(scales, reverse=True)))
+
+    t = interleaved({"ours": ours, "ffmpeg": six_ffmpeg, "floor": floor}, repeats=2)
+    for s in scales:
+        if probe(ffmpeg_dir / f"clip_{s:02d}.mp4").num_frames != s:
+            raise RuntimeError(f"ffmpeg baseline cut a wrong frame count for the {s}-frame clip")
+    print(
+        f"  six cuts of one {info.num_frames}-frame {info.fps:g} fps video: CutStage.process_row "
+        f"{t['ours'].wall:.2f} s, six ffmpeg runs {t['ffmpeg'].wall:.2f} s, floor (one decode + encode "
+        f"{sum(scales)} frames) {t['floor'].wall:.2f} s"
+    )
+    speedup = t["ffmpeg"].wall / t["ours"].wall
+    to_floor = t["ours"].wall / t["floor"].wall
+    return [
+        check("cuts vs six ffmpeg runs", speedup, ">= 1.4x", speedup >= 1.4, t["ffmpeg"].cpu / t["ours"].cpu),
+        check(
+            "cuts vs one-decode floor", to_floor, "<= 1.3x", to_floor <= 1.3, t["ours"].cpu / t["floor"].cpu
+        ),
+    ]
+
+
+# ---------------------------------------------------------------- Ray scaling
+
+
+def _ray_child(files: list[str], out_dir: str, num_cpus: int, queue) -> None:
+    """In a fresh process: start Ray with `num_cpus`, then time run_filter's shards."""
+    import ray
+
+    from sfi_data.pipeline import run_filter
+
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    marks: list[float] = []
+    start = time.perf_counter()
+    summary = run_filter(
+        files,
+        Path(out_dir),
+        FilterStageConfig(score=ScoreConfig(similarity="hsv-hist", flow="dis", device="cpu")),
+        RunConfig(executor="ray", num_cpus=num_cpus, shard_size=RAY_SHARD_SIZE),
+        progress=lambda done, total: marks.append(time.perf_counter()),
+    )
+    total = time.perf_counter() - start
+    queue.put({"total": total, "marks": marks, "processed": summary.processed})
+
+
+def run_child(target, *args) -> dict:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=target, args=(*args, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    if process.exitcode != 0:
+        raise RuntimeError(f"benchmark child exited with {process.exitcode}")
+    return result
+
+
+def steady_rate(marks: list[float], workers: int) -> float:
+    """Shards per second after each worker's first shard (worker start-up excluded)."""
+    # marks[0] is the progress call before any shard; marks[i] is the i-th finished shard.
+    done = marks[1:]
+    return (len(done) - workers) / (done[-1] - done[workers - 1])
+
+
+def bench_ray(sources: list[Path], work: Path) -> Check:
+    files = [str(p) for p in copies(sources, work / "ray_inputs", RAY_VIDEOS)]
+    results = {n: run_child(_ray_child, files, str(work / f"ray_{n}cpu"), n) for n in (1, 2)}
+    rates = {n: steady_rate(r["marks"], n) * RAY_SHARD_SIZE for n, r in results.items()}
+    ratio = rates[2] / rates[1]
+    print(
+        f"  run_filter on Ray, {RAY_VIDEOS} videos, shards of {RAY_SHARD_SIZE}: "
+        f"1 CPU {rates[1]:.1f} videos/s steady ({results[1]['total']:.1f} s in all), "
+        f"2 CPUs {rates[2]:.1f} videos/s steady ({results[2]['total']:.1f} s in all; "
+        f"end-to-end ratio {results[1]['total'] / results[2]['total']:.2f}x)"
+    )
+    return check("Ray 2 CPUs vs 1 CPU (steady state)", ratio, ">= 1.7x", ratio >= 1.7)
+
+
+# ---------------------------------------------------------------- memory
+
+
+def _rss_child(files: list[str], out_dir: str, queue) -> None:
+    from sfi_data.pipeline import run_filter
+
+    score = ScoreConfig(similarity="hsv-hist", flow="dis", device="cpu", flow_width=64, flow_height=36)
+    start = time.perf_counter()
+    summary = run_filter(
+        files, Path(out_dir), FilterStageConfig(score=score), RunConfig(executor="local", shard_size=8)
+    )
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put(
+        {"peak_mib": peak_kib / 1024, "seconds": time.perf_counter() - start, "ok": summary.statuses["ok"]}
+    )
+
+
+def bench_rss(work: Path) -> Check:
+    tiny = [make_tiny(work / f"tiny_{i}.mp4", seed=i) for i in range(4)]
+    files = [str(p) for p in copies(tiny, work / "rss_inputs", RSS_LARGE)]
+    results = {n: run_child(_rss_child, files[:n], str(work / f"rss_{n}")) for n in (RSS_SMALL, RSS_LARGE)}
+    growth = results[RSS_LARGE]["peak_mib"] / results[RSS_SMALL]["peak_mib"] - 1
+    print(
+        f"  peak RSS of run_filter (local executor): {RSS_SMALL} videos {results[RSS_SMALL]['peak_mib']:.0f} MiB "
+        f"({results[RSS_SMALL]['seconds']:.1f} s), {RSS_LARGE} videos {results[RSS_LARGE]['peak_mib']:.0f} MiB "
+        f"({results[RSS_LARGE]['seconds']:.1f} s)"
+    )
+    return check("peak RSS growth 100 -> 2,000 videos", 1 + growth, "< 1.20x", growth < 0.20)
+
+
+def make_tiny(path: Path, seed: int) -> Path:
+    frames = moving_texture_frames(81, 32, 32, dx=1.0, seed=seed)
+    encode_video(frames, path, 24.0, crf=30, preset="ultrafast")
+    return path
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    for tool in ("ffmpeg", "ffprobe"):
+        if shutil.which(tool) is None:
+            print(f"  {tool} not found: run `make ffmpeg` (apt-get install ffmpeg) to run these baselines")
+            sys.exit(1)
+    checks: list[Check] = []
+    with tempfile.TemporaryDirectory(prefix="sfi-bench-curation-") as tmp:
+        work = Path(tmp)
+        start = time.perf_counter()
+        sources = make_corpus(work)
+        print(
+            f"  corpus: {len(sources)} source videos {WIDTH}x{HEIGHT} {SECONDS} s in {time.perf_counter() - start:.1f} s"
+        )
+        checks.append(bench_probe(sources, work))
+        checks += bench_first_last(sources)
+        checks += bench_cut(sources[0], work)
+        checks.append(bench_ray(sources, work))
+        checks.append(bench_rss(work))
+    failed = [c.name for c in checks if not c.passed]
+    print(
+        f"  {len(checks) - len(failed)}/{len(checks)} targets met" + (f"; missed: {failed}" if failed else "")
+    )
+
+
+if __name__ == "__main__":
+    main()
