@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -144,6 +145,20 @@ def probe(path: Path, verify: str = "packets") -> ProbeResult:
         )
 
 
+_CONVERTERS = threading.local()
+
+
+def _rgb_converter():
+    """This thread's frame converter: a fresh one per frame (frame.to_ndarray) rebuilds its
+    swscale context every time, which costs more than decoding a small frame."""
+    converter = getattr(_CONVERTERS, "rgb", None)
+    if converter is None:
+        from av.video.reformatter import VideoReformatter
+
+        converter = _CONVERTERS.rgb = VideoReformatter()
+    return converter
+
+
 def _read_frames_pyav(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
     """Decode the frames at `indices` with as little decoding as seeking allows."""
     import av
@@ -158,8 +173,13 @@ def _read_frames_pyav(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
         time_base = stream.time_base
         start_pts = stream.start_time or 0
 
+        # Frames per pts tick, as one float: Fraction arithmetic per packet cost more than decoding tiny videos.
+        frames_per_tick = float(time_base * rate)
+
         def index_of(pts: int) -> int:
-            return int(round(float((pts - start_pts) * time_base) * float(rate)))
+            return int(round((pts - start_pts) * frames_per_tick))
+
+        to_rgb = _rgb_converter()
 
         # Contiguous runs share one seek; a run far from the last decoded frame gets its own seek.
         runs: list[list[int]] = []
@@ -180,7 +200,7 @@ def _read_frames_pyav(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
                 ):
                     idx = index_of(frame.pts)
                     if idx in remaining:
-                        found[idx] = frame.to_ndarray(format="rgb24")
+                        found[idx] = to_rgb.reformat(frame, format="rgb24").to_ndarray()
                         remaining.discard(idx)
                     if not remaining or idx > run[-1]:
                         break
