@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import resource
 import shutil
 import subprocess
@@ -204,7 +205,8 @@ def decode_from_last_keyframe(path: Path, keyframe_pts: int) -> tuple[np.ndarray
     return first, last.to_ndarray(format="rgb24")
 
 
-def bench_first_last(sources: list[Path]) -> list[Check]:
+def first_last_timings(sources: list[Path], repeats: int) -> dict[str, Timing]:
+    """read_frames(path, [0, n-1]) vs decoding every frame vs the last-keyframe floor, summed over sources."""
     infos = {p: probe(p) for p in sources}
     keyframes = {p: last_keyframe_pts(p) for p in sources}
 
@@ -226,7 +228,11 @@ def bench_first_last(sources: list[Path]) -> list[Check]:
         for other in (decode_every_frame(path), decode_from_last_keyframe(path, keyframes[path])):
             if not (np.array_equal(mine[0], other[0]) and np.array_equal(mine[1], other[1])):
                 raise RuntimeError(f"first/last frames differ between methods on {path}")
-    t = interleaved({"ours": ours, "every": every, "floor": floor}, repeats=3)
+    return interleaved({"ours": ours, "every": every, "floor": floor}, repeats)
+
+
+def bench_first_last(sources: list[Path]) -> list[Check]:
+    t = first_last_timings(sources, repeats=3)
     per = 1000 / len(sources)
     print(
         f"  first/last frames, {len(sources)} videos: read_frames(path, [0, n-1]) {t['ours'].wall * per:.1f} "
@@ -251,6 +257,17 @@ def bench_first_last(sources: list[Path]) -> list[Check]:
             t["ours"].cpu / t["floor"].cpu,
         ),
     ]
+
+
+def gop_sensitivity(work: Path) -> None:
+    """Information only: how the first/last ratios move with the keyframe interval (one 24 fps video)."""
+    for gop in (0.5, 2.0):
+        source = make_source(work / f"gop_{gop:g}.mp4", 24.0, seed=7, gop_seconds=gop)
+        t = first_last_timings([source], repeats=3)
+        print(
+            f"  (info) keyframe every {gop:g} s: first/last {t['every'].wall / t['ours'].wall:.1f}x faster than "
+            f"decoding every frame, {t['ours'].wall / t['floor'].wall:.2f}x the last-keyframe floor"
+        )
 
 
 # ---------------------------------------------------------------- cut
@@ -374,11 +391,41 @@ def steady_rate(marks: list[float], workers: int) -> float:
     return (len(done) - workers) / (done[-1] - done[workers - 1])
 
 
+def _spin(iterations: int, queue) -> None:
+    start = time.perf_counter()
+    total = 0
+    for i in range(iterations):
+        total += i * i
+    queue.put(time.perf_counter() - start)
+
+
+def machine_scaling(iterations: int = 5_000_000) -> float:
+    """Throughput of two CPU-bound processes over one, right now: what other load leaves to scale into."""
+    context = multiprocessing.get_context("spawn")
+
+    def run(count: int) -> float:
+        queue = context.Queue()
+        processes = [context.Process(target=_spin, args=(iterations, queue)) for _ in range(count)]
+        for process in processes:
+            process.start()
+        times = [queue.get() for _ in processes]
+        for process in processes:
+            process.join()
+        return max(times)
+
+    one = min(run(1) for _ in range(2))
+    two = min(run(2) for _ in range(2))
+    return 2 * one / two
+
+
 def bench_ray(sources: list[Path], work: Path) -> Check:
     files = [str(p) for p in copies(sources, work / "ray_inputs", RAY_VIDEOS)]
     results = {n: run_child(_ray_child, files, str(work / f"ray_{n}cpu"), n) for n in (1, 2)}
     rates = {n: steady_rate(r["marks"], n) * RAY_SHARD_SIZE for n, r in results.items()}
     ratio = rates[2] / rates[1]
+    print(
+        f"  (info) two CPU-bound processes get {machine_scaling():.2f}x the throughput of one on this machine now"
+    )
     print(
         f"  run_filter on Ray, {RAY_VIDEOS} videos, shards of {RAY_SHARD_SIZE}: "
         f"1 CPU {rates[1]:.1f} videos/s steady ({results[1]['total']:.1f} s in all), "
@@ -391,17 +438,37 @@ def bench_ray(sources: list[Path], work: Path) -> Check:
 # ---------------------------------------------------------------- memory
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident set size.
+
+    Linux's VmHWM belongs to the process image and starts afresh at exec; ru_maxrss would carry the
+    high-water mark of the (large) benchmark parent that forked this child.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _rss_child(files: list[str], out_dir: str, queue) -> None:
     from sfi_data.pipeline import run_filter
+
+    imported = peak_rss_mib()
 
     score = ScoreConfig(similarity="hsv-hist", flow="dis", device="cpu", flow_width=64, flow_height=36)
     start = time.perf_counter()
     summary = run_filter(
         files, Path(out_dir), FilterStageConfig(score=score), RunConfig(executor="local", shard_size=8)
     )
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     queue.put(
-        {"peak_mib": peak_kib / 1024, "seconds": time.perf_counter() - start, "ok": summary.statuses["ok"]}
+        {
+            "peak_mib": peak_rss_mib(),
+            "imported_mib": imported,
+            "seconds": time.perf_counter() - start,
+            "ok": summary.statuses["ok"],
+        }
     )
 
 
@@ -409,18 +476,22 @@ def bench_rss(work: Path) -> Check:
     tiny = [make_tiny(work / f"tiny_{i}.mp4", seed=i) for i in range(4)]
     files = [str(p) for p in copies(tiny, work / "rss_inputs", RSS_LARGE)]
     results = {n: run_child(_rss_child, files[:n], str(work / f"rss_{n}")) for n in (RSS_SMALL, RSS_LARGE)}
-    growth = results[RSS_LARGE]["peak_mib"] / results[RSS_SMALL]["peak_mib"] - 1
+    small, large = results[RSS_SMALL], results[RSS_LARGE]
+    growth = large["peak_mib"] / small["peak_mib"] - 1
+    for n, result in results.items():
+        if result["ok"] == 0:
+            raise RuntimeError(f"no tiny video passed the filter in the {n}-video run")
     print(
-        f"  peak RSS of run_filter (local executor): {RSS_SMALL} videos {results[RSS_SMALL]['peak_mib']:.0f} MiB "
-        f"({results[RSS_SMALL]['seconds']:.1f} s), {RSS_LARGE} videos {results[RSS_LARGE]['peak_mib']:.0f} MiB "
-        f"({results[RSS_LARGE]['seconds']:.1f} s)"
+        f"  peak RSS of run_filter (local executor, after imports of {small['imported_mib']:.0f} MiB): "
+        f"{RSS_SMALL} videos {small['peak_mib']:.0f} MiB ({small['seconds']:.1f} s), "
+        f"{RSS_LARGE} videos {large['peak_mib']:.0f} MiB ({large['seconds']:.1f} s)"
     )
     return check("peak RSS growth 100 -> 2,000 videos", 1 + growth, "< 1.20x", growth < 0.20)
 
 
 def make_tiny(path: Path, seed: int) -> Path:
     frames = moving_texture_frames(81, 32, 32, dx=1.0, seed=seed)
-    encode_video(frames, path, 24.0, crf=30, preset="ultrafast")
+    encode_video(frames, path, 24.0, crf=30, preset="ultrafast", extra={"g": "24"})
     return path
 
 
@@ -432,6 +503,9 @@ def main() -> None:
         if shutil.which(tool) is None:
             print(f"  {tool} not found: run `make ffmpeg` (apt-get install ffmpeg) to run these baselines")
             sys.exit(1)
+    version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n")[0]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"  machine: {cpu_budget()} cores, load average {load}; {version}")
     checks: list[Check] = []
     with tempfile.TemporaryDirectory(prefix="sfi-bench-curation-") as tmp:
         work = Path(tmp)
@@ -442,6 +516,7 @@ def main() -> None:
         )
         checks.append(bench_probe(sources, work))
         checks += bench_first_last(sources)
+        gop_sensitivity(work)
         checks += bench_cut(sources[0], work)
         checks.append(bench_ray(sources, work))
         checks.append(bench_rss(work))
