@@ -28,7 +28,7 @@ class MetricColumn:
 
     @property
     def header(self) -> str:
-        return f"{self.label} (v{self.version})"
+        return f"{self.label} ({self.version})"
 
 
 @dataclass
@@ -163,13 +163,14 @@ def write_csv(board: Leaderboard, path: Path) -> None:
 
 
 def rank_marks(board: Leaderboard, group: str, metric: MetricColumn) -> dict[str, int]:
-    """model -> 0 (best), 1, 2 among models with a finite value, in the metric's direction."""
-    scored = [(board.value(m, group, metric.name), m) for m in board.models]
-    scored = [(v, m) for v, m in scored if v is not None and math.isfinite(v)]
-    scored.sort(key=lambda item: item[0], reverse=metric.direction == "higher")
-    return (
-        {model: rank for rank, (_, model) in enumerate(scored[: len(RANK_MARKS)])} if len(scored) > 1 else {}
-    )
+    """model -> 0 (best), 1, 2 in the metric's direction; ties share a rank, and all-equal marks nothing."""
+    scored = {m: board.value(m, group, metric.name) for m in board.models}
+    scored = {m: v for m, v in scored.items() if v is not None and math.isfinite(v)}
+    distinct = sorted(set(scored.values()), reverse=metric.direction == "higher")
+    if len(distinct) < 2:
+        return {}
+    rank_of = {value: rank for rank, value in enumerate(distinct[: len(RANK_MARKS)])}
+    return {model: rank_of[value] for model, value in scored.items() if value in rank_of}
 
 
 def _footnotes(board: Leaderboard) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
@@ -204,10 +205,13 @@ def markdown(board: Leaderboard) -> str:
             lines.append(f"| {group} | {model} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"Best **bold**, second <u>underlined</u>, third *italic* per frame count. "
-        f"Versions: {', '.join(f'{m.name} v{m.version}' for m in board.metrics)}.",
+        "Best **bold**, second <u>underlined</u>, third *italic* per frame count (ties share a mark).",
+        "",
+        "Metric versions:",
         "",
     ]
+    lines += [f"- {m.label} `{m.name}`: {m.version}" for m in board.metrics]
+    lines += [""]
     lines += ["Log10 variance of each metric across the frame counts (Table A2; lower = steadier):", ""]
     lines += [
         "| Model | " + " | ".join(m.label.rstrip("↑↓") for m in board.metrics) + " |",
@@ -263,7 +267,7 @@ def write_plots(board: Leaderboard, folder: Path) -> list[Path]:
         axes.set_xticks([int(g) for g in scales], labels=scales)
         axes.set_xlabel("frames N")
         axes.set_ylabel(metric.label)
-        axes.set_title(f"{metric.label} (v{metric.version})")
+        axes.set_title(metric.label)
         if plotted:
             axes.legend(fontsize="small")
         else:

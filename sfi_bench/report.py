@@ -30,9 +30,11 @@ table { border-collapse: collapse; margin: 0.6em 0; }
 td, th { border: 1px solid #ddd; padding: 4px 6px; vertical-align: top; font-size: 0.85em; }
 th { background: #f4f4f4; }
 .clip { margin: 1em 0 2em 0; }
-.strip { max-width: 100%; image-rendering: pixelated; }
+.strip { height: 72px; width: auto; max-width: none; }
+.scroll { overflow-x: auto; }
+.metrics { white-space: nowrap; }
+.metrics .muted { white-space: normal; max-width: 22em; }
 .muted { color: #777; }
-.metrics td { text-align: right; }
 """
 
 CHECK_IMAGES = """
@@ -171,12 +173,19 @@ class ReportBuilder:
                 f'<td><img class="strip" src="{self._asset(key + "_strip.png")}" '
                 f'alt="{html.escape(label)} frames"><div class="muted">{html.escape(note)}</div></td>'
             )
-        metric_cells = "".join(f"<td>{_fmt((scores or {}).get(m))}</td>" for m in metric_names or [])
-        return f"<tr><th>{html.escape(label)}</th>{media}{metric_cells}</tr>"
+        shown = [
+            f"{html.escape(m)} = {_fmt(scores[m])}"
+            for m in metric_names or []
+            if scores and scores.get(m) is not None
+        ]
+        missing = [m for m in metric_names or [] if not scores or scores.get(m) is None]
+        cell = "<br>".join(shown)
+        if missing and scores:
+            cell += f'<div class="muted">not computed: {html.escape(", ".join(missing))}</div>'
+        return f'<tr><th>{html.escape(label)}</th>{media}<td class="metrics">{cell}</td></tr>'
 
     def _clip_section(self, clip: TestClip, metric_names: list[str]) -> str:
         key = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in clip.clip_id)
-        header = "".join(f"<th>{html.escape(m)}</th>" for m in metric_names)
         rows = [
             self._media_row(
                 "ground truth",
@@ -218,9 +227,9 @@ class ReportBuilder:
         return (
             f'<div class="clip" id="{html.escape(key)}"><h3>{html.escape(clip.clip_id)} '
             f'<span class="muted">N={clip.num_frames}</span></h3>{prompt}'
-            f"<table><tr><th></th><th>preview</th><th>frames (first … last)</th>{header}</tr>"
+            f'<div class="scroll"><table><tr><th></th><th>preview</th><th>frames (first … last)</th><th>metrics (this clip)</th></tr>'
             + "".join(rows)
-            + "</table></div>"
+            + "</table></div></div>"
         )
 
     def _overview(self) -> str:

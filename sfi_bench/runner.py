@@ -216,7 +216,7 @@ class RunSummary:
     @property
     def harness_overhead_share(self) -> float | None:
         """Everything but the model's forward pass (and load) as a share of the wall time."""
-        if self.seconds_total <= 0:
+        if self.seconds_total <= 0 or not self.generated:
             return None
         return (
             max(0.0, self.seconds_total - self.seconds_model_forward - self.seconds_model_load)

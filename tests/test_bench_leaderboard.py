@@ -102,9 +102,9 @@ def test_csv_has_versioned_headers_empty_missing_cells_and_variance_rows(board, 
         "frames",
         "clips_scored",
         "clips_in_test",
-        "LPIPS↓ (v0.1)",
-        "TF↑ (v1)",
-        "FID↓ (v1)",
+        "LPIPS↓ (0.1)",
+        "TF↑ (1)",
+        "FID↓ (1)",
     ]
     assert rows[1][:2] == ["a", "All"] and rows[1][4] == "0.2" and rows[1][6] == ""  # FID empty, never 0
     assert len(rows) == 1 + 3 * 7 + 3
@@ -120,7 +120,19 @@ def test_markdown_marks_best_second_third_by_direction_and_footnotes_reasons(boa
     assert all_rows[1].split("|")[3].strip() == "*0.3*"
     assert all_rows[1].split("|")[4].strip() == "**0.95**"
     assert "–[^1]" in all_rows[0] and "[^1]: weights 'fid-inception' not found" in text
-    assert "Log10 variance" in text
+    assert "Log10 variance" in text and "- LPIPS↓ `lpips`: 0.1" in text
+
+
+def test_ties_share_a_mark_and_all_equal_marks_nothing(board):
+    from sfi_bench.leaderboard import rank_marks
+
+    tf = next(m for m in board.metrics if m.name == "temporal_flickering")
+    assert rank_marks(board, "All", tf) == {"b": 0, "a": 1, "c": 2}
+    board.values[("c", "All", "temporal_flickering")] = 0.95
+    assert rank_marks(board, "All", tf) == {"b": 0, "c": 0, "a": 1}
+    for model in board.models:
+        board.values[(model, "All", "temporal_flickering")] = 0.9
+    assert rank_marks(board, "All", tf) == {}
 
 
 def test_plots_one_png_per_metric(board, tmp_path: Path):
