@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from typing import Any
 
 from sfi_bench.metrics.base import ClipSample, Metric, MetricResult, MetricUnavailable
+from sfi_bench.registry import UnknownNameError, lazy_lookup
 
 # Add metrics here; the module is imported only when the metric is asked for.
 METRIC_REGISTRY: dict[str, str] = {
@@ -27,20 +26,12 @@ METRIC_REGISTRY: dict[str, str] = {
 }
 
 
-class UnknownMetricError(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
+class UnknownMetricError(UnknownNameError):
+    pass
 
 
 def metric_class(name: str) -> type[Metric]:
-    if name not in METRIC_REGISTRY:
-        close = difflib.get_close_matches(name, METRIC_REGISTRY, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise UnknownMetricError(
-            f"unknown metric {name!r}.{hint} Known: {', '.join(sorted(METRIC_REGISTRY))}"
-        )
-    module_name, _, class_name = METRIC_REGISTRY[name].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return lazy_lookup(METRIC_REGISTRY, name, "metric", UnknownMetricError)
 
 
 def make_metric(name: str, **kwargs: Any) -> Metric:

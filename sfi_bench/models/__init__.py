@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
-import importlib
-
 from sfi_bench.models.base import SFIModel, SFIRequest, SFIResult
+from sfi_bench.registry import UnknownNameError, lazy_lookup
 
 # Add models here; the module is imported only when the model is used.
 MODEL_REGISTRY: dict[str, str] = {
@@ -21,18 +19,12 @@ MODEL_REGISTRY: dict[str, str] = {
 }
 
 
-class UnknownModelError(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
+class UnknownModelError(UnknownNameError):
+    pass
 
 
 def model_class(name: str) -> type[SFIModel]:
-    if name not in MODEL_REGISTRY:
-        close = difflib.get_close_matches(name, MODEL_REGISTRY, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise UnknownModelError(f"unknown model {name!r}.{hint} Known: {', '.join(sorted(MODEL_REGISTRY))}")
-    module_name, _, class_name = MODEL_REGISTRY[name].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return lazy_lookup(MODEL_REGISTRY, name, "model", UnknownModelError)
 
 
 def make_model(name: str, **kwargs) -> SFIModel:
