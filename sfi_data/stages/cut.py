@@ -150,6 +150,8 @@ class CutStage(Stage):
             ]
         rows, pairs, jobs = [], [], []
         width, height = even_size(frames.shape[2], frames.shape[1])
+        # The clips are nested: one pass over the decoded frames gives every clip's differences.
+        all_diffs = consecutive_diffs(frames)
         for s in scales:
             start, end = ranges[s]
             clip = frames[start - first : end - first + 1]
@@ -161,7 +163,7 @@ class CutStage(Stage):
                 "width": width,
                 "height": height,
             }
-            diffs = consecutive_diffs(clip)
+            diffs = all_diffs[start - first : end - first]
             row["max_frame_diff"] = float(diffs.max()) if len(diffs) else 0.0
             reason = hard_cut_reason(diffs, self.config)
             if reason:
