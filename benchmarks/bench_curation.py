@@ -37,7 +37,7 @@ WIDTH, HEIGHT, SECONDS = 640, 360, 10
 SOURCES = [(24.0, 1), (30.0, 2), (24.0, 3), (30.0, 4)]
 GOP_SECONDS = 1.0
 PROBE_FILES = 32
-RAY_VIDEOS = 96
+RAY_VIDEOS = 64
 RAY_SHARD_SIZE = 4
 RSS_SMALL, RSS_LARGE = 100, 2000
 
@@ -420,17 +420,27 @@ def machine_scaling(iterations: int = 5_000_000) -> float:
 
 def bench_ray(sources: list[Path], work: Path) -> Check:
     files = [str(p) for p in copies(sources, work / "ray_inputs", RAY_VIDEOS)]
-    results = {n: run_child(_ray_child, files, str(work / f"ray_{n}cpu"), n) for n in (1, 2)}
-    rates = {n: steady_rate(r["marks"], n) * RAY_SHARD_SIZE for n, r in results.items()}
+    rates: dict[int, float] = {1: 0.0, 2: 0.0}
+    totals: dict[int, float] = {1: float("inf"), 2: float("inf")}
+    # Two interleaved rounds, best of each, as for the single-process measures.
+    for round_ in range(2):
+        for n in (1, 2):
+            out = work / f"ray_{n}cpu_{round_}"
+            result = run_child(_ray_child, files, str(out), n)
+            if result["processed"] != len(files):
+                raise RuntimeError(f"Ray run with {n} CPU(s) processed {result['processed']} of {len(files)}")
+            rates[n] = max(rates[n], steady_rate(result["marks"], n) * RAY_SHARD_SIZE)
+            totals[n] = min(totals[n], result["total"])
+            shutil.rmtree(out)
     ratio = rates[2] / rates[1]
     print(
         f"  (info) two CPU-bound processes get {machine_scaling():.2f}x the throughput of one on this machine now"
     )
     print(
         f"  run_filter on Ray, {RAY_VIDEOS} videos, shards of {RAY_SHARD_SIZE}: "
-        f"1 CPU {rates[1]:.1f} videos/s steady ({results[1]['total']:.1f} s in all), "
-        f"2 CPUs {rates[2]:.1f} videos/s steady ({results[2]['total']:.1f} s in all; "
-        f"end-to-end ratio {results[1]['total'] / results[2]['total']:.2f}x)"
+        f"1 CPU {rates[1]:.1f} videos/s steady ({totals[1]:.1f} s in all), "
+        f"2 CPUs {rates[2]:.1f} videos/s steady ({totals[2]:.1f} s in all; "
+        f"end-to-end ratio {totals[1] / totals[2]:.2f}x)"
     )
     return check("Ray 2 CPUs vs 1 CPU (steady state)", ratio, ">= 1.7x", ratio >= 1.7)
 
