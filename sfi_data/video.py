@@ -310,6 +310,9 @@ def encode_video(
     with av.open(str(path), mode="w", format=_format_for(path)) as container:
         stream = container.add_stream(codec, rate=rate, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        # Frame threads, as the ffmpeg command uses: PyAV's default (slice threads) makes x264 cut
+        # every frame into one slice per thread, so the bitstream would depend on the core count.
+        stream.thread_type = "FRAME"
         stream.thread_count = _CODEC_THREADS if threads is None else threads
         for image in frames:
             for packet in stream.encode(
