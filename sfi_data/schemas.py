@@ -6,6 +6,12 @@ import pyarrow as pa
 
 SCHEMA_VERSION = "1.0"
 
+
+def _field(name: str, type_: pa.DataType, doc: str = "") -> pa.Field:
+    """A column with its description kept in the schema (and so in every Parquet file)."""
+    return pa.field(name, type_, metadata={"doc": doc} if doc else None)
+
+
 STATUS_OK = "ok"
 STATUS_REJECTED = "rejected"
 STATUS_ERROR = "error"
@@ -13,85 +19,93 @@ STATUS_ERROR = "error"
 # One row per input video (or virtual segment), rejects and unreadable inputs included.
 VIDEOS = pa.schema(
     [
-        ("schema_version", pa.string()),
-        ("video_id", pa.string()),
-        ("source", pa.string()),  # the input as the user named it
-        ("path", pa.string()),  # relative to the dataset root
-        ("segment_start", pa.int64()),  # virtual segment: first source frame (null: whole file)
-        ("segment_end", pa.int64()),  # virtual segment: one past the last source frame
-        ("status", pa.string()),  # ok | rejected | error
-        ("stage", pa.string()),  # where the verdict was reached: discover, probe, meta, score, threshold
-        ("reason", pa.string()),  # human-readable, null when ok
-        ("file_size_bytes", pa.int64()),
-        ("fps", pa.float64()),
-        ("num_frames", pa.int64()),
-        ("frame_count_source", pa.string()),  # container | packets | decode
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("rotation", pa.int32()),
-        ("duration_s", pa.float64()),
-        ("codec", pa.string()),
-        ("pix_fmt", pa.string()),
-        ("similarity", pa.float64()),
-        ("similarity_backend", pa.string()),
-        ("flow_score", pa.float64()),
-        ("flow_backend", pa.string()),
-        ("flow_work_size", pa.string()),  # "WxH" at which the flow magnitude is measured
-        ("similarity_low", pa.float64()),
-        ("similarity_high", pa.float64()),
-        ("flow_low", pa.float64()),
-        ("flow_high", pa.float64()),
-        ("threshold_mode", pa.string()),  # how the bounds were chosen, e.g. "quantile 0.05-0.95"
+        _field("schema_version", pa.string(), "version of this schema"),
+        _field("video_id", pa.string(), "deterministic id of the input (stem + hash of its absolute path)"),
+        _field("source", pa.string(), "the input as the user named it"),
+        _field("path", pa.string(), "relative to the dataset root"),
+        _field("segment_start", pa.int64(), "virtual segment: first source frame (null: whole file)"),
+        _field("segment_end", pa.int64(), "virtual segment: one past the last source frame"),
+        _field("status", pa.string(), "ok | rejected | error"),
+        _field(
+            "stage", pa.string(), "where the verdict was reached: discover, probe, meta, score, threshold"
+        ),
+        _field("reason", pa.string(), "human-readable, null when ok"),
+        _field("file_size_bytes", pa.int64(), "size of the file on disk"),
+        _field("fps", pa.float64(), "frames per second"),
+        _field("num_frames", pa.int64(), "frames"),
+        _field("frame_count_source", pa.string(), "container | packets | decode"),
+        _field("width", pa.int32(), "pixels"),
+        _field("height", pa.int32(), "pixels"),
+        _field("rotation", pa.int32(), "display rotation in degrees"),
+        _field("duration_s", pa.float64(), "seconds"),
+        _field("codec", pa.string(), "video codec name (FFmpeg's)"),
+        _field("pix_fmt", pa.string(), "pixel format"),
+        _field("similarity", pa.float64(), "first/last frame similarity (cosine)"),
+        _field("similarity_backend", pa.string(), "clip:<model>/<checkpoint> or hsv-hist-cosine"),
+        _field(
+            "flow_score", pa.float64(), "mean L2 norm of the first->last optical flow, px at the work size"
+        ),
+        _field("flow_backend", pa.string(), "raft:<model>, opencv-dis or opencv-farneback"),
+        _field("flow_work_size", pa.string(), "'WxH' at which the flow magnitude is measured"),
+        _field("similarity_low", pa.float64(), "low similarity threshold used (null: open)"),
+        _field("similarity_high", pa.float64(), "high similarity threshold used (null: open)"),
+        _field("flow_low", pa.float64(), "low flow threshold used (null: open)"),
+        _field("flow_high", pa.float64(), "high flow threshold used (null: open)"),
+        _field("threshold_mode", pa.string(), "how the bounds were chosen, e.g. 'quantile 0.05-0.95'"),
     ]
 )
 
 # One row per single-shot segment (DIR/scenes.parquet); an unreadable source gets one error row.
 SEGMENTS = pa.schema(
     [
-        ("schema_version", pa.string()),
-        ("segment_id", pa.string()),  # <video_id>_f<start>-<end>
-        ("video_id", pa.string()),  # the source's id (discover.video_id_for)
-        ("source", pa.string()),  # the input as the user named it
-        ("path", pa.string()),  # the source file, relative to the dataset root
-        ("segment_start", pa.int64()),  # first source frame
-        ("segment_end", pa.int64()),  # one past the last source frame
-        ("num_frames", pa.int64()),
-        ("fps", pa.float64()),
-        ("shot_index", pa.int32()),  # which detected shot of the source (0-based)
-        ("window_index", pa.int32()),  # which window of that shot (0 unless the shot was split)
-        ("status", pa.string()),  # ok | error
-        ("reason", pa.string()),
-        ("detector", pa.string()),
-        ("detector_threshold", pa.float64()),
-        ("min_scene_len", pa.int32()),
-        ("source_frames", pa.int64()),  # frames decoded from the whole source
-        ("segment_path", pa.string()),  # re-encoded segment file (null: virtual)
+        _field("schema_version", pa.string(), "version of this schema"),
+        _field("segment_id", pa.string(), "<video_id>_f<start>-<end>"),
+        _field("video_id", pa.string(), "the source's id (discover.video_id_for)"),
+        _field("source", pa.string(), "the input as the user named it"),
+        _field("path", pa.string(), "the source file, relative to the dataset root"),
+        _field("segment_start", pa.int64(), "first source frame"),
+        _field("segment_end", pa.int64(), "one past the last source frame"),
+        _field("num_frames", pa.int64(), "frames"),
+        _field("fps", pa.float64(), "frames per second"),
+        _field("shot_index", pa.int32(), "which detected shot of the source (0-based)"),
+        _field("window_index", pa.int32(), "which window of that shot (0 unless the shot was split)"),
+        _field("status", pa.string(), "ok | error"),
+        _field("reason", pa.string(), "human-readable reason, null when ok"),
+        _field("detector", pa.string(), "PySceneDetect detector (content, adaptive, histogram, hash)"),
+        _field("detector_threshold", pa.float64(), "the detector's threshold"),
+        _field("min_scene_len", pa.int32(), "shortest scene the detector may report, frames"),
+        _field("source_frames", pa.int64(), "frames decoded from the whole source"),
+        _field("segment_path", pa.string(), "re-encoded segment file (null: virtual)"),
     ]
 )
 
 # One row per cut clip.
 CLIPS = pa.schema(
     [
-        ("schema_version", pa.string()),
-        ("clip_id", pa.string()),
-        ("video_id", pa.string()),
-        ("num_frames", pa.int32()),
-        ("start_frame", pa.int64()),  # first frame, index into the source file
-        ("end_frame", pa.int64()),  # last frame (inclusive), index into the source file
-        ("fps", pa.float64()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("status", pa.string()),  # ok | rejected | error
-        ("reason", pa.string()),
-        ("clip_path", pa.string()),  # relative to the dataset root
-        ("first_frame_path", pa.string()),  # lossless PNG, the benchmark's condition image
-        ("last_frame_path", pa.string()),
-        ("similarity", pa.float64()),
-        ("similarity_backend", pa.string()),
-        ("flow_score", pa.float64()),
-        ("flow_backend", pa.string()),
-        ("max_frame_diff", pa.float64()),  # largest consecutive-frame difference (hard-cut check)
-        ("encoder", pa.string()),  # e.g. "libx264 crf=18 preset=medium yuv420p"
+        _field("schema_version", pa.string(), "version of this schema"),
+        _field("clip_id", pa.string(), "{video_id}_{num_frames:02d}"),
+        _field("video_id", pa.string(), "deterministic id of the input (stem + hash of its absolute path)"),
+        _field("num_frames", pa.int32(), "frames"),
+        _field("start_frame", pa.int64(), "first frame, index into the source file"),
+        _field("end_frame", pa.int64(), "last frame (inclusive), index into the source file"),
+        _field("fps", pa.float64(), "frames per second"),
+        _field("width", pa.int32(), "pixels"),
+        _field("height", pa.int32(), "pixels"),
+        _field("status", pa.string(), "ok | rejected | error"),
+        _field("reason", pa.string(), "human-readable reason, null when ok"),
+        _field("clip_path", pa.string(), "relative to the dataset root"),
+        _field("first_frame_path", pa.string(), "lossless PNG, the benchmark's condition image"),
+        _field(
+            "last_frame_path", pa.string(), "lossless PNG of the last frame, relative to the dataset root"
+        ),
+        _field("similarity", pa.float64(), "first/last frame similarity (cosine)"),
+        _field("similarity_backend", pa.string(), "clip:<model>/<checkpoint> or hsv-hist-cosine"),
+        _field(
+            "flow_score", pa.float64(), "mean L2 norm of the first->last optical flow, px at the work size"
+        ),
+        _field("flow_backend", pa.string(), "raft:<model>, opencv-dis or opencv-farneback"),
+        _field("max_frame_diff", pa.float64(), "largest consecutive-frame difference (hard-cut check)"),
+        _field("encoder", pa.string(), "e.g. 'libx264 crf=18 preset=medium yuv420p'"),
     ]
 )
 
@@ -99,30 +113,69 @@ CLIPS = pa.schema(
 # One row per captioned clip (DIR/captions.parquet), failures kept with their reason.
 CAPTIONS = pa.schema(
     [
-        ("schema_version", pa.string()),
-        ("clip_id", pa.string()),
-        ("video_id", pa.string()),
-        ("num_frames", pa.int32()),
-        ("status", pa.string()),  # ok | error
-        ("reason", pa.string()),  # why the last attempt failed, null when ok
-        ("caption", pa.string()),
-        ("model", pa.string()),
-        ("prompt_version", pa.string()),
-        ("api_base", pa.string()),  # the server that answered (or failed last)
-        ("frames_sent", pa.int32()),
-        ("max_side", pa.int32()),
-        ("prompt_tokens", pa.int64()),
-        ("completion_tokens", pa.int64()),
-        ("total_tokens", pa.int64()),
-        ("latency_s", pa.float64()),  # of the successful (or last) request
-        ("attempts", pa.int32()),
-        ("finish_reason", pa.string()),
-        ("created_at", pa.string()),  # ISO 8601, UTC
+        _field("schema_version", pa.string(), "version of this schema"),
+        _field("clip_id", pa.string(), "{video_id}_{num_frames:02d}"),
+        _field("video_id", pa.string(), "deterministic id of the input (stem + hash of its absolute path)"),
+        _field("num_frames", pa.int32(), "frames"),
+        _field("status", pa.string(), "ok | error"),
+        _field("reason", pa.string(), "why the last attempt failed, null when ok"),
+        _field("caption", pa.string(), "the dense caption, null when it failed"),
+        _field("model", pa.string(), "the captioning model"),
+        _field("prompt_version", pa.string(), "version of the caption prompt file"),
+        _field("api_base", pa.string(), "the server that answered (or failed last)"),
+        _field("frames_sent", pa.int32(), "frames sent to the model"),
+        _field("max_side", pa.int32(), "longest side of the frames sent, px"),
+        _field("prompt_tokens", pa.int64(), "tokens in the request (images included)"),
+        _field("completion_tokens", pa.int64(), "tokens in the reply"),
+        _field("total_tokens", pa.int64(), "prompt + completion tokens"),
+        _field("latency_s", pa.float64(), "of the successful (or last) request"),
+        _field("attempts", pa.int32(), "requests made for this caption, retries included"),
+        _field("finish_reason", pa.string(), "the server's finish reason (stop, length...)"),
+        _field("created_at", pa.string(), "ISO 8601, UTC"),
     ]
 )
 
 # The SFIBench split (DIR/test.parquet, DIR/train.parquet): the clip columns plus the caption.
-SPLIT = pa.schema(list(CLIPS) + [pa.field("split", pa.string()), pa.field("caption", pa.string())])
+SPLIT = pa.schema(
+    list(CLIPS)
+    + [
+        _field("split", pa.string(), "test | train"),
+        _field("caption", pa.string(), "the caption, null when the clip has none"),
+    ]
+)
+
+
+def describe(schema: pa.Schema, name: str) -> str:
+    """A Markdown table of the schema's columns: name, type, description."""
+    lines = [f"### {name}", "", "| column | type | meaning |", "|---|---|---|"]
+    for field in schema:
+        doc = (field.metadata or {}).get(b"doc", b"").decode()
+        doc = doc.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+        lines.append(f"| `{field.name}` | {field.type} | {doc} |")
+    return "\n".join(lines)
+
+
+# Manifest file -> schema, in pipeline order (manifests/README.md is generated from this).
+MANIFESTS = {
+    "scenes.parquet": SEGMENTS,
+    "videos.parquet": VIDEOS,
+    "clips.parquet": CLIPS,
+    "captions.parquet": CAPTIONS,
+    "test.parquet / train.parquet": SPLIT,
+}
+
+
+def manifests_markdown() -> str:
+    intro = (
+        "# Manifest schemas\n\n"
+        f"Schema version {SCHEMA_VERSION}. Generated from `sfi_data/schemas.py` by `python -m sfi_data.schemas`"
+        " (a test checks it is current). Every manifest lies at the dataset root and every path in it is"
+        " relative to that folder. The descriptions are also stored in each Parquet file's schema"
+        " (field metadata `doc`). `example/` holds the manifests of `make demo`.\n"
+    )
+    return (
+        intro + "\n" + "\n\n".join(describe(schema, f"`{file}`") for file, schema in MANIFESTS.items()) + "\n"
+    )
 
 
 def empty_row(schema: pa.Schema) -> dict:
@@ -138,3 +191,7 @@ def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
             raise KeyError(f"columns not in the schema: {sorted(extra)}")
     columns = {name: [row.get(name) for row in rows] for name in schema.names}
     return pa.table(columns, schema=schema)
+
+
+if __name__ == "__main__":
+    print(manifests_markdown(), end="")

@@ -128,3 +128,37 @@ def test_hard_cut_check_separates_motion_from_cuts():
     cut = np.concatenate([smooth[:5], moving_texture_frames(5, 128, 96, dx=2, seed=9)])
     assert max_consecutive_diff(smooth) < 20
     assert max_consecutive_diff(cut) > max_consecutive_diff(smooth) * 3
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path):
+    from sfi_data.manifest import atomic_path
+
+    target = tmp_path / "x.parquet"
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"data")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_manifest_schema_docs_are_current():
+    from sfi_data.schemas import manifests_markdown
+
+    readme = Path(__file__).parent.parent / "manifests" / "README.md"
+    assert readme.read_text(encoding="utf-8") == manifests_markdown(), (
+        "run: python -m sfi_data.schemas > manifests/README.md"
+    )
+
+
+def test_example_manifests_match_the_schemas():
+    import pyarrow.parquet as pq
+
+    from sfi_data.schemas import CLIPS, VIDEOS
+
+    example = Path(__file__).parent.parent / "manifests" / "example"
+    assert pq.read_schema(example / "videos.parquet").names == VIDEOS.names
+    assert pq.read_schema(example / "clips.parquet").names == CLIPS.names
+    videos = pq.read_table(example / "videos.parquet").to_pylist()
+    assert {"ok", "rejected", "error"} <= {v["status"] for v in videos}
+    assert all(v["reason"] for v in videos if v["status"] != "ok")
