@@ -13,6 +13,10 @@ import yaml
 FRAME_COUNTS: tuple[int, ...] = (5, 9, 17, 33, 65, 81)
 # f_max in section 3.3.1: the longest clip.
 F_MAX: int = max(FRAME_COUNTS)
+# How frames are fetched: "pyav" (pts-exact seeking, skips frames nothing refers to; measured faster
+# than decord for first/last and centre ranges), "decord", or "auto" (decord, PyAV where it fails).
+READERS: tuple[str, ...] = ("pyav", "decord", "auto")
+DEFAULT_READER = "pyav"
 
 
 @dataclass
@@ -51,6 +55,7 @@ class ScoreConfig:
     flow_height: int = 288
     device: str = "auto"  # auto | cpu | cuda
     batch_size: int = 8
+    reader: str = DEFAULT_READER
 
 
 @dataclass
@@ -75,6 +80,7 @@ class ThresholdConfig:
 @dataclass
 class CutConfig:
     frame_counts: tuple[int, ...] = FRAME_COUNTS
+    reader: str = DEFAULT_READER
     codec: str = "libx264"
     pix_fmt: str = "yuv420p"
     crf: int = 18

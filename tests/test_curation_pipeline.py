@@ -283,3 +283,29 @@ def test_odd_sized_video_is_cut_to_even_size(tmp_path):
     run_cut(out, CutConfig(frame_counts=(5,), preset="ultrafast"), LOCAL, WEIGHT_FREE)
     (row,) = pq.read_table(out / "clips.parquet").to_pylist()
     assert row["status"] == "ok" and (row["width"], row["height"]) == (98, 74)
+
+
+def test_config_file_settings_hold_unless_an_option_overrides_them(tmp_path, make_video):
+    from typer.testing import CliRunner
+
+    import sfi_data.commands.curate  # noqa: F401  (registers filter and cut)
+    from sfi_data.app import app
+
+    video = make_video("c.mp4", 100, dx=1)
+    config = tmp_path / "settings.yaml"
+    config.write_text(
+        "filter:\n  score: {similarity: hsv-hist, flow: farneback, flow_width: 128, flow_height: 96}\n"
+        "  meta: {min_frames: 90}\ncut:\n  frame_counts: [5, 9]\n  preset: ultrafast\n"
+    )
+    out = tmp_path / "out"
+    base = ["--out", str(out), "--config", str(config), "--executor", "local"]
+    result = CliRunner().invoke(app, ["filter", str(video), *base, "--flow", "dis"])
+    assert result.exit_code == 0, result.output
+    (row,) = pq.read_table(out / "videos.parquet").to_pylist()
+    assert row["similarity_backend"] == "hsv-hist-cosine"  # from the file
+    assert row["flow_backend"] == "opencv-dis" and row["flow_work_size"] == "128x96"  # option wins, rest kept
+    result = CliRunner().invoke(app, ["cut", *base, "--reader", "decord"])
+    assert result.exit_code == 0, result.output
+    clips = pq.read_table(out / "clips.parquet").to_pylist()
+    assert [c["num_frames"] for c in clips] == [5, 9] and "preset=ultrafast" in clips[0]["encoder"]
+    assert clips[0]["similarity_backend"] == "hsv-hist-cosine"

@@ -8,12 +8,32 @@ from typing import Annotated
 import typer
 
 from sfi_data.app import app
+from sfi_data.commands.options import (
+    Address,
+    Config,
+    Device,
+    Executor,
+    Flow,
+    GpusPerWorker,
+    Inputs,
+    ListFile,
+    NumCpus,
+    Out,
+    Overwrite,
+    Reader,
+    ShardSize,
+    Similarity,
+    WeightsDir,
+    fail,
+    given,
+    off_when_zero,
+    run_config,
+)
 from sfi_data.commands.progress import console, progress_bar, summary_table
 from sfi_data.config import (
     CutConfig,
     FilterStageConfig,
     RangeConfig,
-    RunConfig,
     ScoreConfig,
     ThresholdConfig,
     apply_overrides,
@@ -21,40 +41,6 @@ from sfi_data.config import (
 )
 from sfi_data.pipeline import NothingToDoError, run_cut, run_filter
 from sfi_data.weights import WeightsMissingError
-
-Out = Annotated[Path, typer.Option("--out", "-o", help="Dataset folder (manifests, clips, log).")]
-Executor = Annotated[str, typer.Option(help="ray (default; in-process unless --address) or local (serial).")]
-Address = Annotated[
-    str | None, typer.Option(help="Ray cluster address (or set RAY_ADDRESS).", envvar="RAY_ADDRESS")
-]
-NumCpus = Annotated[int | None, typer.Option(help="CPUs for the in-process Ray (default: all).")]
-GpusPerWorker = Annotated[float, typer.Option(help="GPUs each Ray worker asks for (e.g. 0.5).")]
-Overwrite = Annotated[bool, typer.Option(help="Redo finished work instead of resuming.")]
-ShardSize = Annotated[int, typer.Option(help="Videos per shard (unit of work and of resume).")]
-Similarity = Annotated[str, typer.Option(help="clip (paper; needs weights) or hsv-hist (weight-free).")]
-Flow = Annotated[
-    str, typer.Option(help="raft (paper; needs weights), dis or farneback (OpenCV, weight-free).")
-]
-Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
-WeightsDir = Annotated[
-    Path | None, typer.Option(help="Folder holding weight files (else HF_HOME/TORCH_HOME).")
-]
-Config = Annotated[Path | None, typer.Option("--config", help="YAML with settings (see pipelines/).")]
-
-
-def _run_config(
-    executor: str, address: str | None, num_cpus: int | None, gpus: float, shard_size: int, overwrite: bool
-) -> RunConfig:
-    if executor not in ("ray", "local"):
-        raise typer.BadParameter(f"--executor must be 'ray' or 'local', not {executor!r}")
-    return RunConfig(
-        executor=executor,
-        address=address,
-        num_cpus=num_cpus,
-        num_gpus=gpus or None,
-        shard_size=shard_size,
-        overwrite=overwrite,
-    )
 
 
 def _range(
@@ -65,32 +51,28 @@ def _range(
     return RangeConfig(low=low, high=high, low_quantile=qlow, high_quantile=qhigh)
 
 
-def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
 @app.command("filter")
 def filter_command(
-    inputs: Annotated[
-        list[str] | None,
-        typer.Argument(help="Folders (recursive), globs, files, or .txt/.parquet lists.", show_default=False),
-    ] = None,
+    inputs: Inputs = None,
     out: Out = Path("sfi_out"),
-    list_file: Annotated[
-        list[str] | None, typer.Option("--list", help="Text or Parquet list of inputs.")
-    ] = None,
+    list_file: ListFile = None,
     scenes: Annotated[
         Path | None,
         typer.Option(help="Filter the segments of `sfi-data scenes` (its folder or scenes.parquet)."),
     ] = None,
-    similarity: Similarity = "clip",
-    flow: Flow = "raft",
-    clip_model: Annotated[str, typer.Option(help="open_clip model name.")] = "ViT-B-32",
-    clip_pretrained: Annotated[str, typer.Option(help="open_clip tag or a checkpoint file.")] = "openai",
-    max_fps: Annotated[float, typer.Option(help="Keep videos with fps <= this.")] = 30.0,
-    min_frames: Annotated[int, typer.Option(help="Keep videos with at least this many frames.")] = 81,
-    max_frames: Annotated[int, typer.Option(help="Keep videos with at most this many frames.")] = 324,
+    similarity: Similarity = None,
+    flow: Flow = None,
+    clip_model: Annotated[str | None, typer.Option(help="open_clip model name [default: ViT-B-32].")] = None,
+    clip_pretrained: Annotated[
+        str | None, typer.Option(help="open_clip tag or a checkpoint file [default: openai].")
+    ] = None,
+    max_fps: Annotated[float | None, typer.Option(help="Keep videos with fps <= this [default: 30].")] = None,
+    min_frames: Annotated[
+        int | None, typer.Option(help="Keep videos with at least this many frames [default: 81].")
+    ] = None,
+    max_frames: Annotated[
+        int | None, typer.Option(help="Keep videos with at most this many frames [default: 324].")
+    ] = None,
     sim_low: Annotated[float | None, typer.Option(help="Explicit low similarity threshold.")] = None,
     sim_high: Annotated[float | None, typer.Option(help="Explicit high similarity threshold.")] = None,
     sim_low_quantile: Annotated[
@@ -109,7 +91,8 @@ def filter_command(
     flow_high_quantile: Annotated[
         float | None, typer.Option(help="High flow threshold as a quantile.")
     ] = None,
-    device: Device = "auto",
+    device: Device = None,
+    reader: Reader = None,
     weights_dir: WeightsDir = None,
     config: Config = None,
     executor: Executor = "ray",
@@ -131,14 +114,15 @@ def filter_command(
     settings = apply_overrides(
         settings,
         {
-            "meta": {"max_fps": max_fps, "min_frames": min_frames, "max_frames": max_frames},
-            "score": {
-                "similarity": similarity,
-                "flow": flow,
-                "clip_model": clip_model,
-                "clip_pretrained": clip_pretrained,
-                "device": device,
-            },
+            "meta": given(max_fps=max_fps, min_frames=min_frames, max_frames=max_frames),
+            "score": given(
+                similarity=similarity,
+                flow=flow,
+                clip_model=clip_model,
+                clip_pretrained=clip_pretrained,
+                device=device,
+                reader=reader,
+            ),
         },
     )
     settings.thresholds = thresholds
@@ -153,9 +137,9 @@ def filter_command(
         try:
             segments, failed = segments_as_videos(scenes_manifest(scenes), out)
         except FileNotFoundError as error:
-            _fail(str(error))
+            fail(str(error))
         console.print(f"{len(segments)} segments from {scenes}; {failed} unreadable sources left out")
-    run = _run_config(executor, address, num_cpus, gpus_per_worker, shard_size, overwrite)
+    run = run_config(executor, address, num_cpus, gpus_per_worker, shard_size, overwrite)
     try:
         with progress_bar("filter") as progress:
             summary = run_filter(
@@ -169,9 +153,9 @@ def filter_command(
                 videos=segments,
             )
     except WeightsMissingError as error:
-        _fail(str(error))
+        fail(str(error))
     except (NothingToDoError, ValueError) as error:
-        _fail(str(error))
+        fail(str(error))
     console.print(summary_table(summary, "videos"))
     console.print(f"wrote {out / 'videos.parquet'}; log: {out / 'sfi-data.log'}")
 
@@ -180,23 +164,29 @@ def filter_command(
 def cut_command(
     out: Out = Path("sfi_out"),
     frame_counts: Annotated[
-        str, typer.Option(help="Comma-separated clip lengths (paper: S).")
-    ] = "5,9,17,33,65,81",
-    crf: Annotated[int, typer.Option(help="x264 quality (lower is better).")] = 18,
-    preset: Annotated[str, typer.Option(help="x264 preset.")] = "medium",
-    score_clips: Annotated[bool, typer.Option(help="Score each clip's first/last frames too.")] = True,
-    similarity: Similarity = "clip",
-    flow: Flow = "raft",
+        str | None, typer.Option(help="Comma-separated clip lengths [default: S = 5,9,17,33,65,81].")
+    ] = None,
+    crf: Annotated[int | None, typer.Option(help="x264 quality, lower is better [default: 18].")] = None,
+    preset: Annotated[str | None, typer.Option(help="x264 preset [default: medium].")] = None,
+    score_clips: Annotated[
+        bool | None, typer.Option(help="Score each clip's first/last frames too [default: yes].")
+    ] = None,
+    similarity: Similarity = None,
+    flow: Flow = None,
     hard_cut_threshold: Annotated[
-        float, typer.Option(help="Drop clips whose consecutive-frame difference exceeds this (0 disables).")
-    ] = 60.0,
-    hard_cut_ratio: Annotated[
-        float,
+        float | None,
         typer.Option(
-            help="Also drop clips with an isolated jump this many times its neighbours (0 disables)."
+            help="Drop clips whose consecutive-frame difference exceeds this, 0 disables [default: 60]."
         ),
-    ] = 2.0,
-    device: Device = "auto",
+    ] = None,
+    hard_cut_ratio: Annotated[
+        float | None,
+        typer.Option(
+            help="Also drop clips with an isolated jump this many times its neighbours, 0 disables [default: 2]."
+        ),
+    ] = None,
+    device: Device = None,
+    reader: Reader = None,
     weights_dir: WeightsDir = None,
     config: Config = None,
     executor: Executor = "ray",
@@ -207,34 +197,36 @@ def cut_command(
     overwrite: Overwrite = False,
 ) -> None:
     """Cut centred clips of every scale from each kept video -> clips/, frames/ (PNG) and clips.parquet."""
-    try:
-        counts = tuple(sorted({int(x) for x in frame_counts.split(",") if x.strip()}))
-    except ValueError as error:
-        raise typer.BadParameter(f"--frame-counts must be integers: {frame_counts}") from error
+    counts = None
+    if frame_counts is not None:
+        try:
+            counts = tuple(sorted({int(x) for x in frame_counts.split(",") if x.strip()}))
+        except ValueError as error:
+            raise typer.BadParameter(f"--frame-counts must be integers: {frame_counts}") from error
     yaml_settings = load_yaml(config) if config else {}
     cut_settings = apply_overrides(CutConfig(), yaml_settings.get("cut"))
     cut_settings = apply_overrides(
         cut_settings,
-        {
-            "frame_counts": counts,
-            "crf": crf,
-            "preset": preset,
-            "score_clips": score_clips,
-            "hard_cut_threshold": hard_cut_threshold or None,
-            "hard_cut_ratio": hard_cut_ratio or None,
-        },
+        given(
+            frame_counts=counts,
+            crf=crf,
+            preset=preset,
+            score_clips=score_clips,
+            reader=reader,
+        )
+        | off_when_zero(hard_cut_threshold=hard_cut_threshold, hard_cut_ratio=hard_cut_ratio),
     )
     score = apply_overrides(ScoreConfig(), (yaml_settings.get("filter") or {}).get("score"))
-    score = apply_overrides(score, {"similarity": similarity, "flow": flow, "device": device})
-    run = _run_config(executor, address, num_cpus, gpus_per_worker, shard_size, overwrite)
+    score = apply_overrides(score, given(similarity=similarity, flow=flow, device=device, reader=reader))
+    run = run_config(executor, address, num_cpus, gpus_per_worker, shard_size, overwrite)
     try:
         with progress_bar("cut") as progress:
             summary = run_cut(
                 out, cut_settings, run, score, str(weights_dir) if weights_dir else None, progress
             )
     except WeightsMissingError as error:
-        _fail(str(error))
+        fail(str(error))
     except (NothingToDoError, FileNotFoundError, ValueError) as error:
-        _fail(str(error))
+        fail(str(error))
     console.print(summary_table(summary, "videos", "clips"))
     console.print(f"wrote {out / 'clips.parquet'}; log: {out / 'sfi-data.log'}")

@@ -8,16 +8,18 @@ from typing import Annotated
 import typer
 
 from sfi_data.app import app
-from sfi_data.commands.curate import (
+from sfi_data.commands.options import (
     Address,
     Config,
     Executor,
+    Inputs,
+    ListFile,
     NumCpus,
     Out,
     Overwrite,
     ShardSize,
-    _fail,
-    _run_config,
+    fail,
+    run_config,
 )
 from sfi_data.commands.progress import console, progress_bar, summary_table
 from sfi_data.config import F_MAX, ScenesConfig, apply_overrides, load_yaml
@@ -28,14 +30,9 @@ from sfi_data.stages.scenes import DETECTORS
 
 @app.command("scenes")
 def scenes_command(
-    inputs: Annotated[
-        list[str] | None,
-        typer.Argument(help="Folders (recursive), globs, files, or .txt/.parquet lists.", show_default=False),
-    ] = None,
+    inputs: Inputs = None,
     out: Out = Path("sfi_out"),
-    list_file: Annotated[
-        list[str] | None, typer.Option("--list", help="Text or Parquet list of inputs.")
-    ] = None,
+    list_file: ListFile = None,
     detector: Annotated[
         str, typer.Option(help=f"PySceneDetect detector: {', '.join(DETECTORS)}.")
     ] = "content",
@@ -76,14 +73,14 @@ def scenes_command(
             "write_segments": write_segments,
         },
     )
-    run = _run_config(executor, address, num_cpus, 0.0, shard_size, overwrite)
+    run = run_config(executor, address, num_cpus, 0.0, shard_size, overwrite)
     try:
         with progress_bar("scenes") as progress:
             summary = run_scenes(list(inputs or []), out, settings, run, list_file or [], progress)
     except ImportError as error:
-        _fail(str(error))
+        fail(str(error))
     except (NothingToDoError, ValueError) as error:
-        _fail(str(error))
+        fail(str(error))
     console.print(summary_table(summary, "videos", "segments"))
     console.print(
         f"wrote {out / SCENES_MANIFEST}; next: sfi-data filter --scenes {out} --out {out}; "

@@ -102,12 +102,10 @@ class CutStage(Stage):
         config: CutConfig,
         score: ScoreConfig | None = None,
         weights_dir: str | None = None,
-        reader: str = "pyav",
     ) -> None:
         self.root = Path(root)
         self.config = config
         self.scorer = PairScorer(score, weights_dir) if (score and config.score_clips) else None
-        self.reader = reader
 
     def setup(self) -> None:
         if self.scorer:
@@ -141,7 +139,7 @@ class CutStage(Stage):
                 resolve_source(video, self.root),
                 list(range(first, last + 1)),
                 offset=offset,
-                reader=self.reader,
+                reader=self.config.reader,
             )
         except VideoError as error:
             return [

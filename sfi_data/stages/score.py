@@ -18,13 +18,10 @@ class FirstLastScoreStage(Stage):
 
     name = "score"
 
-    def __init__(
-        self, root: Path, config: ScoreConfig, weights_dir: str | None = None, reader: str = "pyav"
-    ) -> None:
+    def __init__(self, root: Path, config: ScoreConfig, weights_dir: str | None = None) -> None:
         self.root = Path(root)
         self.config = config
         self.scorer = PairScorer(config, weights_dir)
-        self.reader = reader
 
     def setup(self) -> None:
         self.scorer.setup()
@@ -32,7 +29,9 @@ class FirstLastScoreStage(Stage):
     def _fetch(self, row: dict):
         last = row["num_frames"] - 1
         offset = row.get("segment_start") or 0
-        frames = read_frames(resolve_source(row, self.root), [0, last], offset=offset, reader=self.reader)
+        frames = read_frames(
+            resolve_source(row, self.root), [0, last], offset=offset, reader=self.config.reader
+        )
         return frames[0], frames[1]
 
     def run(self, rows: Iterable[dict]) -> Iterator[dict]:
