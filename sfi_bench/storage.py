@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sfi_data.manifest import atomic_path
+from sfi_data.video import encode_video
 
 STORE_FORMATS = ("ffv1", "png")
 STATUS_OK = "ok"
@@ -156,19 +156,9 @@ class FrameStore:
 
 def write_ffv1(frames: np.ndarray, path: Path, fps: float = 25.0) -> None:
     """FFV1 in Matroska with pix_fmt bgr0: bit-exact RGB, any width and height."""
-    import av
-
-    height, width = frames.shape[1:3]
-    with av.open(str(path), mode="w", format="matroska") as container:
-        stream = container.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = width, height, "bgr0"
-        for image in frames:
-            for packet in stream.encode(
-                av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            ):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    encode_video(
+        frames, path, fps, codec="ffv1", pix_fmt="bgr0", crf=None, preset=None, container_format="matroska"
+    )
 
 
 def write_png_folder(frames: np.ndarray, folder: Path) -> None:

@@ -290,10 +290,12 @@ def encode_video(
     preset: str | None = "medium",
     extra: dict[str, str] | None = None,
     threads: int | None = None,
+    container_format: str | None = None,
 ) -> None:
     """Encode uint8 RGB frames (T, H, W, 3) to `path` at `fps`.
 
     threads: encoder threads (0: every core); None uses the process's `set_codec_threads` share.
+    container_format: FFmpeg muxer name; None guesses it from the file name.
     """
     import av
 
@@ -307,7 +309,7 @@ def encode_video(
         options["crf"] = str(crf)
     if preset is not None and codec in ("libx264", "libx265"):
         options["preset"] = preset
-    with av.open(str(path), mode="w", format=_format_for(path)) as container:
+    with av.open(str(path), mode="w", format=container_format or _format_for(path)) as container:
         stream = container.add_stream(codec, rate=rate, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         # Frame threads, as the ffmpeg command uses: PyAV's default (slice threads) makes x264 cut
