@@ -259,6 +259,34 @@ def bench_first_last(sources: list[Path]) -> list[Check]:
     ]
 
 
+def reader_comparison(sources: list[Path]) -> None:
+    """Information only: the PyAV path (default) against decord on the same frames."""
+    infos = {p: probe(p) for p in sources}
+    centre = {
+        p: list(range(info.num_frames // 2 - 40, info.num_frames // 2 + 41)) for p, info in infos.items()
+    }
+    for path, info in infos.items():
+        for indices in ([0, info.num_frames - 1], centre[path]):
+            if not np.array_equal(read_frames(path, indices), read_frames(path, indices, reader="decord")):
+                raise RuntimeError(f"pyav and decord frames differ on {path}")
+
+    def runner(reader: str, which: str) -> Callable[[], None]:
+        def run() -> None:
+            for path, info in infos.items():
+                indices = [0, info.num_frames - 1] if which == "first/last" else centre[path]
+                read_frames(path, indices, reader=reader)
+
+        return run
+
+    for which in ("first/last", "centre 81 frames"):
+        t = interleaved({r: runner(r, which) for r in ("pyav", "decord")}, repeats=2)
+        per = 1000 / len(sources)
+        print(
+            f"  (info) {which}: pyav {t['pyav'].wall * per:.1f} ms/video, decord {t['decord'].wall * per:.1f} "
+            f"ms/video (identical frames)"
+        )
+
+
 def gop_sensitivity(work: Path) -> None:
     """Information only: how the first/last ratios move with the keyframe interval (one 24 fps video)."""
     for gop in (0.5, 2.0):
@@ -526,6 +554,7 @@ def main() -> None:
         )
         checks.append(bench_probe(sources, work))
         checks += bench_first_last(sources)
+        reader_comparison(sources)
         gop_sensitivity(work)
         checks += bench_cut(sources[0], work)
         checks.append(bench_ray(sources, work))
