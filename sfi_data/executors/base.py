@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,17 +58,11 @@ def plan_shards(rows: list[dict], key: str, parts_dir: Path, shard_size: int) ->
     return shards, len(rows) - len(todo)
 
 
-ProgressCallback = Callable[[ShardResult], None]
-
-
 class Executor:
     name = "base"
 
     def map_shards(self, stage: Stage, shards: list[Shard], schema: pa.Schema) -> Iterator[ShardResult]:
         raise NotImplementedError
-
-    def parallelism(self) -> int:
-        return 1
 
     def close(self) -> None:
         pass

@@ -56,9 +56,6 @@ class RayExecutor(Executor):
         self._num_cpus = int(ray.cluster_resources().get("CPU", 1))
         self._num_gpus = float(ray.cluster_resources().get("GPU", 0))
 
-    def parallelism(self) -> int:
-        return max(1, self._num_cpus)
-
     def map_shards(self, stage: Stage, shards: list[Shard], schema: pa.Schema) -> Iterator[ShardResult]:
         if not shards:
             return
