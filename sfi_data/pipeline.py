@@ -132,6 +132,13 @@ def run_stage(
     return summary
 
 
+def gpu_share(score: ScoreConfig | None, run: RunConfig) -> float:
+    """GPUs one worker of a scoring stage asks Ray for: the --gpus-per-worker share, or a whole GPU for cuda."""
+    if score is None or not (score.device == "cuda" or (run.num_gpus or 0) > 0):
+        return 0.0
+    return min(1.0, run.num_gpus or 1.0)
+
+
 def count(summary: StageSummary, rows: list[dict]) -> StageSummary:
     for row in rows:
         summary.statuses[row["status"]] += 1
@@ -173,8 +180,7 @@ def run_filter(
         ]
     )
     stage.name = "filter"
-    if config.score.device == "cuda" or (run.num_gpus or 0) > 0:
-        stage.num_gpus = min(1.0, (run.num_gpus or 1.0))
+    stage.num_gpus = gpu_share(config.score, run)
     summary = run_stage(stage, rows, out_dir, VIDEOS, run, progress)
     merged = merge_parts(out_dir / "work" / stage.name, VIDEOS, "video_id", [r["video_id"] for r in rows])
     if len(merged) != len(rows):
@@ -212,9 +218,8 @@ def run_cut(
         raise NothingToDoError(f"no video passed the filter in {manifest}")
     if score is not None and config.score_clips:
         PairScorer(score, weights_dir).check_weights()
-    stage = CutStage(out_dir, config, score if config.score_clips else None, weights_dir)
-    if score is not None and (score.device == "cuda" or (run.num_gpus or 0) > 0):
-        stage.num_gpus = min(1.0, (run.num_gpus or 1.0))
+    stage = CutStage(out_dir, config, score, weights_dir)
+    stage.num_gpus = gpu_share(score, run)
     summary = run_stage(stage, kept, out_dir, CLIPS, run, progress)
     wanted = [clip_id_for(v["video_id"], s) for v in kept for s in sorted(config.frame_counts)]
     merged = merge_parts(out_dir / "work" / stage.name, CLIPS, "clip_id", wanted)
