@@ -6,6 +6,7 @@ flow between frames i and j is exactly ((j - i) * dx, (j - i) * dy) away from th
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,27 @@ def write_video(
     """Encode frames; crf=0 keeps tests exact up to the yuv420p conversion."""
     path.parent.mkdir(parents=True, exist_ok=True)
     encode_video(frames, path, fps=fps, codec=codec, pix_fmt=pix_fmt, crf=crf, preset="ultrafast")
+    return path
+
+
+def write_variable_rate_video(path: Path, frames: np.ndarray, durations_ms: list[int]) -> Path:
+    """Lossless H.264 MP4 whose frame i lasts durations_ms[i], as phones record at a variable rate."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=30, options={"crf": "0", "g": "12"})
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        pts = 0
+        for image, duration in zip(frames, durations_ms, strict=True):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            pts += duration
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return path
 
 

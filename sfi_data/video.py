@@ -73,10 +73,23 @@ def check_readable(path: Path) -> int:
     return size
 
 
-def _open(path: Path):
+def _open(path: Path, fast: bool = False):
+    """Open a container. fast: for frame fetching, where the decoder finds pix_fmt itself.
+
+    Opening runs avformat_find_stream_info, which decodes the first few frames of an H.264 stream
+    to learn its pixel format and reorder delay: about as much work as fetching a keyframe. With
+    `fast`, that probe decodes keyframes only. The MP4/MOV demuxer takes rate, time base and start
+    time from its index, so they come out the same; other demuxers can fill those in from the probe
+    (Matroska's start time does), so they are opened again the usual way.
+    """
     import av
 
     try:
+        if fast:
+            container = av.open(str(path), metadata_errors="ignore", options={"skip_frame": "nonkey"})
+            if container.format.name.startswith("mov,"):
+                return container
+            container.close()
         return av.open(str(path), metadata_errors="ignore")
     except av.error.FFmpegError as error:
         raise VideoError(f"not a readable video container ({error.strerror or error})") from error
@@ -159,76 +172,121 @@ def _rgb_converter():
     return converter
 
 
+class Timeline:
+    """Where frame `i` (0-based, presentation order) lies in a stream's timestamps, and back.
+
+    At a constant frame rate that is arithmetic. Otherwise (a variable-rate phone video) the
+    packets' timestamps are read once, without decoding, and frame i is the i-th smallest.
+    """
+
+    def __init__(self, container, stream):
+        self.rate = stream.average_rate or stream.guessed_rate
+        if not self.rate or not stream.time_base:
+            raise VideoError("unknown frame rate")
+        self.start = stream.start_time or 0
+        self.time_base = stream.time_base
+        # Frames per tick as one float: Fraction arithmetic per packet costs more than decoding tiny videos.
+        self.per_tick = float(stream.time_base * self.rate)
+        self.table: dict[int, int] | None = None
+        self.sorted_pts: list[int] = []
+        if stream.base_rate and self.rate != stream.base_rate:
+            stamps = [packet.pts for packet in container.demux(stream) if packet.size]
+            if stamps and None not in stamps:
+                self.sorted_pts = sorted(stamps)
+                self.table = {pts: i for i, pts in enumerate(self.sorted_pts)}
+            container.seek(0)
+
+    def index(self, pts: int) -> int:
+        if self.table is not None:
+            return self.table.get(pts, -1)
+        return int(round((pts - self.start) * self.per_tick))
+
+    def seek_pts(self, index: int) -> int:
+        if self.table is not None:
+            return self.sorted_pts[min(index, len(self.sorted_pts) - 1)]
+        return self.start + int(math.floor(index / float(self.rate) / float(self.time_base)))
+
+
 def _read_frames_pyav(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
     """Decode the frames at `indices` with as little decoding as seeking allows."""
     import av
 
     wanted = sorted(set(indices))
     found: dict[int, np.ndarray] = {}
-    with _open(path) as container:
+    with _open(path, fast=True) as container:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         stream.thread_count = _CODEC_THREADS
-        rate = stream.average_rate or stream.guessed_rate
-        time_base = stream.time_base
-        start_pts = stream.start_time or 0
-
-        # Frames per pts tick, as one float: Fraction arithmetic per packet cost more than decoding tiny videos.
-        frames_per_tick = float(time_base * rate)
-
-        def index_of(pts: int) -> int:
-            return int(round((pts - start_pts) * frames_per_tick))
-
+        timeline = Timeline(container, stream)
         to_rgb = _rgb_converter()
 
         # Contiguous runs share one seek; a run far from the last decoded frame gets its own seek.
         runs: list[list[int]] = []
         for idx in wanted:
-            if runs and idx - runs[-1][-1] <= 2 * float(rate):
+            if runs and idx - runs[-1][-1] <= 2 * float(timeline.rate):
                 runs[-1].append(idx)
             else:
                 runs.append([idx])
-        ctx = stream.codec_context
         for run in runs:
-            target = run[0]
-            seek_pts = start_pts + int(math.floor(target / float(rate) / float(time_base)))
-            container.seek(max(seek_pts, start_pts), stream=stream, backward=True, any_frame=False)
-            remaining = set(run)
-            try:
-                for frame in _decode_skipping(
-                    container, stream, lambda pts, want=remaining: index_of(pts) in want
-                ):
-                    idx = index_of(frame.pts)
-                    if idx in remaining:
-                        found[idx] = to_rgb.reformat(frame, format="rgb24").to_ndarray()
-                        remaining.discard(idx)
-                    if not remaining or idx > run[-1]:
-                        break
-            except av.error.FFmpegError as error:
-                raise VideoError(
-                    f"decoding failed near frame {target} ({error.strerror or error})"
-                ) from error
-            finally:
-                ctx.skip_frame = "DEFAULT"
+            seek_pts = timeline.seek_pts(run[0])
+            # A frame whose pts differs from its packet's is found by decoding the run in full; a seek
+            # that lands past the run (MPEG-TS near its start) by decoding from the beginning.
+            for seek_to, drain_early in ((seek_pts, True), (seek_pts, False), (None, False)):
+                if seek_to is None:
+                    container.seek(0)
+                else:
+                    container.seek(max(seek_to, timeline.start), stream=stream, backward=True)
+                remaining = set(run)
+                try:
+                    for frame in _decode_run(container, stream, set(run), timeline.index, drain_early):
+                        idx = timeline.index(frame.pts)
+                        if idx in remaining:
+                            found[idx] = to_rgb.reformat(frame, format="rgb24").to_ndarray()
+                            remaining.discard(idx)
+                        if not remaining or idx > run[-1]:
+                            break
+                except av.error.FFmpegError as error:
+                    raise VideoError(
+                        f"decoding failed near frame {run[0]} ({error.strerror or error})"
+                    ) from error
+                finally:
+                    stream.codec_context.skip_frame = "DEFAULT"
+                if not remaining:
+                    break
     return found
 
 
-def _decode_skipping(container, stream, wanted: Callable[[int], bool]) -> Iterator:
+def _decode_run(
+    container, stream, run: set[int], index_of: Callable[[int], int], drain_early: bool
+) -> Iterator:
     """Decoded frames (with a pts) from the current position, in presentation order.
 
-    A packet whose pts is not wanted is decoded with skip_frame=NONREF: if no other frame refers to
-    it (e.g. most B-frames), the decoder drops it instead of decoding it. Reference frames are always
-    decoded, so every wanted frame comes out exactly as a full decode would give it.
+    A packet whose frame is not in `run` is decoded with skip_frame=NONREF: if no other frame refers
+    to it (e.g. most B-frames), the decoder drops it instead of decoding it. Reference frames are
+    always decoded, so every wanted frame comes out exactly as a full decode would give it.
+
+    drain_early: once the packet of every frame in `run` has been sent, drain the decoder instead of
+    feeding it more. Nothing sent later can change those frames (references come first in decoding
+    order), and it saves decoding the frames that only fill the reorder and frame-thread delay.
     """
     ctx = stream.codec_context
+    unsent = set(run)
     for packet in container.demux(stream):
         if packet.pts is not None and packet.size:
-            ctx.skip_frame = "DEFAULT" if wanted(packet.pts) else "NONREF"
+            index = index_of(packet.pts)
+            ctx.skip_frame = "DEFAULT" if index in run else "NONREF"
+            unsent.discard(index)
         else:
             ctx.skip_frame = "DEFAULT"  # unknown timing, or the flush packet at the end
-        for frame in packet.decode():
+        frames = packet.decode()
+        if drain_early and not unsent and packet.size:
+            ctx.skip_frame = "DEFAULT"
+            frames += ctx.decode(None)
+        for frame in frames:
             if frame.pts is not None:
                 yield frame
+        if drain_early and not unsent:
+            return
 
 
 def _read_frames_decord(path: Path, indices: list[int]) -> dict[int, np.ndarray]:

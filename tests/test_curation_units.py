@@ -13,8 +13,8 @@ from sfi_data.discover import discover, expand_inputs, video_id_for
 from sfi_data.stages.cut import centred_range, max_consecutive_diff
 from sfi_data.stages.meta_filter import meta_reject_reason
 from sfi_data.stages.thresholds import apply_thresholds, resolve_bounds
-from sfi_data.synthetic import moving_texture_frames, write_video
-from sfi_data.video import VideoError, decode_all, probe, read_frames
+from sfi_data.synthetic import moving_texture_frames, write_variable_rate_video, write_video
+from sfi_data.video import VideoError, decode_all, encode_video, probe, read_frames
 
 
 def test_frame_count_set_is_the_papers():
@@ -109,6 +109,32 @@ def test_readers_return_the_frames_at_the_asked_indices(make_video, reader):
     frames = read_frames(path, indices, reader=reader)
     for got, idx in zip(frames, indices, strict=True):
         np.testing.assert_array_equal(got, truth[idx])
+
+
+@pytest.mark.parametrize("reader", ["pyav", "decord"])
+def test_readers_index_a_variable_rate_video_by_position(tmp_path, reader):
+    frames = moving_texture_frames(60, 64, 48, dx=3)
+    path = write_variable_rate_video(tmp_path / "vfr.mp4", frames, [33] * 20 + [66] * 20 + [33] * 20)
+    truth = decode_all(path)
+    assert probe(path).num_frames == len(truth) == 60
+    indices = [59, 0, 30, 31, 45, 10]
+    np.testing.assert_array_equal(read_frames(path, indices, reader=reader), truth[indices])
+
+
+def test_pyav_reader_finds_the_first_frame_of_an_mpeg_ts(tmp_path):
+    # Seeking an MPEG-TS to its start time lands past the first keyframe: the reader must notice.
+    path = tmp_path / "v.ts"
+    encode_video(
+        moving_texture_frames(60, 96, 64, dx=2),
+        path,
+        25,
+        crf=18,
+        extra={"g": "12"},
+        container_format="mpegts",
+    )
+    truth = decode_all(path)
+    indices = [0, 1, 59, 25]
+    np.testing.assert_array_equal(read_frames(path, indices), truth[indices])
 
 
 def test_read_frames_with_offset_addresses_a_segment(make_video):

@@ -17,7 +17,7 @@ from sfi_data.stages.scenes import (
     small_size,
     split_windows,
 )
-from sfi_data.synthetic import hard_cut_frames, moving_texture_frames, write_video
+from sfi_data.synthetic import hard_cut_frames, moving_texture_frames, write_variable_rate_video, write_video
 
 SHOTS = [40, 25, 60, 30, 20]
 TRUE_CUTS = list(np.cumsum(SHOTS)[:-1])  # 40, 65, 125, 155
@@ -72,6 +72,16 @@ def test_synthetic_cuts_are_found_within_one_frame(tmp_path, detector):
     path = write_video(tmp_path / "cuts.mp4", hard_cut_frames(SHOTS, dx=1.0), fps=24, crf=18)
     found = detect_cuts(path, ScenesConfig(detector=detector))
     assert found.num_frames == sum(SHOTS) and found.fps == 24.0
+    assert len(found.cuts) == len(TRUE_CUTS)
+    for got, want in zip(found.cuts, TRUE_CUTS, strict=True):
+        assert abs(got - want) <= 1
+
+
+def test_cuts_in_a_variable_rate_video_are_frame_positions(tmp_path):
+    frames = hard_cut_frames(SHOTS, dx=1.0)
+    durations = [33] * (len(frames) // 2) + [100] * (len(frames) - len(frames) // 2)
+    found = detect_cuts(write_variable_rate_video(tmp_path / "vfr.mp4", frames, durations), ScenesConfig())
+    assert found.num_frames == sum(SHOTS)
     assert len(found.cuts) == len(TRUE_CUTS)
     for got, want in zip(found.cuts, TRUE_CUTS, strict=True):
         assert abs(got - want) <= 1

@@ -24,7 +24,7 @@ from sfi_data.manifest import atomic_path
 from sfi_data.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK, empty_row
 from sfi_data.stages.base import Stage, describe_error
 from sfi_data.stages.probe import resolve_source
-from sfi_data.video import VideoError, check_readable
+from sfi_data.video import Timeline, VideoError, check_readable
 
 SCENES_INSTALL_HINT = "pip install 'sfi[scenes]'  (or: pip install 'scenedetect>=0.7,<0.8')"
 
@@ -150,15 +150,11 @@ def decode_small(path: Path, width: int) -> tuple[float, Iterator[tuple[int, np.
     out_w, out_h = small_size(stream.codec_context.width, stream.codec_context.height, width)
 
     def frames() -> Iterator[tuple[int, np.ndarray]]:
-        start_pts = stream.start_time or 0
-        time_base = stream.time_base
         count = 0
         try:
+            timeline = Timeline(container, stream)
             for frame in container.decode(stream):
-                if frame.pts is None or time_base is None:
-                    index = count
-                else:
-                    index = int(round(float((frame.pts - start_pts) * time_base) * fps))
+                index = count if frame.pts is None else timeline.index(frame.pts)
                 count += 1
                 # The decoder's scaler with area averaging: cheaper than a full-size copy plus a resize,
                 # and it averages away noise that would otherwise count as change.
@@ -198,20 +194,20 @@ def detect_cuts(path: Path, config: ScenesConfig) -> Detection:
     return Detection(fps=fps, num_frames=last + 1, cuts=sorted(set(cuts)))
 
 
-def _frames_in_ranges(path: Path, ranges: list[tuple[int, int]], fps: float) -> Iterator[tuple[int, object]]:
+def _frames_in_ranges(path: Path, ranges: list[tuple[int, int]]) -> Iterator[tuple[int, object]]:
     """(range number, decoded frame) for every source frame inside one of the sorted, disjoint ranges."""
     import av
 
     with av.open(str(path), metadata_errors="ignore") as source:
         stream = source.streams.video[0]
         stream.thread_type = "AUTO"
-        start_pts = stream.start_time or 0
         which = 0
         try:
+            timeline = Timeline(source, stream)
             for frame in source.decode(stream):
                 if frame.pts is None:
                     continue
-                index = int(round(float((frame.pts - start_pts) * stream.time_base) * fps))
+                index = timeline.index(frame.pts)
                 while which < len(ranges) and index >= ranges[which][1]:
                     which += 1
                 if which == len(ranges):
@@ -231,7 +227,7 @@ def write_segment_files(
     from sfi_data.video import even_size
 
     rate = Fraction(fps).limit_denominator(1001)
-    for which, group in itertools.groupby(_frames_in_ranges(path, ranges, fps), key=lambda item: item[0]):
+    for which, group in itertools.groupby(_frames_in_ranges(path, ranges), key=lambda item: item[0]):
         frames = (frame for _, frame in group)
         first = next(frames)
         width, height = even_size(first.width, first.height)
