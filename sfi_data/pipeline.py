@@ -118,8 +118,7 @@ def run_stage(
                 if progress:
                     progress(done, len(rows))
         finally:
-            if run.executor == "ray" and not run.address:
-                executor.close()
+            executor.close()
     summary.seconds = time.perf_counter() - start
     log.info(
         "%s: %d inputs, %d done earlier, %d processed in %.1f s",

@@ -249,6 +249,19 @@ def test_ray_executor_gives_the_same_manifests_as_local(tmp_path, make_video):
     assert sorted(r["status"] for r in local) == ["error", "ok", "ok", "ok", "rejected", "rejected"]
 
 
+def test_ray_started_by_the_caller_is_left_running(tmp_path, make_video):
+    import ray
+
+    inputs = [str(make_video(f"v{i}.mp4", 85, seed=i)) for i in range(2)]
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        summary = run_filter(inputs, tmp_path / "out", filter_config(), RunConfig(executor="ray"))
+        assert summary.processed == 2
+        assert ray.is_initialized()
+    finally:
+        ray.shutdown()
+
+
 def test_manifests_read_in_pandas_and_duckdb(tmp_path, make_video):
     import duckdb
     import pandas as pd

@@ -42,7 +42,9 @@ class RayExecutor(Executor):
 
         self._ray = ray
         address = address or os.environ.get("RAY_ADDRESS")
-        if not ray.is_initialized():
+        # Ray that was running before (a notebook's ray.init, a benchmark) is left running by close().
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:
@@ -76,5 +78,5 @@ class RayExecutor(Executor):
                 self._ray.kill(actor)
 
     def close(self) -> None:
-        if self._ray.is_initialized():
+        if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()
