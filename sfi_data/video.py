@@ -1,7 +1,8 @@
-"""Video I/O: probe with PyAV, fetch frames with decord (PyAV where decord cannot), encode with PyAV.
+"""Video I/O with PyAV: probe, fetch frames (decord on request), encode.
 
-Frame indices are 0-based positions in presentation order. For a virtual segment (issue: scene
-splitting) `offset` is added, so stages address a segment's frames as if it were its own file.
+Frame indices are 0-based positions in presentation order (see Timeline), at a constant or a
+variable frame rate. For a virtual segment (issue: scene splitting) `offset` is added, so stages
+address a segment's frames as if it were its own file.
 """
 
 from __future__ import annotations
