@@ -121,6 +121,18 @@ def test_readers_index_a_variable_rate_video_by_position(tmp_path, reader):
     np.testing.assert_array_equal(read_frames(path, indices, reader=reader), truth[indices])
 
 
+@pytest.mark.parametrize(
+    ("name", "codec"),
+    [("v.mkv", "libx264"), ("v.mov", "libx264"), ("v.avi", "mpeg4"), ("v.webm", "libvpx-vp9")],
+)
+def test_pyav_reader_is_exact_in_other_containers(tmp_path, name, codec):
+    path = tmp_path / name
+    encode_video(moving_texture_frames(40, 64, 48, dx=2), path, 25, codec=codec, extra={"g": "12"})
+    truth = decode_all(path)
+    indices = [0, 39, 20, 21, 5]
+    np.testing.assert_array_equal(read_frames(path, indices), truth[indices])
+
+
 def test_pyav_reader_finds_the_first_frame_of_an_mpeg_ts(tmp_path):
     # Seeking an MPEG-TS to its start time lands past the first keyframe: the reader must notice.
     path = tmp_path / "v.ts"
