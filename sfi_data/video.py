@@ -160,16 +160,29 @@ def probe(path: Path, verify: str = "packets") -> ProbeResult:
 
 
 _CONVERTERS = threading.local()
+_FORKED_AWAY: list[dict] = []  # a parent's converters, kept (never freed) in a forked child
 
 
-def _rgb_converter():
-    """This thread's frame converter: a fresh one per frame (frame.to_ndarray) rebuilds its
-    swscale context every time, which costs more than decoding a small frame."""
-    converter = getattr(_CONVERTERS, "rgb", None)
+def frame_converter(purpose: str = "rgb"):
+    """This thread's frame converter for one purpose (one output size and format).
+
+    frame.to_ndarray builds a new swscale context for every frame, which costs more than decoding a
+    small frame; a VideoReformatter keeps its context while the conversion stays the same, so each
+    purpose (full-size RGB, the scenes stage's small BGR) gets its own.
+    """
+    converters = getattr(_CONVERTERS, "by_purpose", None)
+    if converters is None or _CONVERTERS.pid != os.getpid():
+        # A forked child (a DataLoader worker) can neither use nor free its parent's converters:
+        # swscale's worker threads do not survive the fork, and both would wait for them forever.
+        if converters is not None:
+            _FORKED_AWAY.append(converters)
+        converters = _CONVERTERS.by_purpose = {}
+        _CONVERTERS.pid = os.getpid()
+    converter = converters.get(purpose)
     if converter is None:
         from av.video.reformatter import VideoReformatter
 
-        converter = _CONVERTERS.rgb = VideoReformatter()
+        converter = converters[purpose] = VideoReformatter()
     return converter
 
 
@@ -219,7 +232,7 @@ def _read_frames_pyav(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
         stream.thread_type = "AUTO"
         stream.thread_count = _CODEC_THREADS
         timeline = Timeline(container, stream)
-        to_rgb = _rgb_converter()
+        to_rgb = frame_converter()
 
         # Contiguous runs share one seek; a run far from the last decoded frame gets its own seek.
         runs: list[list[int]] = []
@@ -331,7 +344,8 @@ def decode_all(path: Path) -> np.ndarray:
     """Every frame, in order (tests and benchmarks use it as the ground truth)."""
     with _open(path) as container:
         stream = _video_stream(container, path)
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
+        to_rgb = frame_converter()
+        return np.stack([to_rgb.reformat(f, format="rgb24").to_ndarray() for f in container.decode(stream)])
 
 
 def even_size(width: int, height: int) -> tuple[int, int]:

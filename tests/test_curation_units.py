@@ -149,6 +149,27 @@ def test_pyav_reader_finds_the_first_frame_of_an_mpeg_ts(tmp_path):
     np.testing.assert_array_equal(read_frames(path, indices), truth[indices])
 
 
+def _read_in_child(path: Path) -> None:
+    read_frames(path, [0, 5])
+    decode_all(path)
+
+
+def test_a_forked_child_converts_frames_after_its_parent(make_video):
+    # Frame converters are cached per thread; a fork (DataLoader workers) must not inherit them.
+    import multiprocessing
+
+    path = make_video("f.mp4", 12)
+    read_frames(path, [0, 5])
+    decode_all(path)
+    child = multiprocessing.get_context("fork").Process(target=_read_in_child, args=(path,))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung converting frames")
+    assert child.exitcode == 0
+
+
 def test_read_frames_with_offset_addresses_a_segment(make_video):
     path = make_video("s.mp4", 40)
     truth = decode_all(path)

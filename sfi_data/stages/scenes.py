@@ -24,7 +24,7 @@ from sfi_data.manifest import atomic_path
 from sfi_data.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK, empty_row
 from sfi_data.stages.base import Stage, describe_error
 from sfi_data.stages.probe import resolve_source
-from sfi_data.video import Timeline, VideoError, check_readable
+from sfi_data.video import Timeline, VideoError, check_readable, frame_converter
 
 SCENES_INSTALL_HINT = "pip install 'sfi[scenes]'  (or: pip install 'scenedetect>=0.7,<0.8')"
 
@@ -153,12 +153,16 @@ def decode_small(path: Path, width: int) -> tuple[float, Iterator[tuple[int, np.
         count = 0
         try:
             timeline = Timeline(container, stream)
+            to_small = frame_converter("scenes")
             for frame in container.decode(stream):
                 index = count if frame.pts is None else timeline.index(frame.pts)
                 count += 1
                 # The decoder's scaler with area averaging: cheaper than a full-size copy plus a resize,
                 # and it averages away noise that would otherwise count as change.
-                yield index, frame.to_ndarray(width=out_w, height=out_h, format="bgr24", interpolation="AREA")
+                small = to_small.reformat(
+                    frame, width=out_w, height=out_h, format="bgr24", interpolation="AREA"
+                )
+                yield index, small.to_ndarray()
         except av.error.FFmpegError as error:
             raise VideoError(f"decoding failed after {count} frames ({error.strerror or error})") from error
         finally:
