@@ -19,6 +19,8 @@ from sfi_data.stages.base import Stage
 
 log = logging.getLogger(__name__)
 
+SHARDS_IN_FLIGHT = 2  # per actor: the one it works on and the next
+
 
 class _StageWorker:
     def __init__(self, stage: Stage) -> None:
@@ -61,21 +63,35 @@ class RayExecutor(Executor):
     def map_shards(self, stage: Stage, shards: list[Shard], schema: pa.Schema) -> Iterator[ShardResult]:
         if not shards:
             return
-        from ray.util.actor_pool import ActorPool
-
+        ray = self._ray
         num_gpus = stage.num_gpus if self._num_gpus > 0 else 0.0
         workers = max(1, min(len(shards), int(self._num_cpus // max(stage.num_cpus, 1e-9))))
         if num_gpus:
             workers = max(1, min(workers, int(self._num_gpus / num_gpus)))
-        actor_cls = self._ray.remote(num_cpus=stage.num_cpus, num_gpus=num_gpus)(_StageWorker)
+        actor_cls = ray.remote(num_cpus=stage.num_cpus, num_gpus=num_gpus)(_StageWorker)
         actors = [actor_cls.remote(stage) for _ in range(workers)]
-        pool = ActorPool(actors)
-        schema_ref = self._ray.put(schema)
+        schema_ref = ray.put(schema)
+        todo = iter(shards)
+        running: dict = {}  # result ref -> the actor computing it
+
+        def submit(actor) -> None:
+            shard = next(todo, None)
+            if shard is not None:
+                running[actor.run.remote(shard, schema_ref)] = actor
+
         try:
-            yield from pool.map_unordered(lambda actor, shard: actor.run.remote(shard, schema_ref), shards)
+            # Each actor holds its next shard in its queue while it works on one, so it never waits
+            # for the driver to hand out work (on a busy machine the driver waits for a core itself).
+            for _ in range(SHARDS_IN_FLIGHT):
+                for actor in actors:
+                    submit(actor)
+            while running:
+                (ref,), _ = ray.wait(list(running), num_returns=1)
+                submit(running.pop(ref))
+                yield ray.get(ref)
         finally:
             for actor in actors:
-                self._ray.kill(actor)
+                ray.kill(actor)
 
     def close(self) -> None:
         if self._owns_ray and self._ray.is_initialized():
