@@ -74,7 +74,7 @@ def check_readable(path: Path) -> int:
     return size
 
 
-def _open(path: Path, fast: bool = False):
+def open_container(path: Path, fast: bool = False):
     """Open a container. fast: for frame fetching, where the decoder finds pix_fmt itself.
 
     Opening runs avformat_find_stream_info, which decodes the first few frames of an H.264 stream
@@ -96,12 +96,21 @@ def _open(path: Path, fast: bool = False):
         raise VideoError(f"not a readable video container ({error.strerror or error})") from error
 
 
-def _video_stream(container, path: Path):
+def video_stream(container):
+    """The first video stream, or VideoError naming the streams there are."""
     streams = container.streams.video
     if not streams:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
         raise VideoError(f"no video stream (streams: {', '.join(kinds)})")
     return streams[0]
+
+
+def stream_rate(stream) -> Fraction:
+    """The stream's frame rate (average, else guessed, else the base rate), or VideoError."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate or float(rate) <= 0:
+        raise VideoError("unknown frame rate")
+    return rate
 
 
 def _rotation(stream) -> int:
@@ -119,13 +128,10 @@ def probe(path: Path, verify: str = "packets") -> ProbeResult:
     check_readable(path)
     import av
 
-    with _open(path) as container:
-        stream = _video_stream(container, path)
+    with open_container(path) as container:
+        stream = video_stream(container)
         ctx = stream.codec_context
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate or float(rate) <= 0:
-            raise VideoError("unknown frame rate")
-        fps = float(rate)
+        fps = float(stream_rate(stream))
         num_frames = int(stream.frames or 0)
         source = "container"
         try:
@@ -194,9 +200,9 @@ class Timeline:
     """
 
     def __init__(self, container, stream):
-        self.rate = stream.average_rate or stream.guessed_rate
-        if not self.rate or not stream.time_base:
-            raise VideoError("unknown frame rate")
+        self.rate = stream_rate(stream)
+        if not stream.time_base:
+            raise VideoError("unknown time base")
         self.start = stream.start_time or 0
         self.time_base = stream.time_base
         # Frames per tick as one float: Fraction arithmetic per packet costs more than decoding tiny videos.
@@ -227,8 +233,8 @@ def _read_frames_pyav(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
 
     wanted = sorted(set(indices))
     found: dict[int, np.ndarray] = {}
-    with _open(path, fast=True) as container:
-        stream = _video_stream(container, path)
+    with open_container(path, fast=True) as container:
+        stream = video_stream(container)
         stream.thread_type = "AUTO"
         stream.thread_count = _CODEC_THREADS
         timeline = Timeline(container, stream)
@@ -342,8 +348,8 @@ def read_frames(path: Path, indices: list[int], offset: int = 0, reader: str = "
 
 def decode_all(path: Path) -> np.ndarray:
     """Every frame, in order (tests and benchmarks use it as the ground truth)."""
-    with _open(path) as container:
-        stream = _video_stream(container, path)
+    with open_container(path) as container:
+        stream = video_stream(container)
         to_rgb = frame_converter()
         return np.stack([to_rgb.reformat(f, format="rgb24").to_ndarray() for f in container.decode(stream)])
 

@@ -24,7 +24,15 @@ from sfi_data.manifest import atomic_path
 from sfi_data.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK, empty_row
 from sfi_data.stages.base import Stage, describe_error
 from sfi_data.stages.probe import resolve_source
-from sfi_data.video import Timeline, VideoError, check_readable, frame_converter
+from sfi_data.video import (
+    Timeline,
+    VideoError,
+    check_readable,
+    frame_converter,
+    open_container,
+    stream_rate,
+    video_stream,
+)
 
 SCENES_INSTALL_HINT = "pip install 'sfi[scenes]'  (or: pip install 'scenedetect>=0.7,<0.8')"
 
@@ -127,26 +135,20 @@ def small_size(width: int, height: int, target_width: int) -> tuple[int, int]:
 def decode_small(path: Path, width: int) -> tuple[float, Iterator[tuple[int, np.ndarray]]]:
     """fps and an iterator of (frame index, small BGR frame), in presentation order.
 
-    The index is computed from the timestamp exactly as `video.read_frames` does, so segment
-    ranges address the same frames the later stages read.
+    The index comes from the same `Timeline` as `video.read_frames` uses, so segment ranges address
+    the same frames the later stages read.
     """
     import av
 
     check_readable(path)
+    container = open_container(path)
     try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except av.error.FFmpegError as error:
-        raise VideoError(f"not a readable video container ({error.strerror or error})") from error
-    if not container.streams.video:
+        stream = video_stream(container)
+        fps = float(stream_rate(stream))
+    except VideoError:
         container.close()
-        raise VideoError("no video stream")
-    stream = container.streams.video[0]
+        raise
     stream.thread_type = "AUTO"
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    if not rate or float(rate) <= 0:
-        container.close()
-        raise VideoError("unknown frame rate")
-    fps = float(rate)
     out_w, out_h = small_size(stream.codec_context.width, stream.codec_context.height, width)
 
     def frames() -> Iterator[tuple[int, np.ndarray]]:
@@ -202,8 +204,8 @@ def _frames_in_ranges(path: Path, ranges: list[tuple[int, int]]) -> Iterator[tup
     """(range number, decoded frame) for every source frame inside one of the sorted, disjoint ranges."""
     import av
 
-    with av.open(str(path), metadata_errors="ignore") as source:
-        stream = source.streams.video[0]
+    with open_container(path) as source:
+        stream = video_stream(source)
         stream.thread_type = "AUTO"
         which = 0
         try:
