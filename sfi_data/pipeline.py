@@ -8,24 +8,25 @@ one row per key, and written atomically.
 from __future__ import annotations
 
 import logging
-import os
-import re
-import shutil
-import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from sfi_core.driver import (  # noqa: F401 - re-exported for the CLI
+    LOG_FILE,
+    NothingToDoError,
+    Progress,
+    StageSummary,
+    count,
+    reason_kind,
+    remove_stale_temporaries,
+    run_stage,
+    setup_logging,
+)
+from sfi_core.manifest import merge_parts, read_rows, write_rows
+from sfi_core.schemas import CLIPS, STATUS_OK, VIDEOS
+from sfi_core.stage import Chain
 from sfi_data.config import CutConfig, FilterStageConfig, RunConfig, ScoreConfig, to_dict
 from sfi_data.discover import discover
-from sfi_data.executors import make_executor
-from sfi_data.executors.base import ShardResult, plan_shards
-from sfi_data.manifest import merge_parts, read_rows, write_rows
-from sfi_data.schemas import CLIPS, STATUS_OK, VIDEOS
 from sfi_data.scoring import PairScorer
-from sfi_data.stages.base import Stage
-from sfi_data.stages.chain import Chain
 from sfi_data.stages.cut import CutStage, clip_id_for
 from sfi_data.stages.meta_filter import MetaFilterStage
 from sfi_data.stages.probe import ProbeStage
@@ -36,99 +37,6 @@ log = logging.getLogger("sfi_data")
 
 VIDEOS_MANIFEST = "videos.parquet"
 CLIPS_MANIFEST = "clips.parquet"
-LOG_FILE = "sfi-data.log"
-
-# Progress reporting: called with (done_inputs, total_inputs) after each shard.
-Progress = Callable[[int, int], None]
-
-
-class NothingToDoError(RuntimeError):
-    """No input could be processed (the CLI exits non-zero)."""
-
-
-@dataclass
-class StageSummary:
-    stage: str
-    total: int = 0
-    skipped: int = 0  # finished in an earlier run
-    processed: int = 0
-    seconds: float = 0.0
-    statuses: Counter = field(default_factory=Counter)
-    reasons: Counter = field(default_factory=Counter)  # "status: reason pattern" -> count
-    per_scale: Counter = field(default_factory=Counter)  # cut only: ok clips per scale
-    thresholds: dict = field(default_factory=dict)
-
-    @property
-    def items_per_s(self) -> float:
-        return self.processed / self.seconds if self.seconds > 0 else float("nan")
-
-
-def reason_kind(reason: str | None) -> str:
-    """Group reasons that differ only by numbers or file names (for the summary table)."""
-    if not reason:
-        return ""
-    text = re.sub(r"(/|\\)[^\s:]+", "<path>", reason)
-    return re.sub(r"\d+(\.\d+)?", "#", text)
-
-
-def setup_logging(out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = str((out_dir / LOG_FILE).resolve())
-    root = logging.getLogger()
-    if not any(getattr(h, "baseFilename", None) == target for h in root.handlers):
-        handler = logging.FileHandler(target, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-
-
-def remove_stale_temporaries(out_dir: Path) -> int:
-    """Temporary files left by a killed run (atomic writes name them .NAME.*.tmp)."""
-    removed = 0
-    for dirpath, _, files in os.walk(out_dir):
-        for name in files:
-            if name.startswith(".") and name.endswith(".tmp"):
-                os.unlink(os.path.join(dirpath, name))
-                removed += 1
-    return removed
-
-
-def run_stage(
-    stage: Stage, rows: list[dict], out_dir: Path, schema, run: RunConfig, progress: Progress | None = None
-) -> StageSummary:
-    """Run `stage` over `rows` (skipping keys finished earlier) and return the counts."""
-    parts_dir = out_dir / "work" / stage.name
-    if run.overwrite and parts_dir.exists():
-        shutil.rmtree(parts_dir)
-    shards, skipped = plan_shards(rows, stage.key, parts_dir, run.shard_size)
-    summary = StageSummary(stage.name, total=len(rows), skipped=skipped)
-    start = time.perf_counter()
-    done = skipped
-    if progress:
-        progress(done, len(rows))
-    if shards:
-        executor = make_executor(
-            run.executor, address=run.address, num_cpus=run.num_cpus, num_gpus=run.num_gpus
-        )
-        try:
-            result: ShardResult
-            for result in executor.map_shards(stage, shards, schema):
-                summary.processed += result.inputs
-                done += result.inputs
-                if progress:
-                    progress(done, len(rows))
-        finally:
-            executor.close()
-    summary.seconds = time.perf_counter() - start
-    log.info(
-        "%s: %d inputs, %d done earlier, %d processed in %.1f s",
-        stage.name,
-        len(rows),
-        skipped,
-        summary.processed,
-        summary.seconds,
-    )
-    return summary
 
 
 def gpu_share(score: ScoreConfig | None, run: RunConfig) -> float:
@@ -136,14 +44,6 @@ def gpu_share(score: ScoreConfig | None, run: RunConfig) -> float:
     if score is None or not (score.device == "cuda" or (run.num_gpus or 0) > 0):
         return 0.0
     return min(1.0, run.num_gpus or 1.0)
-
-
-def count(summary: StageSummary, rows: list[dict]) -> StageSummary:
-    for row in rows:
-        summary.statuses[row["status"]] += 1
-        if row["status"] != STATUS_OK:
-            summary.reasons[f"{row['status']}: {reason_kind(row.get('reason'))}"] += 1
-    return summary
 
 
 def run_filter(

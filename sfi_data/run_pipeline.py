@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sfi_core.manifest import atomic_path
 from sfi_data.config import CutConfig, FilterStageConfig, RunConfig, ScoreConfig, apply_overrides, load_yaml
-from sfi_data.manifest import atomic_path
 
 log = logging.getLogger("sfi_data")
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from sfi_core.manifest import read_rows, write_rows
+from sfi_core.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK
 from sfi_data.config import RunConfig, ScenesConfig, to_dict
 from sfi_data.discover import discover
-from sfi_data.manifest import read_rows, write_rows
 from sfi_data.pipeline import (
     NothingToDoError,
     Progress,
@@ -25,7 +26,6 @@ from sfi_data.pipeline import (
     run_stage,
     setup_logging,
 )
-from sfi_data.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK
 from sfi_data.stages.scenes import ScenesStage, resolved_threshold
 
 log = logging.getLogger("sfi_data")

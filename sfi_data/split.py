@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from sfi_data.config import FRAME_COUNTS
-from sfi_data.dataset import load_manifest_rows
-from sfi_data.manifest import atomic_path, write_rows
-from sfi_data.schemas import SCHEMA_VERSION, SPLIT
+from sfi_core.constants import FRAME_COUNTS
+from sfi_core.dataset import load_manifest_rows
+from sfi_core.manifest import atomic_path, write_rows
+from sfi_core.schemas import SCHEMA_VERSION, SPLIT
 
 TEST_MANIFEST = "test.parquet"
 TRAIN_MANIFEST = "train.parquet"

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from sfi_data.manifest import atomic_path
-from sfi_data.schemas import SCHEMA_VERSION, STATUS_OK
+from sfi_core.manifest import atomic_path
+from sfi_core.schemas import SCHEMA_VERSION, STATUS_OK
 
 CARD_NAME = "DATASET_CARD.md"
 PLOTS_DIR = "stats"
@@ -497,7 +497,7 @@ def card_markdown(tables: DatasetTables, plots: dict[str, Path]) -> str:
         ),
         "",
         f'Manifest schema version {SCHEMA_VERSION}. Load with `datasets.load_dataset("parquet", '
-        "data_files=...)`, duckdb, pandas or `sfi_data.dataset.SFIClipDataset`.",
+        "data_files=...)`, duckdb, pandas or `sfi_core.dataset.SFIClipDataset`.",
         "",
     ]
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sfi_data.video import encode_video
+from sfi_core.video import encode_video
 
 
 def texture(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -130,7 +130,7 @@ def test_film_bisects_to_its_native_length(blend_film: Path):
 
 
 def test_film_without_weights_says_where_to_get_them(tmp_path: Path, monkeypatch):
-    from sfi_data.weights import WeightsMissingError
+    from sfi_core.weights import WeightsMissingError
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(WeightsMissingError, match="frame-interpolation-pytorch"):
@@ -156,7 +156,7 @@ FAKE_GI = textwrap.dedent(
     import argparse
     from pathlib import Path
     import cv2, numpy as np
-    from sfi_data.video import encode_video
+    from sfi_core.video import encode_video
     parser = argparse.ArgumentParser()
     for name in ["frame1_path", "frame2_path", "pretrained_model_name_or_path", "checkpoint_dir",
                  "noise_injection_steps", "noise_injection_ratio", "seed", "out_path"]:

@@ -19,8 +19,8 @@ from sfi_bench.runner import (
     score_run,
 )
 from sfi_bench.storage import FrameStore
+from sfi_core.video import encode_video
 from sfi_data.testing.toy_dataset import build_toy_dataset
-from sfi_data.video import encode_video
 
 
 @pytest.fixture(scope="module")

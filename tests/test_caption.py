@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from sfi_core.schemas import CAPTIONS
 from sfi_data.captioning import (
     CAPTIONS_MANIFEST,
     PARTS_DIR,
@@ -24,7 +25,6 @@ from sfi_data.captioning import (
     run_captions,
     sample_indices,
 )
-from sfi_data.schemas import CAPTIONS
 from sfi_data.testing.fake_vllm import FAKE_MODEL, FakeVLLMServer, fake_caption_for
 from sfi_data.testing.toy_dataset import build_toy_dataset
 

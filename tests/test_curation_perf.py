@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sfi_data import video
+from sfi_core import video
+from sfi_core.executors.base import limit_threads
+from sfi_core.video import cpu_budget, decode_all, encode_video, read_frames, set_codec_threads
 from sfi_data.config import CutConfig
-from sfi_data.executors.base import limit_threads
 from sfi_data.stages.cut import CutStage
 from sfi_data.synthetic import moving_texture_frames
-from sfi_data.video import cpu_budget, decode_all, encode_video, read_frames, set_codec_threads
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from sfi_core.weights import WEIGHTS, WeightsMissingError
 from sfi_data.config import ScoreConfig
 from sfi_data.scoring import PairScorer
 from sfi_data.scoring.flow import OpenCVFlow, RaftFlow, make_flow_scorer, mean_flow_magnitude
 from sfi_data.scoring.similarity import ClipSimilarity, HsvHistogramSimilarity
 from sfi_data.synthetic import moving_texture_frames
-from sfi_data.weights import WEIGHTS, WeightsMissingError
 
 
 @pytest.mark.parametrize("method", ["dis", "farneback"])

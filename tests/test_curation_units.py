@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sfi_core.video import VideoError, decode_all, encode_video, probe, read_frames
 from sfi_data.config import FRAME_COUNTS, MetaFilterConfig, RangeConfig, ThresholdConfig
 from sfi_data.discover import discover, expand_inputs, video_id_for
 from sfi_data.stages.cut import centred_range, max_consecutive_diff
 from sfi_data.stages.meta_filter import meta_reject_reason
 from sfi_data.stages.thresholds import apply_thresholds, resolve_bounds
 from sfi_data.synthetic import moving_texture_frames, write_variable_rate_video, write_video
-from sfi_data.video import VideoError, decode_all, encode_video, probe, read_frames
 
 
 def test_frame_count_set_is_the_papers():
@@ -190,7 +190,7 @@ def test_hard_cut_check_separates_motion_from_cuts():
 
 
 def test_atomic_outputs_get_normal_permissions(tmp_path):
-    from sfi_data.manifest import atomic_path
+    from sfi_core.manifest import atomic_path
 
     target = tmp_path / "x.parquet"
     with atomic_path(target) as tmp:
@@ -202,18 +202,18 @@ def test_atomic_outputs_get_normal_permissions(tmp_path):
 
 
 def test_manifest_schema_docs_are_current():
-    from sfi_data.schemas import manifests_markdown
+    from sfi_core.schemas import manifests_markdown
 
     readme = Path(__file__).parent.parent / "manifests" / "README.md"
     assert readme.read_text(encoding="utf-8") == manifests_markdown(), (
-        "run: python -m sfi_data.schemas > manifests/README.md"
+        "run: python -m sfi_core.schemas > manifests/README.md"
     )
 
 
 def test_example_manifests_match_the_schemas():
     import pyarrow.parquet as pq
 
-    from sfi_data.schemas import CLIPS, VIDEOS
+    from sfi_core.schemas import CLIPS, VIDEOS
 
     example = Path(__file__).parent.parent / "manifests" / "example"
     assert pq.read_schema(example / "videos.parquet").names == VIDEOS.names

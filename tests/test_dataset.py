@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from sfi_data.dataset import ScaleBatchSampler, SFIClipDataset, resize_frames
-from sfi_data.manifest import write_rows
-from sfi_data.schemas import CAPTIONS, STATUS_ERROR, STATUS_OK, empty_row
+from sfi_core.dataset import ScaleBatchSampler, SFIClipDataset, resize_frames
+from sfi_core.manifest import write_rows
+from sfi_core.schemas import CAPTIONS, STATUS_ERROR, STATUS_OK, empty_row
 from sfi_data.testing.toy_dataset import build_toy_dataset
 
 

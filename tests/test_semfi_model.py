@@ -7,8 +7,8 @@ import pytest
 
 from sfi_bench.models import SFIRequest, make_model
 from sfi_bench.models.semfi.tiny import TinyWanConfig, save_tiny_semfi
-from sfi_data.config import FRAME_COUNTS
-from sfi_data.weights import WeightsMissingError
+from sfi_core.constants import FRAME_COUNTS
+from sfi_core.weights import WeightsMissingError
 
 FAST = {"steps": 1, "guidance_scale": 1.0, "height": 16, "width": 16, "max_sequence_length": 8}
 
@@ -83,7 +83,7 @@ def test_sfi_bench_run_produces_n_frames_for_every_scale(folders, tmp_path, mode
     import sfi_bench.commands.run  # noqa: F401  (registers `run`)
     import sfi_bench.commands.train  # noqa: F401  (a second command: typer then needs the command name)
     from sfi_bench.app import app
-    from sfi_data.video import decode_all
+    from sfi_core.video import decode_all
 
     clips = _test_manifest(tmp_path / "data", FRAME_COUNTS)
     options = [x for k, v in FAST.items() for x in ("--option", f"{k}={v}")]

@@ -7,7 +7,7 @@ import torch
 
 from sfi_bench.models.semfi.mol import UNIVERSAL, MixtureOfLoRA, MoLConfig, expert_name, route
 from sfi_bench.models.semfi.tiny import TinyWanConfig, build_tiny_wan_pipeline, randomize_adapters
-from sfi_data.config import FRAME_COUNTS
+from sfi_core.constants import FRAME_COUNTS
 
 
 def test_route_is_nearest_scale_for_2_to_200():

@@ -9,9 +9,9 @@ import pytest
 import typer
 from click.testing import CliRunner
 
-from sfi_data.config import FRAME_COUNTS
-from sfi_data.manifest import write_rows
-from sfi_data.schemas import CAPTIONS, SPLIT, STATUS_OK, VIDEOS, empty_row
+from sfi_core.constants import FRAME_COUNTS
+from sfi_core.manifest import write_rows
+from sfi_core.schemas import CAPTIONS, SPLIT, STATUS_OK, VIDEOS, empty_row
 from sfi_data.split import NotEnoughVideosError, SplitConfig, run_split
 from sfi_data.testing.toy_dataset import build_toy_dataset
 

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from sfi_bench.app import app
-from sfi_data.config import FRAME_COUNTS
+from sfi_core.constants import FRAME_COUNTS
 
 console = Console()
 
@@ -53,7 +53,7 @@ def train_command(
 ) -> None:
     """Train SemFi's MoL on a frozen Wan2.1-I2V. Multi-GPU: `accelerate launch $(which sfi-bench) train ...`."""
     from sfi_bench.models.semfi.train import SemFiTrainer, TrainConfig
-    from sfi_data.weights import WeightsMissingError
+    from sfi_core.weights import WeightsMissingError
 
     config = TrainConfig(
         manifest=manifest,

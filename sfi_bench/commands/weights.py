@@ -16,7 +16,7 @@ from sfi_bench.app import app
 def weights_rows(weights_dir: Path | None = None) -> list[dict]:
     """One row per WEIGHTS entry: name, present, path (found, or first place looked), how to get it, and users."""
     from sfi_bench.metrics.suite import metric_info
-    from sfi_data.weights import WEIGHTS, WeightsMissingError, candidates, resolve, resolve_folder
+    from sfi_core.weights import WEIGHTS, WeightsMissingError, candidates, resolve, resolve_folder
 
     users: dict[str, list[str]] = {}
     for info in metric_info():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sfi_bench.metrics.base import ClipSample, Metric, MetricResult, MetricUnavailable
-from sfi_bench.registry import UnknownNameError, lazy_lookup
+from sfi_core.registry import Registry, UnknownNameError
 
 # Add metrics here; the module is imported only when the metric is asked for.
 METRIC_REGISTRY: dict[str, str] = {
@@ -30,8 +30,11 @@ class UnknownMetricError(UnknownNameError):
     pass
 
 
+METRICS: Registry[type[Metric]] = Registry("metric", Metric, METRIC_REGISTRY, UnknownMetricError)
+
+
 def metric_class(name: str) -> type[Metric]:
-    return lazy_lookup(METRIC_REGISTRY, name, "metric", UnknownMetricError)
+    return METRICS.get(name)
 
 
 def make_metric(name: str, **kwargs: Any) -> Metric:
@@ -39,6 +42,7 @@ def make_metric(name: str, **kwargs: Any) -> Metric:
 
 
 __all__ = [
+    "METRICS",
     "METRIC_REGISTRY",
     "ClipSample",
     "Metric",

@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from sfi_core.device import resolve_device  # noqa: F401 - re-exported
+
 
 @dataclass
 class ClipSample:
@@ -45,7 +47,7 @@ class Metric:
     direction: ClassVar[str] = "higher"
     version: ClassVar[str] = "1"
     group: ClassVar[str] = ""  # Video Fidelity | Frame Fidelity | Semantic Fidelity | Video Quality
-    weights: ClassVar[tuple[str, ...]] = ()  # names in sfi_data.weights.WEIGHTS
+    weights: ClassVar[tuple[str, ...]] = ()  # names in sfi_core.weights.WEIGHTS
 
     def load(self) -> None:
         """Load networks (raise MetricUnavailable with the fix when that cannot be done)."""
@@ -69,18 +71,9 @@ class Metric:
 ARROWS = {"higher": "↑", "lower": "↓"}
 
 
-def resolve_device(device: str = "auto") -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else is passed through."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def require_weights(name: str, weights_dir: str | Path | None = None) -> Path:
     """The local file of weights `name`, or MetricUnavailable carrying the table's 'how to get it'."""
-    from sfi_data.weights import WeightsMissingError, resolve
+    from sfi_core.weights import WeightsMissingError, resolve
 
     try:
         return resolve(name, Path(weights_dir) if weights_dir else None)

@@ -61,7 +61,7 @@ class InceptionFeatures:
 def load_inception(device: str, weights_dir: str | None) -> InceptionFeatures:
     import torch
 
-    from sfi_data.weights import WEIGHTS, verify_checksum
+    from sfi_core.weights import WEIGHTS, verify_checksum
 
     path = require_weights(WEIGHTS_NAME, weights_dir)
     if verify_checksum(WEIGHTS[WEIGHTS_NAME], path) is False:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sfi_bench.models.base import SFIModel, SFIRequest, SFIResult
-from sfi_bench.registry import UnknownNameError, lazy_lookup
+from sfi_core.registry import Registry, UnknownNameError
 
 # Add models here; the module is imported only when the model is used.
 MODEL_REGISTRY: dict[str, str] = {
@@ -23,12 +23,15 @@ class UnknownModelError(UnknownNameError):
     pass
 
 
+MODELS: Registry[type[SFIModel]] = Registry("model", SFIModel, MODEL_REGISTRY, UnknownModelError)
+
+
 def model_class(name: str) -> type[SFIModel]:
-    return lazy_lookup(MODEL_REGISTRY, name, "model", UnknownModelError)
+    return MODELS.get(name)
 
 
 def make_model(name: str, **kwargs) -> SFIModel:
     return model_class(name)(**kwargs)
 
 
-__all__ = ["MODEL_REGISTRY", "SFIModel", "SFIRequest", "SFIResult", "make_model", "model_class"]
+__all__ = ["MODELS", "MODEL_REGISTRY", "SFIModel", "SFIRequest", "SFIResult", "make_model", "model_class"]

@@ -64,7 +64,7 @@ class FilmModel(SFIModel):
 
         import torch
 
-        from sfi_data.weights import resolve
+        from sfi_core.weights import resolve
 
         path = resolve(
             WEIGHTS_NAME,

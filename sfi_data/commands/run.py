@@ -28,9 +28,9 @@ def run_command(
     force: Annotated[bool, typer.Option(help="Run steps that already finished with these settings.")] = False,
 ) -> None:
     """Run the chain of a pipeline file; rerunning resumes (finished steps and finished work are skipped)."""
+    from sfi_core.weights import WeightsMissingError
     from sfi_data.pipeline import NothingToDoError
     from sfi_data.run_pipeline import load_pipeline, run_pipeline
-    from sfi_data.weights import WeightsMissingError
 
     try:
         spec = load_pipeline(pipeline)

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from sfi_core.constants import FRAME_COUNTS
 from sfi_data.app import app
-from sfi_data.config import FRAME_COUNTS
 
 
 def parse_scales(text: str) -> tuple[int, ...]:

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
+from sfi_core.device import resolve_device  # noqa: F401 - re-exported
 from sfi_data.config import ScoreConfig
 from sfi_data.scoring.flow import FlowScorer, make_flow_scorer
 from sfi_data.scoring.similarity import SimilarityScorer, make_similarity_scorer
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class PairScorer:
@@ -37,8 +30,8 @@ class PairScorer:
         """Fail fast, in the driver, when a backend's weights are missing (before any worker starts)."""
         from pathlib import Path
 
+        from sfi_core.weights import resolve
         from sfi_data.scoring.similarity import CLIP_WEIGHTS
-        from sfi_data.weights import resolve
 
         weights_dir = Path(self.weights_dir) if self.weights_dir else None
         if self.config.similarity == "clip" and not Path(self.config.clip_pretrained).is_file():

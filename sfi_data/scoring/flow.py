@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sfi_core.weights import resolve
 from sfi_data.config import ScoreConfig
-from sfi_data.weights import resolve
 
 
 def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:

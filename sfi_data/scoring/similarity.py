@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sfi_core.weights import resolve
 from sfi_data.config import ScoreConfig
-from sfi_data.weights import resolve
 
 # open_clip (model, pretrained tag) -> our weights-table entry.
 CLIP_WEIGHTS = {
@@ -45,7 +45,8 @@ class HsvHistogramSimilarity(SimilarityScorer):
         for first, last in pairs:
             a, b = self._hist(first), self._hist(last)
             denom = np.linalg.norm(a) * np.linalg.norm(b)
-            out.append(float(a @ b / denom) if denom else 0.0)
+            # A cosine lies in [-1, 1]; float rounding can step past it (1.0000001), so clamp.
+            out.append(float(np.clip(a @ b / denom, -1.0, 1.0)) if denom else 0.0)
         return out
 
 
@@ -105,7 +106,8 @@ class ClipSimilarity(SimilarityScorer):
         if not pairs:
             return []
         emb = self._embed([im for pair in pairs for im in pair]).view(len(pairs), 2, -1)
-        return (emb[:, 0] * emb[:, 1]).sum(-1).tolist()
+        # Unit vectors' dot product can round past 1 on some BLAS builds: clamp to the cosine's range.
+        return (emb[:, 0] * emb[:, 1]).sum(-1).clamp(-1.0, 1.0).tolist()
 
 
 SIMILARITY_BACKENDS = ("clip", "hsv-hist")

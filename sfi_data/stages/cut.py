@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from sfi_core.manifest import atomic_path
+from sfi_core.schemas import CLIPS, STATUS_ERROR, STATUS_OK, STATUS_REJECTED, empty_row
+from sfi_core.stage import Stage, describe_error
+from sfi_core.video import VideoError, cpu_budget, encode_video, even_size, read_frames
 from sfi_data.config import CutConfig, ScoreConfig
-from sfi_data.manifest import atomic_path
-from sfi_data.schemas import CLIPS, STATUS_ERROR, STATUS_OK, STATUS_REJECTED, empty_row
 from sfi_data.scoring import PairScorer
-from sfi_data.stages.base import Stage, describe_error
 from sfi_data.stages.probe import resolve_source
-from sfi_data.video import VideoError, cpu_budget, encode_video, even_size, read_frames
 
 
 def centred_range(num_frames: int, clip_frames: int) -> tuple[int, int]:

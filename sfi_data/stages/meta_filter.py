@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from sfi_core.schemas import STATUS_OK, STATUS_REJECTED
+from sfi_core.stage import Stage, describe_error
 from sfi_data.config import MetaFilterConfig
-from sfi_data.schemas import STATUS_OK, STATUS_REJECTED
-from sfi_data.stages.base import Stage, describe_error
 
 
 def meta_reject_reason(fps: float, num_frames: int, config: MetaFilterConfig) -> str | None:

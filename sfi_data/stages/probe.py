@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sfi_core.schemas import STATUS_ERROR, STATUS_OK, VIDEOS, empty_row
+from sfi_core.stage import Stage, describe_error
+from sfi_core.video import VideoError, check_readable, probe
 from sfi_data.config import ProbeConfig
-from sfi_data.schemas import STATUS_ERROR, STATUS_OK, VIDEOS, empty_row
-from sfi_data.stages.base import Stage, describe_error
-from sfi_data.video import VideoError, check_readable, probe
 
 
 def resolve_source(row: dict, root: Path) -> Path:

@@ -8,7 +8,6 @@ than `max_segment_frames` are split into near-equal windows so a long take still
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import itertools
 import math
@@ -19,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sfi_data.config import ScenesConfig
-from sfi_data.manifest import atomic_path
-from sfi_data.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK, empty_row
-from sfi_data.stages.base import Stage, describe_error
-from sfi_data.stages.probe import resolve_source
-from sfi_data.video import (
+from sfi_core.manifest import atomic_path
+from sfi_core.registry import Registry, UnknownNameError
+from sfi_core.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK, empty_row
+from sfi_core.stage import Stage, describe_error
+from sfi_core.video import (
     Timeline,
     VideoError,
     check_readable,
@@ -33,6 +31,8 @@ from sfi_data.video import (
     stream_rate,
     video_stream,
 )
+from sfi_data.config import ScenesConfig
+from sfi_data.stages.probe import resolve_source
 
 SCENES_INSTALL_HINT = "pip install 'sfi[scenes]'  (or: pip install 'scenedetect>=0.7,<0.8')"
 
@@ -58,41 +58,41 @@ class DetectorSpec:
 
 
 # Lazy: scenedetect is imported only when a detector is built.
-DETECTORS: dict[str, DetectorSpec] = {
-    "content": DetectorSpec(
-        "scenedetect.detectors:ContentDetector",
-        "threshold",
-        27.0,
-        "mean HSV change between consecutive frames (0-255)",
-    ),
-    "adaptive": DetectorSpec(
-        "scenedetect.detectors:AdaptiveDetector",
-        "adaptive_threshold",
-        3.0,
-        "content change relative to its rolling average (robust to fast camera motion)",
-    ),
-    "histogram": DetectorSpec(
-        "scenedetect.detectors:HistogramDetector",
-        "threshold",
-        0.05,
-        "change of the luma histogram (0-1)",
-    ),
-    "hash": DetectorSpec(
-        "scenedetect.detectors:HashDetector",
-        "threshold",
-        0.395,
-        "perceptual-hash distance (0-1)",
-    ),
-}
+DETECTORS: Registry[DetectorSpec] = Registry(
+    "scene detector",
+    DetectorSpec,
+    {
+        "content": DetectorSpec(
+            "scenedetect.detectors:ContentDetector",
+            "threshold",
+            27.0,
+            "mean HSV change between consecutive frames (0-255)",
+        ),
+        "adaptive": DetectorSpec(
+            "scenedetect.detectors:AdaptiveDetector",
+            "adaptive_threshold",
+            3.0,
+            "content change relative to its rolling average (robust to fast camera motion)",
+        ),
+        "histogram": DetectorSpec(
+            "scenedetect.detectors:HistogramDetector",
+            "threshold",
+            0.05,
+            "change of the luma histogram (0-1)",
+        ),
+        "hash": DetectorSpec(
+            "scenedetect.detectors:HashDetector",
+            "threshold",
+            0.395,
+            "perceptual-hash distance (0-1)",
+        ),
+    },
+    error=UnknownNameError,
+)
 
 
 def detector_spec(name: str) -> DetectorSpec:
-    spec = DETECTORS.get(name)
-    if spec is None:
-        close = difflib.get_close_matches(name, DETECTORS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown scene detector {name!r}{hint} known: {', '.join(DETECTORS)}")
-    return spec
+    return DETECTORS.get(name)
 
 
 def resolved_threshold(config: ScenesConfig) -> float:
@@ -230,7 +230,7 @@ def write_segment_files(
     """Re-encode each [start, end) of `path` to its target, in one sequential decode of the source."""
     import av
 
-    from sfi_data.video import even_size
+    from sfi_core.video import even_size
 
     rate = Fraction(fps).limit_denominator(1001)
     for which, group in itertools.groupby(_frames_in_ranges(path, ranges), key=lambda item: item[0]):

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from sfi_core.schemas import STATUS_ERROR, STATUS_OK
+from sfi_core.stage import Stage, describe_error
+from sfi_core.video import VideoError, read_frames
 from sfi_data.config import ScoreConfig
-from sfi_data.schemas import STATUS_ERROR, STATUS_OK
 from sfi_data.scoring import PairScorer
-from sfi_data.stages.base import Stage, describe_error
 from sfi_data.stages.probe import resolve_source
-from sfi_data.video import VideoError, read_frames
 
 
 class FirstLastScoreStage(Stage):

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sfi_core.schemas import STATUS_OK, STATUS_REJECTED
 from sfi_data.config import RangeConfig, ThresholdConfig
-from sfi_data.schemas import STATUS_OK, STATUS_REJECTED
 
 
 @dataclass

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sfi_data.config import FRAME_COUNTS
-from sfi_data.manifest import write_rows
-from sfi_data.schemas import CLIPS, STATUS_OK, STATUS_REJECTED, VIDEOS, empty_row
+from sfi_core.constants import FRAME_COUNTS
+from sfi_core.manifest import write_rows
+from sfi_core.schemas import CLIPS, STATUS_OK, STATUS_REJECTED, VIDEOS, empty_row
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from sfi_bench.models.base import SFIModel, SFIRequest, SFIResult
 from sfi_bench.models.semfi.pipeline import SamplerSettings, sample_first_last, semfi_pipeline_class
-from sfi_data.weights import WeightsMissingError, resolve_folder
+from sfi_core.weights import WeightsMissingError, resolve_folder
 
 ADAPTERS_SUBFOLDER = "semfi_mol"  # where make-tiny-wan and `sfi-bench train` put adapters next to a model
 _LOAD_OPTIONS = ("adapters", "dtype", "cpu_offload", "weights_dir")

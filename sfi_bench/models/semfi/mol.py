@@ -18,7 +18,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sfi_data.config import FRAME_COUNTS
+from sfi_core.constants import FRAME_COUNTS
 
 UNIVERSAL = "universal"
 CONFIG_NAME = "mol_config.json"

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sfi_data.config import FRAME_COUNTS
+from sfi_core.constants import FRAME_COUNTS
 
 
 @dataclass
@@ -104,8 +104,8 @@ class SemFiTrainer:
         from sfi_bench.models.semfi.model import load_wan_pipeline
         from sfi_bench.models.semfi.mol import MixtureOfLoRA, MoLConfig
         from sfi_bench.models.semfi.pipeline import semfi_pipeline_class
-        from sfi_data.dataset import SFIClipDataset
-        from sfi_data.weights import resolve_folder
+        from sfi_core.dataset import SFIClipDataset
+        from sfi_core.weights import resolve_folder
 
         cfg = self.config
         if cfg.global_batch % cfg.micro_batch:
@@ -294,7 +294,7 @@ class SemFiTrainer:
     def write_sample(self, index: int = 0) -> Path | None:
         """A video from the current adapters for one clip (first/last/caption of the dataset)."""
         from sfi_bench.models.semfi.pipeline import SamplerSettings, sample_first_last
-        from sfi_data.video import encode_video
+        from sfi_core.video import encode_video
 
         if not self.accelerator.is_main_process:
             return None
@@ -329,7 +329,7 @@ class SemFiTrainer:
                 fh.write(json.dumps(record) + "\n")
 
     def batches(self, epoch: int) -> list[list[int]]:
-        from sfi_data.dataset import ScaleBatchSampler
+        from sfi_core.dataset import ScaleBatchSampler
 
         # One sampler for all ranks (num_replicas=1): every rank sees the same global batch and scale.
         sampler = ScaleBatchSampler(

@@ -1,4 +1,4 @@
-"""The stage contract: `setup()` once per worker, then `run(rows)` yields output rows."""
+"""The stage contract (`setup()` once per worker, then `run(rows)` yields rows) and Chain, stages back to back."""
 
 from __future__ import annotations
 
@@ -47,3 +47,21 @@ class Stage:
 def describe_error(error: BaseException) -> str:
     text = str(error).strip() or repr(error)
     return f"{type(error).__name__}: {text}"
+
+
+class Chain(Stage):
+    def __init__(self, stages: list[Stage], key: str = "video_id") -> None:
+        self.stages = stages
+        self.key = key
+        self.name = "+".join(stage.name for stage in stages)
+        self.num_cpus = max(stage.num_cpus for stage in stages)
+        self.num_gpus = max(stage.num_gpus for stage in stages)
+
+    def setup(self) -> None:
+        for stage in self.stages:
+            stage.setup()
+
+    def run(self, rows: Iterable[dict]) -> Iterator[dict]:
+        for stage in self.stages:
+            rows = stage.run(rows)
+        yield from rows

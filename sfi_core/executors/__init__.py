@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from sfi_data.executors.base import Executor, Shard, ShardResult
+from sfi_core.executors.base import Executor, Shard, ShardResult
 
 
 def make_executor(
     kind: str, *, address: str | None = None, num_cpus: int | None = None, num_gpus: float | None = None
 ) -> Executor:
     if kind == "local":
-        from sfi_data.executors.local import LocalExecutor
+        from sfi_core.executors.local import LocalExecutor
 
         return LocalExecutor()
     if kind == "ray":
-        from sfi_data.executors.ray import RayExecutor
+        from sfi_core.executors.ray import RayExecutor
 
         return RayExecutor(address=address, num_cpus=num_cpus, num_gpus=num_gpus)
     raise ValueError(f"unknown executor {kind!r}: use 'local' or 'ray'")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from sfi_core.constants import STATUS_ERROR, STATUS_OK, STATUS_REJECTED  # noqa: F401 - re-exported
+
 SCHEMA_VERSION = "1.0"
 
 
@@ -11,10 +13,6 @@ def _field(name: str, type_: pa.DataType, doc: str = "") -> pa.Field:
     """A column with its description kept in the schema (and so in every Parquet file)."""
     return pa.field(name, type_, metadata={"doc": doc} if doc else None)
 
-
-STATUS_OK = "ok"
-STATUS_REJECTED = "rejected"
-STATUS_ERROR = "error"
 
 # One row per input video (or virtual segment), rejects and unreadable inputs included.
 VIDEOS = pa.schema(
@@ -168,7 +166,7 @@ MANIFESTS = {
 def manifests_markdown() -> str:
     intro = (
         "# Manifest schemas\n\n"
-        f"Schema version {SCHEMA_VERSION}. Generated from `sfi_data/schemas.py` by `python -m sfi_data.schemas`"
+        f"Schema version {SCHEMA_VERSION}. Generated from `sfi_core/schemas.py` by `python -m sfi_core.schemas`"
         " (a test checks it is current). Every manifest lies at the dataset root and every path in it is"
         " relative to that folder. The descriptions are also stored in each Parquet file's schema"
         " (field metadata `doc`). `example/` holds the manifests of `make demo`.\n"

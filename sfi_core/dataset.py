@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from sfi_data.schemas import STATUS_OK
-from sfi_data.video import VideoError, decode_all
+from sfi_core.schemas import STATUS_OK
+from sfi_core.video import VideoError, decode_all
 
 RESIZE_MODES = ("crop", "stretch")
 

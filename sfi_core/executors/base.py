@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sfi_data.manifest import finished_keys, shard_name, write_rows
-from sfi_data.stages.base import Stage
+from sfi_core.manifest import finished_keys, shard_name, write_rows
+from sfi_core.stage import Stage
 
 
 @dataclass
@@ -38,7 +38,7 @@ def limit_threads(count: int) -> None:
     """Keep this process's codec, OpenCV and torch thread pools within `count` cores."""
     import cv2
 
-    from sfi_data.video import set_codec_threads
+    from sfi_core.video import set_codec_threads
 
     set_codec_threads(count)
     cv2.setNumThreads(count)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sfi_data.schemas import to_table
+from sfi_core.schemas import to_table
 
 
 @contextlib.contextmanager

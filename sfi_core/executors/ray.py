@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from sfi_data.executors.base import Executor, Shard, ShardResult, limit_threads, run_shard
-from sfi_data.stages.base import Stage
+from sfi_core.executors.base import Executor, Shard, ShardResult, limit_threads, run_shard
+from sfi_core.stage import Stage
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The core both halves share: frame counts, statuses, weights table, video and manifest IO, registries."""
