@@ -8,39 +8,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from sfi_core.schemas import STATUS_OK
+from sfi_core.clips import read_clip_manifest
 from sfi_core.video import VideoError, decode_all
 
 RESIZE_MODES = ("crop", "stretch")
 
 
 def load_manifest_rows(manifest_path: Path, captions_path: Path | None = None) -> list[dict]:
-    """The usable clips of a manifest (status ok), each with a `caption` (None when it has none).
-
-    A manifest without a `caption` column (clips.parquet) gets its captions from `captions_path`, or
-    from `captions.parquet` beside it when that exists; only successful captions are joined.
-    """
-    manifest_path = Path(manifest_path)
-    if not manifest_path.exists():
-        raise FileNotFoundError(
-            f"no manifest at {manifest_path}; build one with `sfi-data cut` or `sfi-data split`"
-        )
-    rows = [
-        row for row in pq.read_table(manifest_path).to_pylist() if row.get("status", STATUS_OK) == STATUS_OK
-    ]
-    if rows and "caption" in rows[0]:
-        return rows
-    if captions_path is None and (manifest_path.parent / "captions.parquet").exists():
-        captions_path = manifest_path.parent / "captions.parquet"
-    captions: dict[str, str] = {}
-    if captions_path is not None:
-        table = pq.read_table(captions_path, columns=["clip_id", "status", "caption"]).to_pylist()
-        captions = {row["clip_id"]: row["caption"] for row in table if row["status"] == STATUS_OK}
-    return [row | {"caption": captions.get(row["clip_id"])} for row in rows]
+    """The usable clips of a manifest (status ok), each with a `caption`; see sfi_core.clips."""
+    return read_clip_manifest(manifest_path, captions_path)
 
 
 def resize_frames(frames: torch.Tensor, size: tuple[int, int], mode: str = "crop") -> torch.Tensor:
