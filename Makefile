@@ -25,7 +25,7 @@ demo: setup
 	$(BIN)/python -m sfi_data.demo --out demo_out
 
 test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 lint: setup
 	$(BIN)/ruff check sfi_core sfi_data sfi_bench tests benchmarks
