@@ -113,11 +113,14 @@ class ChatClient:
         connect_timeout_s: float = 10.0,
         max_connections: int = 16,
         retry: RetryPolicy | None = None,
+        first_server: int = 0,
     ) -> None:
         if not api_bases:
             raise ValueError("give at least one --api-base, e.g. http://localhost:8000/v1")
         self.api_bases = [base.rstrip("/") for base in api_bases]
-        self._next_start = itertools.cycle(range(len(self.api_bases)))
+        # A caller that sends several batches through fresh clients passes how far round-robin got.
+        start = first_server % len(self.api_bases)
+        self._next_start = itertools.cycle([*range(start, len(self.api_bases)), *range(start)])
         self.retry = retry or RetryPolicy()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(

@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from sfi_core.manifest import merge_parts
 from sfi_core.schemas import CAPTIONS
 from sfi_data.captioning import (
     CAPTIONS_MANIFEST,
@@ -60,7 +61,7 @@ def config_for(*servers, **changes) -> CaptionConfig:
         max_attempts=6,
         backoff_base_s=0.01,
         backoff_max_s=0.05,
-        flush_every=2,
+        batch_size=3,
     )
     return CaptionConfig(**(base | changes))
 
@@ -82,7 +83,8 @@ def assert_exactly_once_and_own_caption(root: Path, config: CaptionConfig) -> No
     for row in rows:
         assert row["status"] == "ok", row["reason"]
         assert row["caption"] == fake_caption_for(clip_request(root, clips[row["clip_id"]], prompt, config))
-    assert not list((root / PARTS_DIR).glob("part-*.parquet"))
+    # The manifest is the merge of the part files the driver wrote, nothing else.
+    assert merge_parts(root / PARTS_DIR, CAPTIONS, "clip_id", [r["clip_id"] for r in rows]) == rows
 
 
 def test_sample_indices_keep_the_ends():
@@ -155,7 +157,8 @@ def test_failures_keep_their_reason_and_a_rerun_retries_only_them(root, server):
     assert len(failed) == 2
     for row in failed:
         assert "HTTP 500" in row["reason"] and "gave up after 2 attempts" in row["reason"]
-        assert row["attempts"] == 2 and row["caption"] is None
+        assert row["attempts"] == 2 and row["caption"] is None and row["reason_code"] == "http_500"
+    assert summary.reasons == {"http_500": 2}
     requests_before = server.stats.requests
     again = run_captions(root, config)
     assert (again.skipped, again.ok, again.failed) == (10, 2, 0)
@@ -213,7 +216,7 @@ def test_killed_process_resumes_without_loss_or_duplicates(root, server):
         from pathlib import Path
         from sfi_data.captioning import CaptionConfig, run_captions
         run_captions(Path({str(root)!r}), CaptionConfig(api_bases=[{server.url!r}], model={FAKE_MODEL!r},
-                     frames=4, max_side=32, concurrency=1, flush_every=1))
+                     frames=4, max_side=32, concurrency=1, batch_size=1))
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parents[1])
@@ -296,3 +299,17 @@ def test_cli(root, server):
     outcome = CliRunner().invoke(typer.main.get_group(app), args)
     assert outcome.exit_code == 0, outcome.output
     assert len(captions(root)) == 8
+
+
+def test_caption_reads_the_reader_cut_recorded_and_refuses_changed_settings(root, server):
+    from sfi_core.driver import SettingsChangedError, record_settings, recorded_settings
+
+    record_settings(root, "cut", {"reader": "decord", "crf": 18})
+    config = config_for(server)
+    assert run_captions(root, config, limit=3).ok == 3
+    assert recorded_settings(root, "caption")["reader"] == "decord"
+    with pytest.raises(SettingsChangedError, match="max_side: 32 -> 48"):
+        run_captions(root, config_for(server, max_side=48), limit=3)
+    # Servers, concurrency and batches only change speed: a rerun with others is no change.
+    assert run_captions(root, config_for(server, concurrency=1, batch_size=5)).skipped == 3
+    assert run_captions(root, config_for(server, max_side=48, overwrite=True)).ok == 12

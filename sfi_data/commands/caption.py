@@ -9,8 +9,11 @@ import typer
 from rich.table import Table
 
 from sfi_data.app import app
-from sfi_data.captioning import DEFAULT_MODEL, DEFAULT_PROMPT, CaptionConfig, CaptionSummary
-from sfi_data.commands.progress import console, progress_bar
+from sfi_data.captioning import CaptionConfig, CaptionSummary
+from sfi_data.commands.progress import console
+from sfi_data.config_dataset import cli_option
+
+C = CaptionConfig
 
 
 def print_caption_summary(summary: CaptionSummary, out: Path) -> None:
@@ -27,57 +30,64 @@ def print_caption_summary(summary: CaptionSummary, out: Path) -> None:
         f"{tokens:.0f}",
     )
     console.print(table)
-    for reason, count in summary.reasons.most_common(8):
-        console.print(f"  [yellow]{count} failed:[/] {reason}")
+    for code, count in summary.reasons.most_common(8):
+        console.print(f"  [yellow]{count} failed:[/] {code}")
     if summary.failed:
-        console.print("Rerun the same command to retry the failed clips (captioned ones are skipped).")
+        console.print(
+            f"The reasons are in {out / 'captions.parquet'} (column reason). Rerun the same command to "
+            "retry the failed clips (captioned ones are kept)."
+        )
 
 
 @app.command()
 def caption(
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset root holding clips.parquet.")],
-    api_base: Annotated[
-        list[str] | None,
-        typer.Option(help="OpenAI-compatible base URL of a vLLM server; repeat for round-robin."),
-    ] = None,
-    model: Annotated[str, typer.Option(help="Model name the server serves.")] = DEFAULT_MODEL,
-    prompt: Annotated[Path, typer.Option(help="Versioned prompt file (YAML).")] = DEFAULT_PROMPT,
-    frames: Annotated[int, typer.Option(help="Frames sent per clip, first and last included.")] = 8,
-    max_side: Annotated[int, typer.Option(help="Longest side of each frame sent, in pixels.")] = 448,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 16,
-    timeout: Annotated[float, typer.Option(help="Seconds per request before it is retried.")] = 180.0,
-    max_attempts: Annotated[
-        int, typer.Option(help="Tries per clip (429/5xx/timeouts/refused are retried).")
-    ] = 6,
-    max_tokens: Annotated[int, typer.Option(help="Longest caption, in tokens.")] = 512,
+    api_base: Annotated[list[str] | None, cli_option(C, "api_bases", "--api-base")] = None,
+    model: Annotated[str | None, cli_option(C, "model")] = None,
+    prompt: Annotated[Path | None, cli_option(C, "prompt")] = None,
+    frames: Annotated[int | None, cli_option(C, "frames")] = None,
+    max_side: Annotated[int | None, cli_option(C, "max_side")] = None,
+    concurrency: Annotated[int | None, cli_option(C, "concurrency")] = None,
+    timeout: Annotated[float | None, cli_option(C, "timeout_s", "--timeout")] = None,
+    max_attempts: Annotated[int | None, cli_option(C, "max_attempts")] = None,
+    max_tokens: Annotated[int | None, cli_option(C, "max_tokens")] = None,
+    batch_size: Annotated[int | None, cli_option(C, "batch_size")] = None,
+    reader: Annotated[str | None, cli_option(C, "reader")] = None,
+    executor: Annotated[str | None, cli_option(C, "executor")] = None,
     scales: Annotated[str | None, typer.Option(help="Only clips of these scales, e.g. 5,81.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N clips (a trial run).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Caption every clip again.")] = False,
+    overwrite: Annotated[bool, cli_option(C, "overwrite")] = False,
 ) -> None:
     """Caption every clip of DIR/clips.parquet into DIR/captions.parquet (resumable).
 
     The API key, if the server wants one, comes from SFI_CAPTION_API_KEY (or OPENAI_API_KEY).
     """
     from sfi_data.captioning import run_captions
+    from sfi_data.commands.progress import progress_bar
     from sfi_data.commands.split import parse_scales
+    from sfi_data.config_dataset import with_options
 
-    config = CaptionConfig(
-        api_bases=api_base or ["http://localhost:8000/v1"],
+    config = with_options(
+        CaptionConfig(),
+        api_bases=api_base or None,
         model=model,
-        prompt=str(prompt),
+        prompt=str(prompt) if prompt else None,
         frames=frames,
         max_side=max_side,
         concurrency=concurrency,
         timeout_s=timeout,
         max_attempts=max_attempts,
         max_tokens=max_tokens,
-        overwrite=overwrite,
+        batch_size=batch_size,
+        reader=reader,
+        executor=executor,
+        overwrite=overwrite or None,
     )
     chosen = list(parse_scales(scales)) if scales else None
     try:
         with progress_bar("caption") as progress:
             summary = run_captions(out, config, progress, scales=chosen, limit=limit)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, PermissionError) as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(2) from error
     print_caption_summary(summary, out)

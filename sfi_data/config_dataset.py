@@ -1,0 +1,148 @@
+"""The settings of the dataset steps after `cut` (caption, split, stats): one dataclass each, CLI help included.
+
+Every field carries its help text in `metadata["help"]`; the commands build their options from it with
+`cli_option`, so a default or a help line lives in exactly one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from sfi_core.constants import FRAME_COUNTS
+
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"  # package data: ships inside the wheel
+DEFAULT_PROMPT = PROMPTS_DIR / "caption_v1.yaml"
+DEFAULT_MODEL = "Qwen/Qwen2.5-VL-32B-Instruct"
+EXECUTORS = ("local", "ray")
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", factory: Any = None) -> Any:
+    """A dataclass field with its help text (shown by --help and docs/data.md)."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class CaptionConfig:
+    """Section 3.3.1: dense captions by a vision-language model (Qwen2.5-VL-32B) behind vLLM."""
+
+    api_bases: list[str] = setting(
+        factory=lambda: ["http://localhost:8000/v1"],
+        help="OpenAI-compatible base URL of a vLLM server; repeat for round-robin.",
+    )
+    model: str = setting(DEFAULT_MODEL, "Model name the server serves.")
+    prompt: str = setting(
+        str(DEFAULT_PROMPT), "Versioned prompt file (YAML); the default ships in the package."
+    )
+    frames: int = setting(8, "Frames sent per clip, first and last included.")
+    # Qwen2.5-VL spends one token per 28x28 px patch: 448 px keeps 8 frames near 2k image tokens.
+    max_side: int = setting(448, "Longest side of each frame sent, in pixels.")
+    jpeg_quality: int = setting(90, "JPEG quality of the frames sent (1-100).")
+    concurrency: int = setting(16, "Requests in flight per worker.")
+    timeout_s: float = setting(180.0, "Seconds per request before it is retried.")
+    max_attempts: int = setting(6, "Tries per clip (429/5xx/timeouts/refused connections are retried).")
+    backoff_base_s: float = setting(1.0, "First retry waits about this long; doubles per attempt.")
+    backoff_max_s: float = setting(30.0, "Longest wait between two attempts.")
+    max_tokens: int = setting(512, "Longest caption, in tokens.")
+    temperature: float = setting(0.2, "Sampling temperature.")
+    # A batch is the unit of resume: its requests run concurrently and land in one part file, so a
+    # killed run loses at most the batch in flight. Keep it a few times `concurrency`.
+    batch_size: int = setting(64, "Clips per batch (one part file each; the unit of resume).")
+    reader: str | None = setting(None, "Frame reader: pyav, decord or auto (default: the one `cut` used).")
+    executor: str = setting("local", "local (one process) or ray (a worker per CPU, each with its requests).")
+    overwrite: bool = setting(False, "Caption every clip again.")
+
+
+@dataclass
+class SplitConfig:
+    """Section 3.3.2: 100 videos x all 6 scales = 600 test clips."""
+
+    num_videos: int = setting(100, "Source videos in the test set (each contributes every scale).")
+    seed: int = setting(0, "Seed of the random choice; the same seed gives the same split.")
+    scales: tuple[int, ...] = setting(FRAME_COUNTS, "Scales a test video must have.")
+    allow_fewer: bool = setting(False, "Take every eligible video when fewer than --num-videos exist.")
+    # Re-encodes, resizes and crops of one footage must not land on both sides of the split.
+    near_duplicates: bool = setting(
+        True, "Group near-duplicate sources by a perceptual hash of their frames."
+    )
+    hash_frames: int = setting(5, "Frames hashed per video (evenly spaced over its longest clip).")
+    # A 64-bit DCT hash: re-encodes differ by 0-4 bits, resizes by a few more, unrelated footage by ~32.
+    hash_max_distance: int = setting(10, "Largest Hamming distance (of 64 bits) of two matching frames.")
+    reader: str | None = setting(None, "Frame reader: pyav, decord or auto (default: the one `cut` used).")
+    executor: str = setting("local", "local (one process) or ray, for hashing the frames.")
+
+
+@dataclass
+class StatsConfig:
+    plots: bool = setting(True, "Draw the plots (matplotlib) next to the card.")
+    samples: int = setting(4, "Clips shown in the sample sheet (first, middle and last frame).")
+    reader: str | None = setting(None, "Frame reader: pyav, decord or auto (default: the one `cut` used).")
+
+
+def cli_option(config: type, name: str, *flags: str) -> Any:
+    """A typer option whose help (and shown default) come from `config`'s field `name`.
+
+    The option's own default is None: an option left out neither overrides a --config file nor the
+    dataclass default (see `given`).
+    """
+    spec = {f.name: f for f in dataclasses.fields(config)}[name]
+    default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+    if isinstance(default, (list, tuple)):
+        default = ",".join(map(str, default)) if default else None
+    shown = "" if default is None or "(default:" in spec.metadata["help"] else f" (default: {default})"
+    return typer.Option(*flags, help=spec.metadata["help"] + shown, show_default=False)
+
+
+def with_options(config: Any, **options: Any) -> Any:
+    """`config` with the options the user gave (not None) applied."""
+    fields = {f.name for f in dataclasses.fields(config)}
+    unknown = set(options) - fields
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)} for {type(config).__name__}")
+    return dataclasses.replace(config, **{k: v for k, v in options.items() if v is not None})
+
+
+def check_choice(name: str, value: str | None, choices: tuple[str, ...]) -> None:
+    """One line naming the choices, instead of a silent fallback (`--reader decrod`)."""
+    if value is not None and value not in choices:
+        import difflib
+
+        close = difflib.get_close_matches(value, choices, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{name} {value!r} is not one of {', '.join(choices)}{hint}")
+
+
+def _find_key(settings: Any, key: str) -> Any:
+    """The first value of `key` anywhere in nested settings (a chain records each stage's own)."""
+    if isinstance(settings, dict):
+        if settings.get(key) is not None:
+            return settings[key]
+        for value in settings.values():
+            found = _find_key(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+def resolve_reader(out_dir: Path, reader: str | None) -> str:
+    """The frame reader to use: the one given, else the one `cut` (or the filter) recorded, else the default.
+
+    Reading what the earlier stages recorded keeps one dataset on one reader without asking twice.
+    """
+    from sfi_core.constants import DEFAULT_READER, READERS
+    from sfi_core.driver import recorded_settings
+
+    check_choice("reader", reader, READERS)
+    if reader is not None:
+        return reader
+    for stage in ("cut", "filter"):
+        found = _find_key(recorded_settings(Path(out_dir), stage), "reader")
+        if found in READERS:
+            return found
+    return DEFAULT_READER

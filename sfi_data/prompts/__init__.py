@@ -1,0 +1,1 @@
+"""Caption prompt files (package data: they ship inside the wheel)."""
