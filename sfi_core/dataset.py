@@ -12,9 +12,12 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from sfi_core.clips import read_clip_manifest
+from sfi_core.resize import cover_and_crop, fit_area, quantize_uint8
 from sfi_core.video import VideoError, decode_all
 
-RESIZE_MODES = ("crop", "stretch")
+# "fit": the shared rule (sfi_core.resize): aspect kept, area of `size`, sides % 16 (what inference does).
+# "crop": exactly `size`, centre crop. "stretch": exactly `size`, each side scaled on its own.
+RESIZE_MODES = ("fit", "crop", "stretch")
 
 
 def load_manifest_rows(manifest_path: Path, captions_path: Path | None = None) -> list[dict]:
@@ -23,29 +26,18 @@ def load_manifest_rows(manifest_path: Path, captions_path: Path | None = None) -
 
 
 def resize_frames(frames: torch.Tensor, size: tuple[int, int], mode: str = "crop") -> torch.Tensor:
-    """Resize float frames (T, 3, h, w) to (T, 3, H, W).
-
-    "crop" scales the shorter side to cover the target and centre-crops (no distortion);
-    "stretch" scales each side independently.
-    """
-    height, width = size
-    src_h, src_w = frames.shape[-2:]
-    if (src_h, src_w) == (height, width):
+    """Resize float frames (T, 3, h, w) to `size` ("crop", "stretch") or to fit its area ("fit")."""
+    if mode == "fit":
+        size = fit_area(frames.shape[-2], frames.shape[-1], size)
+        mode = "crop"
+    if tuple(frames.shape[-2:]) == tuple(size):
         return frames
     if mode == "stretch":
-        out = torch.nn.functional.interpolate(frames, size=(height, width), mode="bilinear", antialias=True)
-    elif mode == "crop":
-        scale = max(height / src_h, width / src_w)
-        mid_h, mid_w = (
-            max(height, math.ceil(src_h * scale - 1e-6)),
-            max(width, math.ceil(src_w * scale - 1e-6)),
-        )
-        out = torch.nn.functional.interpolate(frames, size=(mid_h, mid_w), mode="bilinear", antialias=True)
-        top, left = (mid_h - height) // 2, (mid_w - width) // 2
-        out = out[..., top : top + height, left : left + width]
-    else:
-        raise ValueError(f"unknown resize mode {mode!r}; choose one of {RESIZE_MODES}")
-    return out.clamp_(0.0, 1.0)
+        out = torch.nn.functional.interpolate(frames, size=size, mode="bilinear", antialias=True)
+        return out.clamp_(0.0, 1.0)
+    if mode == "crop":
+        return cover_and_crop(frames, size)
+    raise ValueError(f"unknown resize mode {mode!r}; choose one of {RESIZE_MODES}")
 
 
 def _to_float(images: np.ndarray) -> torch.Tensor:
@@ -75,7 +67,7 @@ class SFIClipDataset(Dataset):
         self,
         manifest_path: str | Path,
         size: tuple[int, int] = (480, 832),
-        resize: str = "crop",
+        resize: str = "fit",
         scales: Sequence[int] | None = None,
         captions_path: str | Path | None = None,
         require_caption: bool = False,
@@ -101,6 +93,8 @@ class SFIClipDataset(Dataset):
             "first_frame_path",
             "last_frame_path",
             "caption",
+            "width",
+            "height",
         )
         self.rows = [{key: row.get(key) for key in keep} for row in rows]
 
@@ -111,6 +105,20 @@ class SFIClipDataset(Dataset):
     def num_frames(self) -> list[int]:
         """The scale (frame count) of every item, in index order."""
         return [int(row["num_frames"]) for row in self.rows]
+
+    def output_size(self, index: int) -> tuple[int, int]:
+        """(height, width) of item `index`'s frames, from the manifest (no decoding)."""
+        row = self.rows[index]
+        if self.resize != "fit":
+            return self.size
+        if not row.get("width") or not row.get("height"):
+            raise ValueError(f"clip {row['clip_id']} has no width/height in {self.manifest_path}")
+        return fit_area(int(row["height"]), int(row["width"]), self.size)
+
+    @property
+    def batch_keys(self) -> list[tuple[int, int, int]]:
+        """(num_frames, height, width) of every item: items that may share a batch have the same key."""
+        return [(n, *self.output_size(i)) for i, n in enumerate(self.num_frames)]
 
     def _decode(self, row: dict) -> np.ndarray:
         path = self.root / row["clip_path"]
@@ -125,7 +133,8 @@ class SFIClipDataset(Dataset):
     def _condition(self, row: dict, key: str, fallback: np.ndarray) -> torch.Tensor:
         rel = row.get(key)
         image = _read_png(self.root / rel) if rel else fallback
-        return resize_frames(_to_float(image[None]), self.size, self.resize)[0]
+        # The condition frames on the 8-bit grid, as inference's uint8 endpoints are (same encoder inputs).
+        return quantize_uint8(resize_frames(_to_float(image[None]), self.size, self.resize)[0])
 
     def __getitem__(self, index: int) -> dict:
         row = self.rows[index]
@@ -143,7 +152,7 @@ class SFIClipDataset(Dataset):
 
 
 class ScaleBatchSampler(Sampler[list[int]]):
-    """Index batches that each hold clips of one scale (SemFi trains one LoRA scale per step).
+    """Index batches that each hold clips of one scale and size (SemFi trains one LoRA scale per step).
 
     Batches are shuffled within and across scales from `seed + epoch`; each pass advances the epoch,
     or call `set_epoch`. With `num_replicas > 1` every rank takes its share of the same batch order
@@ -171,9 +180,11 @@ class ScaleBatchSampler(Sampler[list[int]]):
         self.num_replicas = num_replicas
         self.rank = rank
         self.epoch = 0
-        by_scale: dict[int, list[int]] = defaultdict(list)
-        for index, scale in enumerate(dataset.num_frames):
-            by_scale[scale].append(index)
+        # One scale and one generation size per batch: tensors of a batch stack, and the step trains one expert.
+        keys = dataset.batch_keys if hasattr(type(dataset), "batch_keys") else dataset.num_frames
+        by_scale: dict = defaultdict(list)
+        for index, key in enumerate(keys):
+            by_scale[key].append(index)
         self.by_scale = dict(sorted(by_scale.items()))
 
     def set_epoch(self, epoch: int) -> None:

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from sfi_core.dataset import ScaleBatchSampler, SFIClipDataset, resize_frames
 from sfi_core.manifest import write_rows
+from sfi_core.resize import RESOLUTIONS, fit_area
 from sfi_core.schemas import CAPTIONS, STATUS_ERROR, STATUS_OK, empty_row
 from sfi_data.testing.toy_dataset import build_toy_dataset
 
@@ -36,7 +37,7 @@ def toy_root(tmp_path_factory):
 
 
 def test_item_contract(toy_root):
-    dataset = SFIClipDataset(toy_root / "clips.parquet", size=(32, 40))
+    dataset = SFIClipDataset(toy_root / "clips.parquet", size=(32, 40), resize="crop")
     assert len(dataset) == 6
     item = dataset[1]
     assert item["frames"].shape == (9, 3, 32, 40)
@@ -76,6 +77,34 @@ def test_resize_modes_keep_range_and_shape():
         resize_frames(frames, (8, 8), "squash")
 
 
+def test_fit_keeps_a_portrait_clip_portrait():
+    """1080x1920 (portrait) at the 480p area: 832x464 like Wan's rule, never squashed into 480x832."""
+    assert fit_area(1920, 1080, RESOLUTIONS["480p"]) == (832, 464)
+    assert fit_area(1080, 1920, RESOLUTIONS["480p"]) == (464, 832)
+    assert fit_area(480, 832, RESOLUTIONS["480p"]) == (480, 832)
+    assert fit_area(1280, 720, RESOLUTIONS["720p"]) == (1280, 720)
+    for height, width in ((1920, 1080), (1080, 1440), (720, 1280), (500, 500)):
+        fit_h, fit_w = fit_area(height, width, RESOLUTIONS["480p"])
+        assert fit_h % 16 == 0 and fit_w % 16 == 0 and fit_h * fit_w <= 480 * 832
+        assert abs(fit_h / fit_w - height / width) < 0.06  # only the rounding to 16 moves the aspect
+    # A portrait image with a left/right split keeps both halves in equal parts (no squash, tiny crop).
+    image = torch.zeros(1, 3, 192, 108)
+    image[..., 54:] = 1.0
+    fitted = resize_frames(image, (48, 64), "fit")
+    assert fitted.shape[-2:] == fit_area(192, 108, (48, 64)) == (64, 32)
+    assert abs(float(fitted.mean()) - 0.5) < 0.02
+
+
+def test_dataset_fits_each_clip_and_quantizes_condition_frames(toy_root):
+    dataset = SFIClipDataset(toy_root / "clips.parquet", size=(32, 48))
+    item = dataset[0]
+    assert dataset.output_size(0) == fit_area(48, 64, (32, 48)) == item["frames"].shape[-2:]
+    assert all(key[1:] == dataset.output_size(0) for key in dataset.batch_keys)
+    # The condition frames lie on the 8-bit grid (what inference's uint8 endpoints give the encoders).
+    scaled = item["first_frame"] * 255
+    assert torch.equal(scaled, scaled.round())
+
+
 def test_scale_batches_hold_one_scale_and_cover_everything():
     class Scales:
         num_frames = [5] * 7 + [9] * 4 + [81] * 3
@@ -105,7 +134,7 @@ def test_scale_batches_split_across_ranks():
 
 
 def test_dataloader_with_workers_and_scale_batches(toy_root):
-    dataset = SFIClipDataset(toy_root / "clips.parquet", size=(24, 32))
+    dataset = SFIClipDataset(toy_root / "clips.parquet", size=(24, 32), resize="crop")
     sampler = ScaleBatchSampler(dataset, batch_size=2, seed=0)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=2)
     seen = []

@@ -17,6 +17,7 @@ from sfi_bench.models.semfi.conditioning import (
 )
 from sfi_bench.models.semfi.pipeline import SamplerSettings, sample_first_last, semfi_pipeline_class
 from sfi_bench.models.semfi.tiny import TinyWanConfig, build_tiny_wan_pipeline
+from sfi_core.resize import fit_uint8_image
 
 
 def test_native_length_is_smallest_wan_length_at_least_n():
@@ -88,21 +89,22 @@ def test_semfi_pipeline_feeds_the_paper_conditioning(endpoints):
     seen = _capture_transformer_inputs(pipe)
     first, last = endpoints
     frames, info = sample_first_last(pipe, first, last, "a cat walks", 9, 0, SETTINGS)
-    assert frames.shape == (9, 32, 32, 3) and info["native_num_frames"] == 9
+    # 24x40 endpoints at the 32x32 area: 16x32 (aspect kept, sides % 16), not stretched to 32x32.
+    assert frames.shape == (9, 16, 32, 3) and info["native_num_frames"] == 9
+    assert info["generated_size"] == [16, 32]
     (inputs,) = seen
     hidden = inputs["hidden_states"]
-    assert hidden.shape == (1, 16 + 4 + 16, 3, 4, 4)
+    assert hidden.shape == (1, 16 + 4 + 16, 3, 2, 4)
     # The mask channels: exactly M_0 = M_{N-1} = 1 in Wan's 4-channel layout.
-    assert torch.equal(hidden[:, 16:20], endpoint_mask(9, 4, 4))
-    # The guidance latents: VAE([I_f, 0 x 7, I_l]) of the preprocessed endpoints.
+    assert torch.equal(hidden[:, 16:20], endpoint_mask(9, 2, 4))
+    # The guidance latents: VAE([I_f, 0 x 7, I_l]) of the endpoints fitted by the shared rule.
+    fitted = [Image.fromarray(fit_uint8_image(x, (16, 32))) for x in endpoints]
     with torch.no_grad():
-        pre = [pipe.video_processor.preprocess(Image.fromarray(x), height=32, width=32) for x in endpoints]
+        pre = [pipe.video_processor.preprocess(x, height=16, width=32) for x in fitted]
         expected = encode_video(pipe.vae, guidance_frames(pre[0], pre[1], 9))
         torch.testing.assert_close(hidden[:, 20:], expected, rtol=1e-5, atol=1e-6)
         # The image tokens: CLIP(I_f) + CLIP(I_l), one image's token count.
-        clip = clip_hidden_states(
-            pipe.image_encoder, pipe.image_processor, [Image.fromarray(x) for x in endpoints]
-        )
+        clip = clip_hidden_states(pipe.image_encoder, pipe.image_processor, fitted)
     image_tokens = inputs["encoder_hidden_states_image"]
     assert image_tokens.shape == (1, TinyWanConfig().clip_tokens, TinyWanConfig().image_dim)
     torch.testing.assert_close(image_tokens, (clip[0] + clip[1])[None], rtol=0, atol=0)
@@ -117,11 +119,11 @@ def test_training_conditioning_matches_inference(endpoints):
     pipe.set_progress_bar_config(disable=True)
     seen = _capture_transformer_inputs(pipe)
     sample_first_last(pipe, endpoints[0], endpoints[1], "a dog", 5, 0, SETTINGS)
-    pre = pipe.video_processor.preprocess  # the pipeline's own resize, to compare like with like
+    pre = pipe.video_processor.preprocess  # the pipeline's own preprocessing, to compare like with like
     from PIL import Image
 
-    first_pre = pre(Image.fromarray(endpoints[0]), height=32, width=32)
-    last_pre = pre(Image.fromarray(endpoints[1]), height=32, width=32)
+    first_pre = pre(Image.fromarray(fit_uint8_image(endpoints[0], (16, 32))), height=16, width=32)
+    last_pre = pre(Image.fromarray(fit_uint8_image(endpoints[1], (16, 32))), height=16, width=32)
     with torch.no_grad():
         cond = condition_latents(pipe.vae, first_pre, last_pre, 5)
     torch.testing.assert_close(seen[0]["hidden_states"][:, 16:], cond, rtol=1e-5, atol=1e-6)
@@ -132,7 +134,7 @@ def test_flf2v_pipeline_gives_two_frames_of_clip_tokens(endpoints):
     pipe.set_progress_bar_config(disable=True)
     seen = _capture_transformer_inputs(pipe)
     frames, _ = sample_first_last(pipe, endpoints[0], endpoints[1], "a car", 5, 0, SETTINGS)
-    assert frames.shape == (5, 32, 32, 3)
+    assert frames.shape == (5, 16, 32, 3)
     tokens = TinyWanConfig().clip_tokens
     # Concatenated, not summed: 2 x tokens, which the FLF2V DiT views as one sequence with its position embedding.
     assert seen[0]["encoder_hidden_states_image"].shape == (2, tokens, TinyWanConfig().image_dim)

@@ -63,7 +63,7 @@ def test_models_refuse_the_other_backbone(folders):
 
 
 def test_missing_weights_say_how_to_get_them(tmp_path):
-    with pytest.raises(WeightsMissingError, match="huggingface-cli download Wan-AI/Wan2.1-I2V-14B-480P"):
+    with pytest.raises(WeightsMissingError, match="download Wan-AI/Wan2.1-I2V-14B-480P"):
         make_model("semfi", device="cpu", weights=str(tmp_path / "nothing")).load()
     with pytest.raises(ValueError, match="unknown sampler setting"):
         make_model("semfi", device="cpu", stepz=3)

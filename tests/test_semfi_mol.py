@@ -156,7 +156,9 @@ def test_save_load_round_trip(tmp_path):
     randomize_adapters(mol, std=0.2, seed=3)
     folder = mol.save(tmp_path / "mol")
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["mol_config.json"] + [f"{n}.safetensors" for n in mol.config.adapter_names]
+        ["mol_config.json"]
+        + [f"{n}.safetensors" for n in mol.config.adapter_names]
+        + [f"merged_{s}.safetensors" for s in mol.config.scales]
     )
     second = build_tiny_wan_pipeline().transformer  # same seed: same base
     loaded = MixtureOfLoRA.load(second, folder)

@@ -41,16 +41,21 @@ def pick_dtype(name: str | None, device: str):
     return dtypes[name]
 
 
-def load_wan_pipeline(pipeline_class, folder: Path, device: str, dtype, cpu_offload: bool = False):
-    """A diffusers Wan I2V folder -> pipeline on `device`; VAE and CLIP stay float32 as Wan recommends."""
+def component_dtypes(dtype) -> dict:
+    """Per-component load dtypes: the VAE and the CLIP image encoder in float32 (as Wan runs them), the rest
+    (transformer, UMT5) in `dtype`. Loading them in float32 directly keeps every fp32 checkpoint value;
+    loading in bf16 and casting up afterwards would not."""
     import torch
 
-    pipe = pipeline_class.from_pretrained(str(folder), dtype=dtype)
-    pipe.vae.to(torch.float32)
-    pipe.image_encoder.to(torch.float32)
+    return {"vae": torch.float32, "image_encoder": torch.float32, "default": dtype}
+
+
+def load_wan_pipeline(pipeline_class, folder: Path, device: str, dtype, cpu_offload: bool = False):
+    """A diffusers Wan I2V folder -> pipeline on `device`, each component in its own dtype."""
+    pipe = pipeline_class.from_pretrained(str(folder), dtype=component_dtypes(dtype))
     pipe.set_progress_bar_config(disable=True)
     if cpu_offload:
-        # Each component moves to the GPU only while it runs: fits the 14B model in ~24 GB, slower.
+        # Each component moves to the GPU only while it runs (memory: not yet measured at 14B).
         pipe.enable_model_cpu_offload(device=device if device.startswith("cuda") else None)
     else:
         pipe.to(device)
@@ -62,7 +67,10 @@ class _WanFirstLastModel(SFIModel):
 
     weights_name: ClassVar[str] = ""
     default_settings: ClassVar[dict[str, Any]] = {}
-    requirements = ("weights: Wan2.1 diffusers folder (~70 GB)", "GPU with >= 40 GB, or cpu_offload=true")
+    requirements = (
+        "weights: Wan2.1 diffusers folder (~70 GB)",
+        "GPU (memory not yet measured), or cpu_offload=true",
+    )
 
     def __init__(self, device: str = "auto", weights: str | None = None, **options: Any) -> None:
         super().__init__(device=device, weights=weights, **options)
@@ -180,8 +188,9 @@ class WanFLF2VModel(_WanFirstLastModel):
         "Wan2.1-FLF2V-14B-720P: official first-last-frame model (2 x 257 CLIP tokens + position embedding)"
     )
     weights_name = "wan2.1-flf2v-14b-720p"
-    # The paper compares at 480x832 (Table A1); FLF2V's own recommended shift at 720P is 5.0, kept for it.
-    default_settings = {"shift": 5.0}
+    # Wan2.1 generate.py's FLF2V defaults (shift 16, 50 steps, its negative prompt); the paper compares at
+    # 480x832 (Table A1), so the area stays 480x832 unless overridden.
+    default_settings = {"task": "flf2v"}
 
     def _pipeline_class(self):
         from diffusers import WanImageToVideoPipeline

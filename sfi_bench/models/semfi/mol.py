@@ -22,6 +22,10 @@ from sfi_core.constants import FRAME_COUNTS
 
 UNIVERSAL = "universal"
 CONFIG_NAME = "mol_config.json"
+# diffusers' LoRA file layout: keys under the pipeline component's name, the LoraConfig as JSON in the
+# safetensors metadata (diffusers.loaders.lora_base.LORA_ADAPTER_METADATA_KEY), keys again prefixed.
+COMPONENT_PREFIX = "transformer."
+METADATA_KEY = "lora_adapter_metadata"
 DEFAULT_TARGET_MODULES = (
     r"blocks\.\d+\.(attn1\.(to_q|to_k|to_v|to_out\.0)"
     r"|attn2\.(to_q|to_k|to_v|to_out\.0|add_k_proj|add_v_proj)"
@@ -31,6 +35,11 @@ DEFAULT_TARGET_MODULES = (
 
 def expert_name(scale: int) -> str:
     return f"expert_{scale}"
+
+
+def merged_name(scale: int) -> str:
+    """The single LoRA equal to universal + expert_<scale> (for tools that load one adapter)."""
+    return f"merged_{scale}"
 
 
 def route(num_frames: int, scales: tuple[int, ...] = FRAME_COUNTS) -> int:
@@ -74,6 +83,19 @@ class MoLConfig:
     def save(self, folder: Path) -> None:
         (folder / CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2))
 
+    def diffusers_metadata(self, rank_factor: int = 1) -> dict[str, str]:
+        """safetensors metadata that diffusers' load_lora_weights turns into this LoraConfig."""
+        config = {
+            "r": self.rank * rank_factor,
+            # A rank-k*r concatenation keeps the scaling alpha/r only with alpha scaled alike.
+            "lora_alpha": self.alpha * rank_factor,
+            "lora_dropout": self.dropout,
+            "target_modules": self.target_modules,
+            "init_lora_weights": True,
+        }
+        packed = {COMPONENT_PREFIX + k: v for k, v in config.items()}
+        return {"format": "pt", METADATA_KEY: json.dumps(packed, sort_keys=True)}
+
     @classmethod
     def load(cls, folder: Path) -> MoLConfig:
         path = Path(folder) / CONFIG_NAME
@@ -108,12 +130,13 @@ class MixtureOfLoRA:
             for name in config.adapter_names:
                 transformer.add_adapter(config.lora_config(), adapter_name=name)
         mol = cls(transformer, config)
+        mol.upcast()
         mol.activate(config.scales[0])
         return mol
 
     @classmethod
     def load(cls, transformer, folder: Path) -> MixtureOfLoRA:
-        """Attach adapters and fill them from `folder` (one safetensors file per adapter)."""
+        """Attach adapters and fill them from `folder` (one diffusers-format safetensors file per adapter)."""
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
@@ -124,29 +147,61 @@ class MixtureOfLoRA:
             raise FileNotFoundError(f"{folder} lacks adapter files {[m + '.safetensors' for m in missing]}")
         mol = cls.attach(transformer, config)
         for name in config.adapter_names:
-            result = set_peft_model_state_dict(
-                transformer, load_file(folder / f"{name}.safetensors"), adapter_name=name
-            )
+            state = {
+                k.removeprefix(COMPONENT_PREFIX): v
+                for k, v in load_file(folder / f"{name}.safetensors").items()
+            }
+            result = set_peft_model_state_dict(transformer, state, adapter_name=name)
             unexpected = getattr(result, "unexpected_keys", [])
             if unexpected:
                 raise ValueError(
                     f"{folder / name}.safetensors has keys the transformer lacks: {unexpected[:3]}"
                 )
+        mol.upcast()
         return mol
 
-    def save(self, folder: Path) -> Path:
+    def adapter_state(self, name: str) -> dict:
+        """One adapter's LoRA tensors, keyed as diffusers' Wan pipeline expects (`transformer.` prefix)."""
         from peft import get_peft_model_state_dict
+
+        state = get_peft_model_state_dict(self.transformer, adapter_name=name)
+        return {COMPONENT_PREFIX + k: v.detach().float().cpu().contiguous() for k, v in state.items()}
+
+    def merged_state(self, scale: int) -> dict:
+        """universal + expert_<scale> as one rank-2r LoRA: B A = [B_U B_E] [A_U; A_E] (same alpha/r scaling)."""
+        import torch
+
+        universal, expert = self.adapter_state(UNIVERSAL), self.adapter_state(expert_name(scale))
+        return {
+            key: torch.cat([universal[key], expert[key]], dim=0 if ".lora_A." in key else 1).contiguous()
+            for key in universal
+        }
+
+    def save(self, folder: Path) -> Path:
+        """Every adapter plus one merged file per scale, loadable by `pipe.load_lora_weights(folder,
+        weight_name="<name>.safetensors", adapter_name=...)`, and mol_config.json for MixtureOfLoRA.load."""
         from safetensors.torch import save_file
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        metadata = self.config.diffusers_metadata()
         for name in self.config.adapter_names:
-            state = get_peft_model_state_dict(self.transformer, adapter_name=name)
+            save_file(self.adapter_state(name), folder / f"{name}.safetensors", metadata=metadata)
+        merged_metadata = self.config.diffusers_metadata(rank_factor=2)
+        for scale in self.config.scales:
             save_file(
-                {k: v.detach().cpu().contiguous() for k, v in state.items()}, folder / f"{name}.safetensors"
+                self.merged_state(scale),
+                folder / f"{merged_name(scale)}.safetensors",
+                metadata=merged_metadata,
             )
         self.config.save(folder)
         return folder
+
+    def upcast(self) -> None:
+        """LoRA weights in float32 whatever the base dtype: peft then casts the layer input to float32 and
+        runs the low-rank product in float32 (the base layer keeps its bf16 matmul)."""
+        for param in self.parameters():
+            param.data = param.data.float()
 
     def activate(self, num_frames: int) -> int:
         """Make universal + the routed expert the active adapters; returns the expert's scale."""
