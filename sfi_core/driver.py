@@ -1,11 +1,15 @@
-"""The generic stage driver: plan shards that have no part file yet, run them on an executor, count.
+"""The generic stage driver: check the stage's settings, plan unfinished shards, run them, count.
 
 Every stage writes one part file per shard under DIR/work/<stage>/ (atomically), so a run killed at any
-moment resumes where it stopped; a manifest is always rebuilt from the parts, one row per key.
+moment resumes where it stopped; a manifest is always rebuilt from the parts, the newest rows per key.
+Next to the parts lies settings.json, the settings that shaped them: a rerun with other settings is
+refused before any work (instead of mixing old and new rows), and later stages read it
+(`recorded_settings`) instead of asking the user again. Keys whose rows say `error` are retried.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -19,11 +23,13 @@ from pathlib import Path
 from sfi_core.constants import STATUS_OK
 from sfi_core.executors import make_executor
 from sfi_core.executors.base import ShardResult, plan_shards
+from sfi_core.manifest import atomic_path
 from sfi_core.stage import Stage
 
 log = logging.getLogger("sfi_data")
 
 LOG_FILE = "sfi-data.log"
+SETTINGS_FILE = "settings.json"
 
 # Progress reporting: called with (done_inputs, total_inputs) after each shard.
 Progress = Callable[[int, int], None]
@@ -33,6 +39,10 @@ class NothingToDoError(RuntimeError):
     """No input could be processed (the CLI exits non-zero)."""
 
 
+class SettingsChangedError(ValueError):
+    """The finished work of a stage was made with other settings than this run's."""
+
+
 @dataclass
 class StageSummary:
     stage: str
@@ -40,10 +50,12 @@ class StageSummary:
     skipped: int = 0  # finished in an earlier run
     processed: int = 0
     seconds: float = 0.0
+    retried: int = 0  # inputs whose earlier rows said `error`, run again
     statuses: Counter = field(default_factory=Counter)
-    reasons: Counter = field(default_factory=Counter)  # "status: reason pattern" -> count
+    reasons: Counter = field(default_factory=Counter)  # "status: reason_code" -> count
     per_scale: Counter = field(default_factory=Counter)  # cut only: ok clips per scale
     thresholds: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def items_per_s(self) -> float:
@@ -51,7 +63,7 @@ class StageSummary:
 
 
 def reason_kind(reason: str | None) -> str:
-    """Group reasons that differ only by numbers or file names (for the summary table)."""
+    """Reasons with numbers and file names masked (sfi_data.stats still groups so; summaries use codes)."""
     if not reason:
         return ""
     text = re.sub(r"(/|\\)[^\s:]+", "<path>", reason)
@@ -80,15 +92,98 @@ def remove_stale_temporaries(out_dir: Path) -> int:
     return removed
 
 
-def run_stage(
-    stage: Stage, rows: list[dict], out_dir: Path, schema, run, progress: Progress | None = None
-) -> StageSummary:
-    """Run `stage` over `rows` (skipping keys finished earlier) and return the counts."""
-    parts_dir = out_dir / "work" / stage.name
-    if run.overwrite and parts_dir.exists():
+def parts_dir_for(out_dir: Path, stage_name: str) -> Path:
+    return Path(out_dir) / "work" / stage_name
+
+
+def normalize_settings(settings: dict) -> dict:
+    """Settings as they read back from JSON (tuples become lists), so a comparison sees values only."""
+    return json.loads(json.dumps(settings, sort_keys=True, default=str))
+
+
+def recorded_settings(out_dir: Path, stage_name: str) -> dict | None:
+    """The settings that shaped a stage's finished work in `out_dir`, or None when it has not run."""
+    path = parts_dir_for(out_dir, stage_name) / SETTINGS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _flatten(settings: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def changed_settings(old: dict, new: dict) -> list[str]:
+    """'key: old -> new' for every dotted key whose value differs (missing on one side included)."""
+    before, after = _flatten(normalize_settings(old)), _flatten(normalize_settings(new))
+
+    def show(flat: dict, key: str) -> str:
+        return json.dumps(flat[key]) if key in flat else "(absent)"
+
+    return [
+        f"{key}: {show(before, key)} -> {show(after, key)}"
+        for key in sorted(before.keys() | after.keys())
+        if key not in before or key not in after or before[key] != after[key]
+    ]
+
+
+def check_settings(out_dir: Path, stage_name: str, settings: dict) -> None:
+    """Raise SettingsChangedError (one line: the changed keys and the two ways out) on a mismatch."""
+    held = recorded_settings(out_dir, stage_name)
+    changes = changed_settings(held, settings) if held is not None else []
+    if changes:
+        raise SettingsChangedError(
+            f"{out_dir} holds {stage_name} work done with other settings ({'; '.join(changes)}): "
+            f"rerun with --overwrite to redo it, or write to another --out"
+        )
+
+
+def record_settings(out_dir: Path, stage_name: str, settings: dict) -> None:
+    path = parts_dir_for(out_dir, stage_name) / SETTINGS_FILE
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(normalize_settings(settings), indent=2) + "\n", encoding="utf-8")
+
+
+def prepare_parts(out_dir: Path, stage: Stage, settings: dict, overwrite: bool) -> Path:
+    """Empty the stage's parts (--overwrite) or check they were made with `settings`; record them."""
+    parts_dir = parts_dir_for(out_dir, stage.name)
+    if overwrite and parts_dir.exists():
         shutil.rmtree(parts_dir)
-    shards, skipped = plan_shards(rows, stage.key, parts_dir, run.shard_size)
+    check_settings(out_dir, stage.name, settings)
+    if parts_dir.exists() and recorded_settings(out_dir, stage.name) is None and any(parts_dir.iterdir()):
+        log.warning(
+            "%s: %s holds parts with no recorded settings; recording this run's", stage.name, parts_dir
+        )
+    record_settings(out_dir, stage.name, settings)
+    return parts_dir
+
+
+def run_stage(
+    stage: Stage,
+    rows: list[dict],
+    out_dir: Path,
+    schema,
+    run,
+    progress: Progress | None = None,
+    *,
+    settings: dict | None = None,
+) -> StageSummary:
+    """Run `stage` over `rows`, keeping keys finished earlier (with the same settings) and retrying errors.
+
+    `settings` defaults to `stage.settings()`; a stage that depends on more than its own object (the
+    filter's thresholds are applied after the merge, for one) passes what it records itself.
+    """
+    settings = stage.settings() if settings is None else settings
+    parts_dir = prepare_parts(out_dir, stage, settings, run.overwrite)
+    had_rows = _keys_with_rows(parts_dir, stage.key)
+    shard_size = run.shard_size or stage.shard_size
+    shards, skipped = plan_shards(rows, stage.key, parts_dir, shard_size)
     summary = StageSummary(stage.name, total=len(rows), skipped=skipped)
+    summary.retried = sum(row[stage.key] in had_rows for shard in shards for row in shard.rows)
     start = time.perf_counter()
     done = skipped
     if progress:
@@ -108,19 +203,31 @@ def run_stage(
             executor.close()
     summary.seconds = time.perf_counter() - start
     log.info(
-        "%s: %d inputs, %d done earlier, %d processed in %.1f s",
+        "%s: %d inputs, %d done earlier, %d processed (%d retried after an error) in %.1f s",
         stage.name,
         len(rows),
         skipped,
         summary.processed,
+        summary.retried,
         summary.seconds,
     )
     return summary
 
 
+def _keys_with_rows(parts_dir: Path, key: str) -> set[str]:
+    import pyarrow.parquet as pq
+
+    keys: set[str] = set()
+    for part in parts_dir.glob("part-*.parquet"):
+        keys.update(pq.read_table(part, columns=[key]).column(key).to_pylist())
+    return keys
+
+
 def count(summary: StageSummary, rows: list[dict]) -> StageSummary:
+    """Outputs by status, and the rejects and errors by their stable reason_code."""
     for row in rows:
         summary.statuses[row["status"]] += 1
         if row["status"] != STATUS_OK:
-            summary.reasons[f"{row['status']}: {reason_kind(row.get('reason'))}"] += 1
+            code = row.get("reason_code") or "unknown"
+            summary.reasons[f"{row['status']}: {code}"] += 1
     return summary

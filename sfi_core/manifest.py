@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sfi_core.constants import STATUS_ERROR
 from sfi_core.schemas import to_table
 
 
@@ -57,24 +58,42 @@ def shard_name(keys: list[str]) -> str:
     return f"part-{digest}.parquet"
 
 
+def _parts_newest_first(parts_dir: Path) -> list[Path]:
+    """Part files, the newest first: a rerun's part (an error retried) supersedes an earlier one."""
+    if not parts_dir.exists():
+        return []
+    parts = [(part.stat().st_mtime_ns, part.name, part) for part in parts_dir.glob("part-*.parquet")]
+    return [part for _, _, part in sorted(parts, reverse=True)]
+
+
 def merge_parts(parts_dir: Path, schema: pa.Schema, key: str, wanted: list[str] | None = None) -> list[dict]:
-    """Read every part file, keep one row per `key` (the newest file wins), in `wanted` order if given."""
-    newest: dict[str, tuple[float, dict]] = {}
-    if parts_dir.exists():
-        for part in sorted(parts_dir.glob("part-*.parquet")):
-            mtime = part.stat().st_mtime
-            for row in pq.read_table(part, schema=schema).to_pylist():
-                held = newest.get(row[key])
-                if held is None or held[0] <= mtime:
-                    newest[row[key]] = (mtime, row)
-    if wanted is None:
-        return [row for _, row in sorted(newest.values(), key=lambda item: item[1][key])]
-    return [newest[k][1] for k in wanted if k in newest]
+    """Every row of the newest part holding each input `key` (a stage may write several rows per key).
+
+    Keys come in `wanted` order if given (else sorted), rows of one key in the order the stage wrote them.
+    """
+    held: dict[str, list[dict]] = {}
+    for part in _parts_newest_first(parts_dir):
+        fresh: dict[str, list[dict]] = {}
+        for row in pq.read_table(part, schema=schema).to_pylist():
+            if row[key] not in held:
+                fresh.setdefault(row[key], []).append(row)
+        held.update(fresh)
+    order = sorted(held) if wanted is None else [k for k in wanted if k in held]
+    return [row for k in order for row in held[k]]
 
 
 def finished_keys(parts_dir: Path, key: str) -> set[str]:
-    done: set[str] = set()
-    if parts_dir.exists():
-        for part in parts_dir.glob("part-*.parquet"):
-            done.update(pq.read_table(part, columns=[key]).column(key).to_pylist())
-    return done
+    """Input keys whose newest rows hold no `error` row: those are kept; errors are retried."""
+    seen: set[str] = set()
+    failed: set[str] = set()
+    for part in _parts_newest_first(parts_dir):
+        has_status = "status" in pq.read_schema(part).names
+        table = pq.read_table(part, columns=[key, "status"] if has_status else [key])
+        keys = table.column(key).to_pylist()
+        statuses = table.column("status").to_pylist() if has_status else [None] * len(keys)
+        fresh = set(keys) - seen
+        failed.update(
+            k for k, status in zip(keys, statuses, strict=True) if k in fresh and status == STATUS_ERROR
+        )
+        seen |= fresh
+    return seen - failed

@@ -6,7 +6,30 @@ import pyarrow as pa
 
 from sfi_core.constants import STATUS_ERROR, STATUS_OK, STATUS_REJECTED  # noqa: F401 - re-exported
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: reason_code on every row with a status; threshold_warning on videos
+
+# Every reject and error row carries one of these next to its human `reason`: summaries, the card and
+# plots group by the code, which stays the same whatever numbers or file names the reason holds.
+REASON_CODES: dict[str, str] = {
+    "file_not_found": "the input path does not exist",
+    "unreadable_file": "a directory, an empty file, a dangling link or a file without read permission",
+    "not_a_video": "no container FFmpeg can open, or no video stream in it",
+    "probe_failed": "the container opened, but its frame rate or frame count could not be read",
+    "segment_out_of_range": "a scene segment's frame range lies outside its source",
+    "fps_too_high": "meta filter: fps above max_fps",
+    "too_few_frames": "meta filter: fewer frames than min_frames (f_max)",
+    "too_many_frames": "meta filter: more frames than max_frames (4 f_max)",
+    "decode_failed": "frames the stage needs could not be decoded (truncated or corrupt file?)",
+    "score_failed": "the scoring networks failed on this video's frames",
+    "similarity_low": "first/last similarity below the low threshold (unrelated endpoints)",
+    "similarity_high": "first/last similarity above the high threshold (near-identical endpoints)",
+    "flow_low": "first/last flow score below the low threshold (next to no motion)",
+    "flow_high": "first/last flow score above the high threshold (too much motion)",
+    "hard_cut": "a hard cut (shot change) inside the clip",
+    "segment_write_failed": "re-encoding a scene segment to its own file failed",
+    "unexpected_error": "an exception the stage did not expect; the reason holds its type and text",
+}
+REASON_CODE_DOC = "stable code of the reason (see the table of reason codes), null when ok"
 
 
 def _field(name: str, type_: pa.DataType, doc: str = "") -> pa.Field:
@@ -28,6 +51,7 @@ VIDEOS = pa.schema(
             "stage", pa.string(), "where the verdict was reached: discover, probe, meta, score, threshold"
         ),
         _field("reason", pa.string(), "human-readable, null when ok"),
+        _field("reason_code", pa.string(), REASON_CODE_DOC),
         _field("file_size_bytes", pa.int64(), "size of the file on disk"),
         _field("fps", pa.float64(), "frames per second"),
         _field("num_frames", pa.int64(), "frames"),
@@ -50,6 +74,11 @@ VIDEOS = pa.schema(
         _field("flow_low", pa.float64(), "low flow threshold used (null: open)"),
         _field("flow_high", pa.float64(), "high flow threshold used (null: open)"),
         _field("threshold_mode", pa.string(), "how the bounds were chosen, e.g. 'quantile 0.05-0.95'"),
+        _field(
+            "threshold_warning",
+            pa.string(),
+            "why the bounds may mislead (quantiles of a small corpus), or null",
+        ),
     ]
 )
 
@@ -69,6 +98,7 @@ SEGMENTS = pa.schema(
         _field("window_index", pa.int32(), "which window of that shot (0 unless the shot was split)"),
         _field("status", pa.string(), "ok | error"),
         _field("reason", pa.string(), "human-readable reason, null when ok"),
+        _field("reason_code", pa.string(), REASON_CODE_DOC),
         _field("detector", pa.string(), "PySceneDetect detector (content, adaptive, histogram, hash)"),
         _field("detector_threshold", pa.float64(), "the detector's threshold"),
         _field("min_scene_len", pa.int32(), "shortest scene the detector may report, frames"),
@@ -91,6 +121,7 @@ CLIPS = pa.schema(
         _field("height", pa.int32(), "pixels"),
         _field("status", pa.string(), "ok | rejected | error"),
         _field("reason", pa.string(), "human-readable reason, null when ok"),
+        _field("reason_code", pa.string(), REASON_CODE_DOC),
         _field("clip_path", pa.string(), "relative to the dataset root"),
         _field("first_frame_path", pa.string(), "lossless PNG, the benchmark's condition image"),
         _field(
@@ -117,6 +148,7 @@ CAPTIONS = pa.schema(
         _field("num_frames", pa.int32(), "frames"),
         _field("status", pa.string(), "ok | error"),
         _field("reason", pa.string(), "why the last attempt failed, null when ok"),
+        _field("reason_code", pa.string(), REASON_CODE_DOC),
         _field("caption", pa.string(), "the dense caption, null when it failed"),
         _field("model", pa.string(), "the captioning model"),
         _field("prompt_version", pa.string(), "version of the caption prompt file"),
@@ -171,9 +203,10 @@ def manifests_markdown() -> str:
         " relative to that folder. The descriptions are also stored in each Parquet file's schema"
         " (field metadata `doc`). `example/` holds the manifests of `make demo`.\n"
     )
-    return (
-        intro + "\n" + "\n\n".join(describe(schema, f"`{file}`") for file, schema in MANIFESTS.items()) + "\n"
-    )
+    tables = "\n\n".join(describe(schema, f"`{file}`") for file, schema in MANIFESTS.items())
+    codes = ["### Reason codes", "", "| `reason_code` | meaning |", "|---|---|"]
+    codes += [f"| `{code}` | {meaning} |" for code, meaning in REASON_CODES.items()]
+    return intro + "\n" + tables + "\n\n" + "\n".join(codes) + "\n"
 
 
 def empty_row(schema: pa.Schema) -> dict:

@@ -8,6 +8,9 @@ from collections.abc import Iterable, Iterator
 
 log = logging.getLogger(__name__)
 
+# The reason_code of a row that records an exception the stage did not expect (sfi_core.schemas).
+UNEXPECTED = "unexpected_error"
+
 
 class Stage:
     """A small class with one job. Subclasses implement `process_row` (or override `run` to batch).
@@ -18,9 +21,19 @@ class Stage:
 
     name: str = "stage"
     key: str = "video_id"
+    # Inputs per shard (the unit of work and of resume) unless the run says otherwise.
+    shard_size: int = 8
     # Resources one worker of this stage asks of Ray.
     num_cpus: float = 1.0
     num_gpus: float = 0.0
+
+    def settings(self) -> dict:
+        """The settings that shape this stage's output (and the weights behind it, by checksum).
+
+        The driver records them next to the part files and refuses to resume with different ones;
+        leave out what only changes speed (device, batch size, workers).
+        """
+        return {}
 
     def setup(self) -> None:
         """Load models and other heavy state; called once per worker before the first `run`."""
@@ -56,6 +69,10 @@ class Chain(Stage):
         self.name = "+".join(stage.name for stage in stages)
         self.num_cpus = max(stage.num_cpus for stage in stages)
         self.num_gpus = max(stage.num_gpus for stage in stages)
+        self.shard_size = min(stage.shard_size for stage in stages)
+
+    def settings(self) -> dict:
+        return {stage.name: stage.settings() for stage in self.stages if stage.settings()}
 
     def setup(self) -> None:
         for stage in self.stages:

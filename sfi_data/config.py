@@ -73,7 +73,7 @@ class ThresholdConfig:
 @dataclass
 class CutConfig:
     frame_counts: tuple[int, ...] = FRAME_COUNTS
-    reader: str = DEFAULT_READER
+    reader: str | None = None  # None: the reader the filter recorded
     codec: str = "libx264"
     pix_fmt: str = "yuv420p"
     crf: int = 18
@@ -114,7 +114,7 @@ class RunConfig:
     address: str | None = None
     num_cpus: int | None = None
     num_gpus: float | None = None
-    shard_size: int = 8
+    shard_size: int | None = None  # None: the stage's own (sfi_core.stage.Stage.shard_size)
     overwrite: bool = False
 
 

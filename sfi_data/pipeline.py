@@ -1,12 +1,14 @@
-"""Driver side of `sfi-data filter` and `sfi-data cut`: plan shards, run them, merge, write manifests.
+"""Driver side of `sfi-data filter` and `sfi-data cut`: build the stages, run them, merge, write manifests.
 
-Every stage writes one part file per shard under DIR/work/<stage>/ (atomically), so a run killed at any
-moment resumes where it stopped; the final manifest is always rebuilt from the parts, in input order,
-one row per key, and written atomically.
+Every stage writes one part file per shard under DIR/work/<stage>/ (atomically), next to the settings
+that shaped them, so a run killed at any moment resumes where it stopped and a rerun with other
+settings is refused; the final manifest is always rebuilt from the parts, in input order, and written
+atomically. `cut` scores its clips with the backends the filter recorded unless told otherwise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -14,9 +16,11 @@ from sfi_core.driver import (  # noqa: F401 - re-exported for the CLI
     LOG_FILE,
     NothingToDoError,
     Progress,
+    SettingsChangedError,
     StageSummary,
     count,
     reason_kind,
+    recorded_settings,
     remove_stale_temporaries,
     run_stage,
     setup_logging,
@@ -27,16 +31,17 @@ from sfi_core.stage import Chain
 from sfi_data.config import CutConfig, FilterStageConfig, RunConfig, ScoreConfig, to_dict
 from sfi_data.discover import discover
 from sfi_data.scoring import PairScorer
-from sfi_data.stages.cut import CutStage, clip_id_for
+from sfi_data.stages.cut import CutStage
 from sfi_data.stages.meta_filter import MetaFilterStage
 from sfi_data.stages.probe import ProbeStage
 from sfi_data.stages.score import FirstLastScoreStage
-from sfi_data.stages.thresholds import apply_thresholds
+from sfi_data.stages.thresholds import apply_thresholds, small_corpus_warning
 
 log = logging.getLogger("sfi_data")
 
 VIDEOS_MANIFEST = "videos.parquet"
 CLIPS_MANIFEST = "clips.parquet"
+FILTER_STAGE = "filter"
 
 
 def gpu_share(score: ScoreConfig | None, run: RunConfig) -> float:
@@ -44,6 +49,19 @@ def gpu_share(score: ScoreConfig | None, run: RunConfig) -> float:
     if score is None or not (score.device == "cuda" or (run.num_gpus or 0) > 0):
         return 0.0
     return min(1.0, run.num_gpus or 1.0)
+
+
+def filter_stage(out_dir: Path, config: FilterStageConfig, weights_dir: str | None = None) -> Chain:
+    """Probe -> meta filter -> first/last scores, run as one stage named "filter"."""
+    stage = Chain(
+        [
+            ProbeStage(out_dir, config.probe),
+            MetaFilterStage(config.meta),
+            FirstLastScoreStage(out_dir, config.score, weights_dir),
+        ]
+    )
+    stage.name = FILTER_STAGE
+    return stage
 
 
 def run_filter(
@@ -69,16 +87,8 @@ def run_filter(
     if not rows:
         raise NothingToDoError(f"no inputs found in {inputs}")
     log.info("filter: %d inputs; settings %s", len(rows), to_dict(config))
-    scorer = PairScorer(config.score, weights_dir)
-    scorer.check_weights()
-    stage = Chain(
-        [
-            ProbeStage(out_dir, config.probe),
-            MetaFilterStage(config.meta),
-            FirstLastScoreStage(out_dir, config.score, weights_dir),
-        ]
-    )
-    stage.name = "filter"
+    PairScorer(config.score, weights_dir).check_weights()
+    stage = filter_stage(out_dir, config, weights_dir)
     stage.num_gpus = gpu_share(config.score, run)
     summary = run_stage(stage, rows, out_dir, VIDEOS, run, progress)
     merged = merge_parts(out_dir / "work" / stage.name, VIDEOS, "video_id", [r["video_id"] for r in rows])
@@ -86,13 +96,55 @@ def run_filter(
         raise RuntimeError(f"internal error: {len(rows) - len(merged)} inputs have no row after the filter")
     bounds = apply_thresholds(merged, config.thresholds)
     summary.thresholds = {name: (b.low, b.high, b.mode) for name, b in bounds.items()}
+    warning = small_corpus_warning(bounds)
+    if warning:
+        summary.warnings.append(warning)
+        log.warning("filter: %s", warning)
     write_rows(merged, VIDEOS, out_dir / VIDEOS_MANIFEST)
     count(summary, merged)
     if summary.statuses.get("error", 0) == len(merged):
+        codes = ", ".join(sorted({row.get("reason_code") or "unknown" for row in merged}))
         raise NothingToDoError(
-            f"none of the {len(merged)} inputs could be read; see {out_dir / VIDEOS_MANIFEST}"
+            f"none of the {len(merged)} inputs could be read ({codes}; first: {merged[0]['reason']}); "
+            f"see {out_dir / VIDEOS_MANIFEST}"
         )
     return summary
+
+
+# Backend names the scorers write into videos.parquet -> the ScoreConfig settings that produce them
+# (for a dataset filtered before settings were recorded next to the parts).
+def _score_from_backends(similarity: str | None, flow: str | None) -> dict:
+    found: dict = {}
+    if similarity == "hsv-hist-cosine":
+        found["similarity"] = "hsv-hist"
+    elif similarity and similarity.startswith("clip:"):
+        model, _, pretrained = similarity.removeprefix("clip:").partition("/")
+        found |= {"similarity": "clip", "clip_model": model, "clip_pretrained": pretrained}
+    if flow and flow.startswith("opencv-"):
+        found["flow"] = flow.removeprefix("opencv-")
+    elif flow and flow.startswith("raft:"):
+        found |= {"flow": "raft", "raft_model": flow.removeprefix("raft:")}
+    return found
+
+
+def filter_score_settings(out_dir: Path) -> dict:
+    """The scoring settings the filter recorded in `out_dir` (settings.json, else videos.parquet), or {}."""
+    recorded = (recorded_settings(out_dir, FILTER_STAGE) or {}).get("score")
+    if recorded:
+        return {key: value for key, value in recorded.items() if key != "weights"}
+    manifest = Path(out_dir) / VIDEOS_MANIFEST
+    if manifest.exists():
+        for row in read_rows(manifest):
+            if row.get("similarity_backend") or row.get("flow_backend"):
+                return _score_from_backends(row.get("similarity_backend"), row.get("flow_backend"))
+    return {}
+
+
+def filter_score_config(out_dir: Path) -> ScoreConfig:
+    """ScoreConfig as the filter of `out_dir` used it (the defaults where it recorded nothing)."""
+    known = {f.name for f in dataclasses.fields(ScoreConfig)}
+    recorded = filter_score_settings(out_dir)
+    return ScoreConfig(**{key: value for key, value in recorded.items() if key in known})
 
 
 def run_cut(
@@ -103,7 +155,11 @@ def run_cut(
     weights_dir: str | None = None,
     progress: Progress | None = None,
 ) -> StageSummary:
-    """Cut the centred clips of every scale from each kept video of videos.parquet; write clips.parquet."""
+    """Cut the centred clips of every scale from each kept video of videos.parquet; write clips.parquet.
+
+    `score` None scores the clips with the backends the filter recorded; `config.reader` None reads
+    frames with the filter's reader.
+    """
     config = config or CutConfig()
     run = run or RunConfig()
     out_dir = Path(out_dir)
@@ -115,13 +171,16 @@ def run_cut(
     kept = [row for row in read_rows(manifest) if row["status"] == STATUS_OK]
     if not kept:
         raise NothingToDoError(f"no video passed the filter in {manifest}")
-    if score is not None and config.score_clips:
+    recorded = filter_score_config(out_dir)
+    score = score or recorded
+    if config.reader is None:
+        config = dataclasses.replace(config, reader=recorded.reader)
+    if config.score_clips:
         PairScorer(score, weights_dir).check_weights()
     stage = CutStage(out_dir, config, score, weights_dir)
     stage.num_gpus = gpu_share(score, run)
     summary = run_stage(stage, kept, out_dir, CLIPS, run, progress)
-    wanted = [clip_id_for(v["video_id"], s) for v in kept for s in sorted(config.frame_counts)]
-    merged = merge_parts(out_dir / "work" / stage.name, CLIPS, "clip_id", wanted)
+    merged = merge_parts(out_dir / "work" / stage.name, CLIPS, "video_id", [v["video_id"] for v in kept])
     write_rows(merged, CLIPS, out_dir / CLIPS_MANIFEST)
     count(summary, merged)
     for row in merged:

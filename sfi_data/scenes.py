@@ -1,8 +1,8 @@
 """Driver side of `sfi-data scenes`: split sources into shots, write DIR/scenes.parquet, feed the filter.
 
-Runs the ScenesStage through the same `run_stage` as the filter (Ray or local, one part file per
-shard, finished shards skipped on rerun). `segments_as_videos` turns the ok segment rows into the
-input rows of `run_filter(..., videos=...)`.
+Runs the ScenesStage through the same `run_stage` and part-file merge as the filter (Ray or local,
+one part file per shard, finished shards skipped on rerun, other detector settings refused).
+`segments_as_videos` turns the ok segment rows into the input rows of `run_filter(..., videos=...)`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import logging
 import os
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
-from sfi_core.manifest import read_rows, write_rows
+from sfi_core.driver import SettingsChangedError  # noqa: F401 - re-exported: scenes refused a rerun
+from sfi_core.manifest import merge_parts, read_rows, write_rows
 from sfi_core.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK
 from sfi_data.config import RunConfig, ScenesConfig, to_dict
 from sfi_data.discover import discover
@@ -26,51 +25,11 @@ from sfi_data.pipeline import (
     run_stage,
     setup_logging,
 )
-from sfi_data.stages.scenes import ScenesStage, resolved_threshold
+from sfi_data.stages.scenes import ScenesStage
 
 log = logging.getLogger("sfi_data")
 
 SCENES_MANIFEST = "scenes.parquet"
-
-
-class SettingsChangedError(ValueError):
-    """Finished work on disk was made with other detector settings than this run's."""
-
-
-def merge_segment_parts(parts_dir: Path, video_ids: list[str]) -> list[dict]:
-    """All segment rows, sources in input order, segments in frame order; the newest part wins per source."""
-    newest: dict[str, tuple[float, list[dict]]] = {}
-    if parts_dir.exists():
-        for part in sorted(parts_dir.glob("part-*.parquet")):
-            mtime = part.stat().st_mtime
-            by_source: dict[str, list[dict]] = {}
-            for row in pq.read_table(part, schema=SEGMENTS).to_pylist():
-                by_source.setdefault(row["video_id"], []).append(row)
-            for video_id, rows in by_source.items():
-                held = newest.get(video_id)
-                if held is None or held[0] <= mtime:
-                    newest[video_id] = (mtime, rows)
-    merged = []
-    for video_id in video_ids:
-        if video_id in newest:
-            merged.extend(sorted(newest[video_id][1], key=lambda r: r["segment_start"] or 0))
-    return merged
-
-
-def check_settings(parts_dir: Path, config: ScenesConfig) -> None:
-    """Refuse to mix segments found with different detector settings in one manifest."""
-    if not parts_dir.exists():
-        return
-    wanted = (config.detector, resolved_threshold(config), config.min_scene_len)
-    for part in sorted(parts_dir.glob("part-*.parquet")):
-        table = pq.read_table(part, columns=["detector", "detector_threshold", "min_scene_len"])
-        for found in set(zip(*(table.column(i).to_pylist() for i in range(3)), strict=True)):
-            if found != wanted:
-                raise SettingsChangedError(
-                    f"{parts_dir} holds segments found with detector={found[0]} threshold={found[1]} "
-                    f"min_scene_len={found[2]}, not {wanted[0]}/{wanted[1]}/{wanted[2]}; "
-                    "rerun with --overwrite (or use another --out)"
-                )
 
 
 def run_scenes(
@@ -92,12 +51,9 @@ def run_scenes(
         raise NothingToDoError(f"no inputs found in {inputs}")
     stage = ScenesStage(out_dir, config)
     stage.check_installed()
-    parts_dir = out_dir / "work" / stage.name
-    if not run.overwrite:
-        check_settings(parts_dir, config)
     log.info("scenes: %d inputs; settings %s", len(rows), to_dict(config))
     summary = run_stage(stage, rows, out_dir, SEGMENTS, run, progress)
-    merged = merge_segment_parts(parts_dir, [r["video_id"] for r in rows])
+    merged = merge_parts(out_dir / "work" / stage.name, SEGMENTS, "video_id", [r["video_id"] for r in rows])
     missing = {r["video_id"] for r in rows} - {r["video_id"] for r in merged}
     if missing:
         raise RuntimeError(f"internal error: {len(missing)} inputs have no row after scene splitting")

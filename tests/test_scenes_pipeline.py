@@ -118,12 +118,13 @@ def test_ray_run_then_local_resume_and_changed_settings(tmp_path):
     run_scenes(inputs, tmp_path / "local", ScenesConfig(), LOCAL)
     local = pq.read_table(tmp_path / "local" / "scenes.parquet").drop(["path"]).to_pylist()
     assert local == pq.read_table(out / "scenes.parquet").drop(["path"]).to_pylist()
-    # A rerun finds every source done.
+    # A rerun keeps the sources done and retries only the one that failed.
     again = run_scenes(inputs, out, ScenesConfig(), LOCAL)
-    assert again.processed == 0 and again.skipped == 3
-    assert pq.read_table(out / "scenes.parquet").to_pylist() == before
+    assert (again.processed, again.skipped, again.retried) == (1, 2, 1)
+    assert pq.read_table(out / "scenes.parquet").drop(["path"]).to_pylist() == local
     error = next(r for r in before if r["status"] == STATUS_ERROR)
     assert error["source"].endswith("broken.mp4") and "not a readable video container" in error["reason"]
+    assert error["reason_code"] == "not_a_video"
 
     with pytest.raises(SettingsChangedError, match="--overwrite"):
         run_scenes(inputs, out, ScenesConfig(threshold=40.0), LOCAL)

@@ -44,6 +44,37 @@ class PairScorer:
         if self.config.flow == "raft":
             resolve(self.config.raft_model, weights_dir)
 
+    def settings(self) -> dict:
+        """The settings that shape the scores, and the weights behind them by checksum.
+
+        Device and batch size only change speed, so they are left out; so are a backend's settings
+        when that backend is not used (a CLIP model name means nothing to hsv-hist).
+        """
+        config = self.config
+        settings: dict = {"similarity": config.similarity, "flow": config.flow, "reader": config.reader}
+        weights: dict[str, str | None] = {}
+        if config.similarity == "clip":
+            settings |= {"clip_model": config.clip_model, "clip_pretrained": config.clip_pretrained}
+            weights["clip"] = self._clip_checksum()
+        if config.flow == "raft":
+            settings |= {"raft_model": config.raft_model, "raft_iters": config.raft_iters}
+            weights["raft"] = weights_checksum(config.raft_model)
+        # The flow score is measured in px at this working size, whatever the backend.
+        settings |= {"flow_width": config.flow_width, "flow_height": config.flow_height}
+        if weights:
+            settings["weights"] = weights
+        return settings
+
+    def _clip_checksum(self) -> str | None:
+        from pathlib import Path
+
+        from sfi_data.scoring.similarity import CLIP_WEIGHTS
+
+        if Path(self.config.clip_pretrained).is_file():
+            return file_checksum(Path(self.config.clip_pretrained))
+        key = (self.config.clip_model, self.config.clip_pretrained)
+        return weights_checksum(CLIP_WEIGHTS[key]) if key in CLIP_WEIGHTS else None
+
     def score(self, pairs: list[tuple]) -> list[tuple[float, float]]:
         if self.similarity is None or self.flow is None:
             self.setup()
@@ -64,4 +95,31 @@ class PairScorer:
         return f"{self.config.flow_width}x{self.config.flow_height}"
 
 
-__all__ = ["PairScorer", "resolve_device"]
+def weights_checksum(name: str) -> str | None:
+    """The weights table's published digest of `name` ("sha256:<hex>" or a prefix), or None.
+
+    The table's digest, not a hash of the file: hashing a 500 MB checkpoint on every run would cost
+    seconds, and the file is verified against this digest where it is fetched.
+    """
+    from sfi_core.weights import WEIGHTS
+
+    spec = WEIGHTS.get(name)
+    if spec is None:
+        return None
+    if spec.sha256:
+        return f"sha256:{spec.sha256}"
+    return f"sha256-prefix:{spec.sha256_prefix}" if spec.sha256_prefix else f"name:{name}"
+
+
+def file_checksum(path) -> str:
+    """sha256 of a checkpoint the user named as a file (no table digest to go by)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+__all__ = ["PairScorer", "file_checksum", "resolve_device", "weights_checksum"]

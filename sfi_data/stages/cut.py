@@ -14,9 +14,9 @@ import numpy as np
 
 from sfi_core.manifest import atomic_path
 from sfi_core.schemas import CLIPS, STATUS_ERROR, STATUS_OK, STATUS_REJECTED, empty_row
-from sfi_core.stage import Stage, describe_error
+from sfi_core.stage import UNEXPECTED, Stage, describe_error
 from sfi_core.video import VideoError, cpu_budget, encode_video, even_size, read_frames
-from sfi_data.config import CutConfig, ScoreConfig
+from sfi_data.config import CutConfig, ScoreConfig, to_dict
 from sfi_data.scoring import PairScorer
 from sfi_data.stages.probe import resolve_source
 
@@ -95,6 +95,8 @@ def write_png(image: np.ndarray, path: Path) -> None:
 
 class CutStage(Stage):
     name = "cut"
+    # Each video yields every scale's clip: shards of fewer videos keep workers busy on a small corpus.
+    shard_size = 4
 
     def __init__(
         self,
@@ -106,6 +108,11 @@ class CutStage(Stage):
         self.root = Path(root)
         self.config = config
         self.scorer = PairScorer(score, weights_dir) if (score and config.score_clips) else None
+
+    def settings(self) -> dict:
+        settings = to_dict(self.config)
+        settings["score"] = self.scorer.settings() if self.scorer else None
+        return settings
 
     def setup(self) -> None:
         if self.scorer:
@@ -143,7 +150,12 @@ class CutStage(Stage):
             )
         except VideoError as error:
             return [
-                self._row(video, s) | {"status": STATUS_ERROR, "reason": f"decode for cut: {error}"}
+                self._row(video, s)
+                | {
+                    "status": STATUS_ERROR,
+                    "reason": f"decode for cut: {error}",
+                    "reason_code": "decode_failed",
+                }
                 for s in scales
             ]
         rows, pairs, jobs = [], [], []
@@ -165,7 +177,7 @@ class CutStage(Stage):
             row["max_frame_diff"] = float(diffs.max()) if len(diffs) else 0.0
             reason = hard_cut_reason(diffs, self.config)
             if reason:
-                row.update(status=STATUS_REJECTED, reason=reason)
+                row.update(status=STATUS_REJECTED, reason=reason, reason_code="hard_cut")
                 rows.append(row)
                 continue
             rel_clip = Path("clips") / video["video_id"] / f"{cid}.mp4"
@@ -229,6 +241,7 @@ class CutStage(Stage):
 
     def error_rows(self, video: dict, error: BaseException) -> list[dict]:
         return [
-            self._row(video, s) | {"status": STATUS_ERROR, "reason": describe_error(error)}
+            self._row(video, s)
+            | {"status": STATUS_ERROR, "reason": describe_error(error), "reason_code": UNEXPECTED}
             for s in sorted(self.config.frame_counts)
         ]

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from sfi_core.schemas import STATUS_OK, STATUS_REJECTED
-from sfi_core.stage import Stage, describe_error
-from sfi_data.config import MetaFilterConfig
+from sfi_core.schemas import STATUS_ERROR, STATUS_OK, STATUS_REJECTED
+from sfi_core.stage import UNEXPECTED, Stage, describe_error
+from sfi_data.config import MetaFilterConfig, to_dict
+
+
+def meta_reject(fps: float, num_frames: int, config: MetaFilterConfig) -> tuple[str, str] | None:
+    """(reason_code, reason) of a video that fails the meta filter, or None when it passes."""
+    if fps > config.max_fps:
+        return "fps_too_high", f"fps {fps:.3f} > {config.max_fps:g}"
+    if num_frames < config.min_frames:
+        return "too_few_frames", f"{num_frames} frames < {config.min_frames} (f_max)"
+    if num_frames > config.max_frames:
+        return "too_many_frames", f"{num_frames} frames > {config.max_frames} (4 x f_max)"
+    return None
 
 
 def meta_reject_reason(fps: float, num_frames: int, config: MetaFilterConfig) -> str | None:
-    """The reason a video fails the meta filter, or None when it passes."""
-    if fps > config.max_fps:
-        return f"fps {fps:.3f} > {config.max_fps:g}"
-    if num_frames < config.min_frames:
-        return f"{num_frames} frames < {config.min_frames} (f_max)"
-    if num_frames > config.max_frames:
-        return f"{num_frames} frames > {config.max_frames} (4 x f_max)"
-    return None
+    """The human reason a video fails the meta filter, or None when it passes."""
+    verdict = meta_reject(fps, num_frames, config)
+    return verdict[1] if verdict else None
 
 
 class MetaFilterStage(Stage):
@@ -24,13 +30,25 @@ class MetaFilterStage(Stage):
     def __init__(self, config: MetaFilterConfig | None = None) -> None:
         self.config = config or MetaFilterConfig()
 
+    def settings(self) -> dict:
+        return to_dict(self.config)
+
     def process_row(self, row: dict) -> list[dict]:
         if row["status"] != STATUS_OK:
             return [row]
-        reason = meta_reject_reason(row["fps"], row["num_frames"], self.config)
-        if reason:
-            row = row | {"status": STATUS_REJECTED, "stage": "meta", "reason": reason}
+        verdict = meta_reject(row["fps"], row["num_frames"], self.config)
+        if verdict:
+            code, reason = verdict
+            row = row | {"status": STATUS_REJECTED, "stage": "meta", "reason": reason, "reason_code": code}
         return [row]
 
     def error_rows(self, row: dict, error: BaseException) -> list[dict]:
-        return [row | {"status": "error", "stage": "meta", "reason": describe_error(error)}]
+        return [
+            row
+            | {
+                "status": STATUS_ERROR,
+                "stage": "meta",
+                "reason": describe_error(error),
+                "reason_code": UNEXPECTED,
+            }
+        ]

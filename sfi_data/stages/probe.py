@@ -6,14 +6,31 @@ import os
 from pathlib import Path
 
 from sfi_core.schemas import STATUS_ERROR, STATUS_OK, VIDEOS, empty_row
-from sfi_core.stage import Stage, describe_error
+from sfi_core.stage import UNEXPECTED, Stage, describe_error
 from sfi_core.video import VideoError, check_readable, probe
 from sfi_data.config import ProbeConfig
+
+# VideoError messages of sfi_core.video that mean "this is no video at all" (the rest of a probe
+# failure is a video whose rate or frame count cannot be read).
+NOT_A_VIDEO_PREFIXES = ("not a readable video container", "no video stream")
 
 
 def resolve_source(row: dict, root: Path) -> Path:
     """The file a videos-manifest row points at (its path is relative to the dataset root)."""
     return Path(os.path.normpath(Path(root) / row["path"]))
+
+
+def unreadable_code(path: Path) -> str:
+    """The reason code of a path that check_readable refused."""
+    return "unreadable_file" if path.exists() or path.is_symlink() else "file_not_found"
+
+
+def probe_error_code(error: VideoError) -> str:
+    """The reason code of a failed probe of a readable file (an error may carry its own `code`)."""
+    code = getattr(error, "code", None)
+    if code:
+        return code
+    return "not_a_video" if str(error).startswith(NOT_A_VIDEO_PREFIXES) else "probe_failed"
 
 
 class ProbeStage(Stage):
@@ -22,6 +39,9 @@ class ProbeStage(Stage):
     def __init__(self, root: Path, config: ProbeConfig | None = None) -> None:
         self.root = Path(root)
         self.config = config or ProbeConfig()
+
+    def settings(self) -> dict:
+        return {"verify_frame_count": self.config.verify_frame_count}
 
     def _base(self, row: dict) -> dict:
         out = empty_row(VIDEOS)
@@ -33,9 +53,17 @@ class ProbeStage(Stage):
         path = resolve_source(row, self.root)
         try:
             out["file_size_bytes"] = check_readable(path)
+        except VideoError as error:
+            out.update(
+                status=STATUS_ERROR, stage="probe", reason=str(error), reason_code=unreadable_code(path)
+            )
+            return [out]
+        try:
             info = probe(path, self.config.verify_frame_count)
         except VideoError as error:
-            out.update(status=STATUS_ERROR, stage="probe", reason=str(error))
+            out.update(
+                status=STATUS_ERROR, stage="probe", reason=str(error), reason_code=probe_error_code(error)
+            )
             return [out]
         out.update(
             status=STATUS_OK,
@@ -57,6 +85,7 @@ class ProbeStage(Stage):
                     status=STATUS_ERROR,
                     stage="probe",
                     reason=f"segment [{start}, {end}) lies outside the source's {info.num_frames} frames",
+                    reason_code="segment_out_of_range",
                 )
                 return [out]
             out.update(num_frames=end - start, duration_s=(end - start) / info.fps)
@@ -64,5 +93,5 @@ class ProbeStage(Stage):
 
     def error_rows(self, row: dict, error: BaseException) -> list[dict]:
         out = self._base(row)
-        out.update(status=STATUS_ERROR, stage="probe", reason=describe_error(error))
+        out.update(status=STATUS_ERROR, stage="probe", reason=describe_error(error), reason_code=UNEXPECTED)
         return [out]

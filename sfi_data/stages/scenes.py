@@ -21,7 +21,7 @@ import numpy as np
 from sfi_core.manifest import atomic_path
 from sfi_core.registry import Registry, UnknownNameError
 from sfi_core.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK, empty_row
-from sfi_core.stage import Stage, describe_error
+from sfi_core.stage import UNEXPECTED, Stage, describe_error
 from sfi_core.video import (
     Timeline,
     VideoError,
@@ -32,7 +32,7 @@ from sfi_core.video import (
     video_stream,
 )
 from sfi_data.config import ScenesConfig
-from sfi_data.stages.probe import resolve_source
+from sfi_data.stages.probe import probe_error_code, resolve_source, unreadable_code
 
 SCENES_INSTALL_HINT = "pip install 'sfi[scenes]'  (or: pip install 'scenedetect>=0.7,<0.8')"
 
@@ -254,11 +254,28 @@ class ScenesStage(Stage):
     """Input rows (video_id, source, path) -> one SEGMENTS row per single-shot segment."""
 
     name = "scenes"
+    # A whole-file decode per video: small shards spread a few long sources over the workers.
+    shard_size = 4
 
     def __init__(self, root: Path, config: ScenesConfig | None = None) -> None:
         self.root = Path(root)
         self.config = config or ScenesConfig()
         detector_spec(self.config.detector)  # an unknown name fails before any work starts
+
+    def settings(self) -> dict:
+        """What decides the segments; the segment files' encoder too, where they are written."""
+        config = self.config
+        settings = {
+            "detector": config.detector,
+            "threshold": resolved_threshold(config),
+            "min_scene_len": config.min_scene_len,
+            "decode_width": config.decode_width,
+            "max_segment_frames": config.max_segment_frames,
+            "write_segments": config.write_segments,
+        }
+        if config.write_segments:
+            settings |= {"crf": config.crf, "preset": config.preset}
+        return settings
 
     def check_installed(self) -> None:
         """Raise ImportError with the install line now, rather than one error row per video later."""
@@ -281,7 +298,7 @@ class ScenesStage(Stage):
         try:
             found = detect_cuts(path, self.config)
         except VideoError as error:
-            return self._error(row, str(error))
+            return self._error(row, str(error), scenes_error_code(error, path))
         rows = []
         for shot_index, (shot_start, shot_end) in enumerate(shot_ranges(found.cuts, found.num_frames)):
             windows = split_windows(shot_start, shot_end, self.config.max_segment_frames)
@@ -311,15 +328,23 @@ class ScenesStage(Stage):
                     self.config.preset,
                 )
             except VideoError as error:
-                return self._error(row, f"writing segment files: {error}")
+                return self._error(row, f"writing segment files: {error}", "segment_write_failed")
             for out, target in zip(rows, targets, strict=True):
                 out["segment_path"] = target.as_posix()
         return rows
 
-    def _error(self, row: dict, reason: str) -> list[dict]:
+    def _error(self, row: dict, reason: str, code: str) -> list[dict]:
         out = self._base(row)
-        out.update(segment_id=row["video_id"], status=STATUS_ERROR, reason=reason)
+        out.update(segment_id=row["video_id"], status=STATUS_ERROR, reason=reason, reason_code=code)
         return [out]
 
     def error_rows(self, row: dict, error: BaseException) -> list[dict]:
-        return self._error(row, describe_error(error))
+        return self._error(row, describe_error(error), UNEXPECTED)
+
+
+def scenes_error_code(error: VideoError, path: Path) -> str:
+    """Detection reads the whole file: not readable, no video, or a decode that broke off."""
+    if not path.is_file() or str(error).startswith(("empty file", "permission denied")):
+        return unreadable_code(path)
+    code = probe_error_code(error)
+    return "decode_failed" if code == "probe_failed" else code

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sfi_core.schemas import STATUS_ERROR, STATUS_OK
-from sfi_core.stage import Stage, describe_error
+from sfi_core.stage import UNEXPECTED, Stage, describe_error
 from sfi_core.video import VideoError, read_frames
 from sfi_data.config import ScoreConfig
 from sfi_data.scoring import PairScorer
@@ -22,6 +22,9 @@ class FirstLastScoreStage(Stage):
         self.root = Path(root)
         self.config = config
         self.scorer = PairScorer(config, weights_dir)
+
+    def settings(self) -> dict:
+        return self.scorer.settings()
 
     def setup(self) -> None:
         self.scorer.setup()
@@ -44,10 +47,20 @@ class FirstLastScoreStage(Stage):
                 pairs.append(self._fetch(row))
                 scored.append(row)
             except VideoError as error:
-                row.update(status=STATUS_ERROR, stage="score", reason=f"first/last frame: {error}")
+                row.update(
+                    status=STATUS_ERROR,
+                    stage="score",
+                    reason=f"first/last frame: {error}",
+                    reason_code="decode_failed",
+                )
         for row, result in zip(scored, self._score_isolating_failures(pairs), strict=True):
             if isinstance(result, BaseException):
-                row.update(status=STATUS_ERROR, stage="score", reason=describe_error(result))
+                row.update(
+                    status=STATUS_ERROR,
+                    stage="score",
+                    reason=describe_error(result),
+                    reason_code="score_failed",
+                )
             else:
                 row.update(similarity=result[0], flow_score=result[1])
         for row in rows:
@@ -75,4 +88,12 @@ class FirstLastScoreStage(Stage):
             return results
 
     def error_rows(self, row: dict, error: BaseException) -> list[dict]:
-        return [row | {"status": STATUS_ERROR, "stage": "score", "reason": describe_error(error)}]
+        return [
+            row
+            | {
+                "status": STATUS_ERROR,
+                "stage": "score",
+                "reason": describe_error(error),
+                "reason_code": UNEXPECTED,
+            }
+        ]

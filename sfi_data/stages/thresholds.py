@@ -9,18 +9,24 @@ import numpy as np
 from sfi_core.schemas import STATUS_OK, STATUS_REJECTED
 from sfi_data.config import RangeConfig, ThresholdConfig
 
+# Below this many scored videos a 5 % quantile is one or two videos: the bounds reject the extremes of
+# the corpus by construction, however good they are (on 9 real videos the best one was dropped).
+MIN_QUANTILE_VIDEOS = 50
+
 
 @dataclass
 class Bounds:
     low: float | None
     high: float | None
     mode: str
+    quantile_of: int = 0  # scored videos the quantiles were taken over (0: no quantile used)
 
-    def reason(self, label: str, value: float) -> str | None:
+    def verdict(self, label: str, code: str, value: float) -> tuple[str, str] | None:
+        """(reason_code, reason) when `value` falls outside, else None; `code` is the score's code stem."""
         if self.low is not None and value < self.low:
-            return f"{label} {value:.4g} < low threshold {self.low:.4g}"
+            return f"{code}_low", f"{label} {value:.4g} < low threshold {self.low:.4g}"
         if self.high is not None and value > self.high:
-            return f"{label} {value:.4g} > high threshold {self.high:.4g}"
+            return f"{code}_high", f"{label} {value:.4g} > high threshold {self.high:.4g}"
         return None
 
 
@@ -29,17 +35,33 @@ def resolve_bounds(values: list[float], config: RangeConfig) -> Bounds:
     arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
     parts = []
     low, high = config.low, config.high
+    quantile_of = 0
     if low is None and config.low_quantile is not None and arr.size:
         low = float(np.quantile(arr, config.low_quantile))
         parts.append(f"low=q{config.low_quantile:g}")
+        quantile_of = arr.size
     elif low is not None:
         parts.append("low=explicit")
     if high is None and config.high_quantile is not None and arr.size:
         high = float(np.quantile(arr, config.high_quantile))
         parts.append(f"high=q{config.high_quantile:g}")
+        quantile_of = arr.size
     elif high is not None:
         parts.append("high=explicit")
-    return Bounds(low, high, ",".join(parts) or "open")
+    return Bounds(low, high, ",".join(parts) or "open", quantile_of)
+
+
+def small_corpus_warning(bounds: dict[str, Bounds]) -> str | None:
+    """One line when a quantile bound was taken over fewer than MIN_QUANTILE_VIDEOS videos, else None."""
+    small = {name: b.quantile_of for name, b in bounds.items() if 0 < b.quantile_of < MIN_QUANTILE_VIDEOS}
+    if not small:
+        return None
+    flags = {"similarity": "--sim-low/--sim-high", "flow": "--flow-low/--flow-high"}
+    return (
+        f"{' and '.join(small)} bounds are quantiles of only {min(small.values())} scored videos "
+        f"(< {MIN_QUANTILE_VIDEOS}): they reject the extremes of this corpus by construction; "
+        f"give explicit bounds ({', '.join(flags.get(name, name) for name in small)})"
+    )
 
 
 def apply_thresholds(rows: list[dict], config: ThresholdConfig) -> dict[str, Bounds]:
@@ -48,6 +70,8 @@ def apply_thresholds(rows: list[dict], config: ThresholdConfig) -> dict[str, Bou
     similarity = resolve_bounds([r["similarity"] for r in ok], config.similarity)
     flow = resolve_bounds([r["flow_score"] for r in ok], config.flow)
     mode = f"similarity[{similarity.mode}] flow[{flow.mode}]"
+    bounds = {"similarity": similarity, "flow": flow}
+    warning = small_corpus_warning(bounds)
     for row in rows:
         row.update(
             similarity_low=similarity.low,
@@ -55,12 +79,13 @@ def apply_thresholds(rows: list[dict], config: ThresholdConfig) -> dict[str, Bou
             flow_low=flow.low,
             flow_high=flow.high,
             threshold_mode=mode,
+            threshold_warning=warning,
         )
         if row["status"] != STATUS_OK:
             continue
-        reason = similarity.reason("similarity", row["similarity"]) or flow.reason(
-            "flow score", row["flow_score"]
+        verdict = similarity.verdict("similarity", "similarity", row["similarity"]) or flow.verdict(
+            "flow score", "flow", row["flow_score"]
         )
-        if reason:
-            row.update(status=STATUS_REJECTED, stage="threshold", reason=reason)
-    return {"similarity": similarity, "flow": flow}
+        if verdict:
+            row.update(status=STATUS_REJECTED, stage="threshold", reason=verdict[1], reason_code=verdict[0])
+    return bounds
