@@ -1,0 +1,55 @@
+"""Fetch: the CPU half of scoring, each kept video's first and last frame decoded ahead of the scorer.
+
+On a streamed filter (sfi_core.executors.streaming) probe, meta filter and this stage run in CPU tasks
+while the scorer actors run the networks; the frames travel in the row under FRAMES, which the score
+stage takes out (they are no manifest column). The frames go as decoded, at the source's size: each
+scorer resizes in its own way (CLIP's bicubic crop to 224, the flow's area resize to its working size,
+the colour histogram none), so resizing here would change the scores the manifest records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sfi_core.schemas import STATUS_OK
+from sfi_core.stage import Stage
+from sfi_core.video import VideoError, read_frames
+from sfi_data.stages.probe import resolve_source
+
+# The row key of a fetched (first, last) frame pair, on its way from this stage to the score stage.
+FRAMES = "_first_last_frames"
+
+
+def fetch_first_last(row: dict, root: Path, reader: str) -> tuple[np.ndarray, np.ndarray]:
+    """The first and last frame of a probed row (of its segment, for a virtual segment), uint8 RGB."""
+    last = row["num_frames"] - 1
+    offset = row.get("segment_start") or 0
+    frames = read_frames(resolve_source(row, root), [0, last], offset=offset, reader=reader)
+    return frames[0], frames[1]
+
+
+class FirstLastFetchStage(Stage):
+    """Attach FRAMES to each kept row; a row whose frames cannot be read goes on without them.
+
+    The score stage then fetches that row itself and records why it failed, exactly as an unstreamed
+    run does, so a broken video costs a second attempt but never a different manifest row.
+    """
+
+    name = "fetch"
+
+    def __init__(self, root: Path, reader: str) -> None:
+        self.root = Path(root)
+        self.reader = reader
+
+    def process_row(self, row: dict) -> list[dict]:
+        if row["status"] != STATUS_OK:
+            return [row]
+        try:
+            return [row | {FRAMES: fetch_first_last(row, self.root, self.reader)}]
+        except VideoError:
+            return [row]
+
+    def error_rows(self, row: dict, error: BaseException) -> list[dict]:
+        return [row]  # as for a VideoError: the score stage tries again and records the reason
