@@ -1,0 +1,258 @@
+"""`sfi-bench weights --fetch` against a loopback server: Hub and URL layouts, digests, resume and failures."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+from weights_server import LoopbackServer, Served
+
+from sfi_core import weights as weights_module
+from sfi_core.fetch import FetchError, RetryPolicy, fetch
+from sfi_core.weights import WEIGHTS, WeightsCorruptError, WeightSpec, resolve
+from sfi_core.weights_lock import LOCK_NAME, WeightsLock
+
+FAST = RetryPolicy(attempts=3, timeout_s=5.0, backoff_s=0.05)
+
+
+def payload(seed: int, size: int = 96 * 1024) -> bytes:
+    return hashlib.sha256(str(seed).encode()).digest() * (size // 32)
+
+
+def sha(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def stand_in_table(bodies: dict[str, bytes]) -> dict[str, WeightSpec]:
+    """Stand-ins for each kind of entry; the served bodies are random, so the digests come from them."""
+    prefix = sha(bodies["url-prefix"])[:8]
+    json_init = Path(importlib.util.find_spec("json").origin)
+    return {
+        spec.name: spec
+        for spec in [
+            WeightSpec("hub-lfs", "model.safetensors", "hf:org/lfs-model", "MIT", "Hub LFS file"),
+            WeightSpec(
+                "url-prefix",
+                f"net-{prefix}.pth",
+                f"url:https://download.example.org/models/net-{prefix}.pth",
+                "BSD",
+                "torchvision-style file",
+                sha256_prefix=prefix,
+            ),
+            WeightSpec(
+                "url-full",
+                "full.pt",
+                "url:https://releases.example.com/v1/full.pt",
+                "MIT",
+                "file with a published sha256",
+                sha256=sha(bodies["url-full"]),
+            ),
+            WeightSpec(
+                "url-plain", "head.pth", "url:https://raw.example.com/main/head.pth", "MIT", "no digest"
+            ),
+            WeightSpec(
+                "pkg-file",
+                "__init__.py",
+                "package:json/__init__.py",
+                "PSF",
+                "ships with a package",
+                sha256=sha(json_init.read_bytes()),
+            ),
+            WeightSpec(
+                "big-folder",
+                "model_index.json",
+                "hf:org/big",
+                "Apache-2.0",
+                "too big to fetch by accident",
+                folder=True,
+                named_only=True,
+            ),
+        ]
+    }
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    """Caches under tmp_path/home, a loopback server standing in for the internet, and the test table."""
+    from huggingface_hub import constants
+
+    bodies = {name: payload(i) for i, name in enumerate(["hub-lfs", "url-prefix", "url-full", "url-plain"])}
+    table = stand_in_table(bodies)
+    served = Served()
+    served.add_hub("org/lfs-model", "model.safetensors", bodies["hub-lfs"])
+    for name in ("url-prefix", "url-full", "url-plain"):
+        served.files["/" + table[name].url.split("://", 1)[1]] = bodies[name]
+    home = tmp_path / "home"
+    for key, value in {
+        "HOME": home,
+        "HF_HOME": home / "hf",
+        "TORCH_HOME": home / "torch",
+        "XDG_CACHE_HOME": home / "cache",
+    }.items():
+        monkeypatch.setenv(key, str(value))
+    for key in ("SFI_WEIGHTS_DIR", "HF_HUB_CACHE", "HF_TOKEN", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    saved = dict(WEIGHTS)
+    WEIGHTS.clear()
+    WEIGHTS.update(table)
+    try:
+        with LoopbackServer(served) as server:
+            monkeypatch.setenv("HF_ENDPOINT", server.url)
+            monkeypatch.setenv(weights_module.URL_MIRROR_ENV, server.url)
+            yield {"server": server, "served": served, "bodies": bodies, "home": home, "tmp": tmp_path}
+    finally:
+        WEIGHTS.clear()
+        WEIGHTS.update(saved)
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()}
+
+
+def test_fetch_puts_each_layout_in_place_checked_and_recorded(world):
+    bodies, home = world["bodies"], world["home"]
+    done = {
+        name: fetch(name, policy=FAST, progress=False)
+        for name in ("hub-lfs", "url-prefix", "url-full", "url-plain")
+    }
+    assert {d.action for d in done.values()} == {"fetched"}
+    for name, result in done.items():
+        assert result.path.read_bytes() == bodies[name] and resolve(name) == result.path
+    assert done["hub-lfs"].path.is_symlink() and done["hub-lfs"].path.resolve().name == sha(bodies["hub-lfs"])
+    assert done["url-plain"].path == home / "torch" / "hub" / "checkpoints" / "head.pth"
+    lock = WeightsLock.load(home / "cache" / "sfi")
+    assert lock.digests["url-plain"]["sha256"] == sha(bodies["url-plain"])
+    assert not [p for p in files_under(home) if p.name.endswith((".part", ".incomplete"))]
+    assert (
+        fetch("url-plain", policy=FAST, progress=False).action == "present"
+    )  # verified now, not fetched again
+    assert not files_under(world["tmp"]) - files_under(home)  # nothing written outside the caches
+
+
+def test_fetch_into_a_weights_dir_keeps_everything_there(world):
+    weights_dir = world["tmp"] / "w"
+    for name in ("hub-lfs", "url-prefix"):
+        fetch(name, weights_dir, policy=FAST, progress=False)
+    assert resolve("hub-lfs", weights_dir) == weights_dir / "hub-lfs" / "model.safetensors"
+    assert (weights_dir / "url-prefix" / WEIGHTS["url-prefix"].filename).is_file()
+    assert (weights_dir / LOCK_NAME).is_file()
+    assert not (world["home"] / "torch").exists() and not (world["home"] / "hf" / "hub").exists()
+
+
+def test_url_digest_mismatch_leaves_no_file(world):
+    path = "/" + WEIGHTS["url-full"].url.split("://", 1)[1]
+    world["served"].files[path] = payload(99)
+    with pytest.raises(FetchError, match="does not match") as info:
+        fetch("url-full", policy=FAST, progress=False)
+    assert "\n" not in str(info.value) and "url-full" in str(info.value)
+    assert not files_under(world["home"] / "torch")
+
+
+def test_hub_digest_mismatch_leaves_no_file(world):
+    world["served"].etags["/org/lfs-model/resolve/main/model.safetensors"] = sha(b"another file")
+    with pytest.raises(FetchError, match="sha256") as info:
+        fetch("hub-lfs", policy=FAST, progress=False)
+    assert "\n" not in str(info.value)
+    assert not [p for p in files_under(world["home"] / "hf") if p.stat().st_size > 1000]
+
+
+@pytest.mark.parametrize("name", ["url-prefix", "hub-lfs"])
+def test_truncated_transfer_resumes_where_it_stopped(world, name, monkeypatch):
+    served = world["served"]
+    path = (
+        "/org/lfs-model/resolve/main/model.safetensors"
+        if name == "hub-lfs"
+        else "/" + WEIGHTS[name].url.split("://", 1)[1]
+    )
+    served.faults[path] = ["truncate"]
+    # huggingface_hub writes (and so resumes) whole chunks of 10 MB; small ones let a small file resume too.
+    monkeypatch.setattr("huggingface_hub.constants.DOWNLOAD_CHUNK_SIZE", 16 * 1024)
+    result = fetch(name, policy=FAST, progress=False)
+    assert result.path.read_bytes() == world["bodies"][name]
+    ranges = [r for method, p, r in served.log if method == "GET" and p == path]
+    assert ranges == ["", f"bytes={len(world['bodies'][name]) // 2}-"]  # the second GET resumes, not restarts
+
+
+@pytest.mark.parametrize("name", ["url-plain", "hub-lfs"])
+def test_a_500_then_success(world, name):
+    served = world["served"]
+    path = (
+        "/org/lfs-model/resolve/main/model.safetensors"
+        if name == "hub-lfs"
+        else "/" + WEIGHTS[name].url.split("://", 1)[1]
+    )
+    served.faults[path] = ["500"]
+    assert fetch(name, policy=FAST, progress=False).path.read_bytes() == world["bodies"][name]
+
+
+def test_500s_give_up_after_bounded_tries(world):
+    path = "/" + WEIGHTS["url-plain"].url.split("://", 1)[1]
+    world["served"].faults[path] = ["500"] * 10
+    with pytest.raises(FetchError, match="gave up after 3 tries") as info:
+        fetch("url-plain", policy=FAST, progress=False)
+    assert "\n" not in str(info.value)
+    assert sum(1 for m, p, _ in world["served"].log if m == "GET" and p == path) == 3
+
+
+@pytest.mark.parametrize("name", ["url-plain", "hub-lfs"])
+def test_404_is_one_line(world, name):
+    world["served"].files.clear()
+    with pytest.raises(FetchError, match="404") as info:
+        fetch(name, policy=FAST, progress=False)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["url-plain", "hub-lfs"])
+def test_connection_refused_is_one_line_and_quick(world, name, monkeypatch):
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", dead)
+    monkeypatch.setenv(weights_module.URL_MIRROR_ENV, dead)
+    start = time.monotonic()
+    with pytest.raises(FetchError, match="(?i)connect") as info:
+        fetch(name, policy=FAST, progress=False)
+    assert "\n" not in str(info.value) and time.monotonic() - start < 5
+
+
+def test_corrupt_file_fails_the_loader_in_one_line_and_force_repairs_it(world):
+    target = fetch("url-prefix", policy=FAST, progress=False).path
+    target.write_bytes(target.read_bytes()[:1000])  # truncated, as a killed copy leaves it
+    with pytest.raises(WeightsCorruptError) as info:
+        resolve("url-prefix")
+    message = str(info.value)
+    assert "\n" not in message and str(target) in message and "1000 bytes" in message
+    assert "sfi-bench weights --fetch url-prefix --force" in message
+    fetch("url-prefix", force=True, policy=FAST, progress=False)
+    assert resolve("url-prefix").read_bytes() == world["bodies"]["url-prefix"]
+
+
+def test_recorded_digest_catches_a_changed_file_without_published_digest(world):
+    target = fetch("url-plain", policy=FAST, progress=False).path
+    target.write_bytes(payload(7))  # same size, other bytes
+    with pytest.raises(WeightsCorruptError, match="recorded by its first verified fetch"):
+        resolve("url-plain")
+
+
+def test_unchanged_file_is_not_hashed_again(world, monkeypatch):
+    from sfi_core import weights_lock
+
+    target = fetch("url-prefix", policy=FAST, progress=False).path
+    calls = []
+    real = weights_lock.sha256_file
+    monkeypatch.setattr(weights_lock, "sha256_file", lambda p: calls.append(p) or real(p))
+    resolve("url-prefix")
+    resolve("url-prefix")
+    assert calls == []  # the fetch cached (size, mtime_ns) -> digest
+    os.utime(target, ns=(0, 0))
+    resolve("url-prefix")
+    assert calls == [target]  # a touched file is hashed again, once
+    resolve("url-prefix")
+    assert calls == [target]
