@@ -1,8 +1,13 @@
-"""The SFIBench split: a seeded choice of source videos with every scale is the test set, the rest trains."""
+"""The SFIBench split: a seeded choice of source videos with every scale is the test set, the rest trains.
+
+Segments of one file and near-duplicate footage (re-encodes, resizes, crops: sfi_data.near_dup) form
+one group, and a group stays whole on one side: a tested video's group never trains.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,25 +15,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from sfi_core.constants import FRAME_COUNTS
-from sfi_core.dataset import load_manifest_rows
-from sfi_core.manifest import atomic_path, write_rows
+from sfi_core.clips import read_clip_manifest
+from sfi_core.constants import STATUS_OK
+from sfi_core.manifest import atomic_path, merge_parts, write_rows
 from sfi_core.schemas import SCHEMA_VERSION, SPLIT
+from sfi_data.config_dataset import EXECUTORS, SplitConfig, check_choice, resolve_reader
+from sfi_data.near_dup import FRAME_HASHES, FrameHashStage, group_videos
+
+log = logging.getLogger(__name__)
 
 TEST_MANIFEST = "test.parquet"
 TRAIN_MANIFEST = "train.parquet"
 SPLIT_RECORD = "split.json"
-
-
-@dataclass
-class SplitConfig:
-    """Section 3.3.2: 100 videos x all 6 scales = 600 test clips."""
-
-    num_videos: int = 100
-    seed: int = 0
-    scales: tuple[int, ...] = FRAME_COUNTS
-    # With fewer eligible videos than asked: take them all (True) or stop with an error (False).
-    allow_fewer: bool = False
 
 
 @dataclass
@@ -37,8 +35,11 @@ class SplitResult:
     num_eligible_videos: int
     num_test_clips: int
     num_train_clips: int
-    num_excluded_clips: int  # clips of test videos' sources at scales outside the test set
+    num_excluded_clips: int  # other clips of the tested groups (other scales, segments, near-duplicates)
     config: dict = field(default_factory=dict)
+    num_eligible_groups: int = 0  # eligible videos once near-duplicates and segments count once
+    near_duplicate_groups: list[list[str]] = field(default_factory=list)  # found by the frame hashes
+    unhashed_videos: list[str] = field(default_factory=list)  # frames unreadable: grouped by source only
 
 
 class NotEnoughVideosError(ValueError):
@@ -63,14 +64,27 @@ def eligible_videos(clips: list[dict], scales: tuple[int, ...]) -> list[str]:
     return sorted(video for video, got in have.items() if wanted <= got)
 
 
+def one_per_group(eligible: list[str], groups: dict[str, str]) -> list[str]:
+    """The first eligible video of each group: near-duplicates must not fill the test set twice."""
+    seen: set[str] = set()
+    chosen = []
+    for video in eligible:
+        group = groups.get(video, video)
+        if group not in seen:
+            seen.add(group)
+            chosen.append(video)
+    return chosen
+
+
 def choose_test_videos(eligible: list[str], config: SplitConfig) -> list[str]:
     if config.num_videos < 1:
         raise ValueError(f"num_videos must be >= 1, got {config.num_videos}")
     if len(eligible) < config.num_videos:
         if not config.allow_fewer:
             raise NotEnoughVideosError(
-                f"only {len(eligible)} source video(s) have clips at every scale {list(config.scales)}, "
-                f"the test set asks for {config.num_videos}; pass --num-videos {len(eligible)} or --allow-fewer"
+                f"only {len(eligible)} source video(s) (near-duplicates counted once) have clips at every "
+                f"scale {list(config.scales)}, the test set asks for {config.num_videos}; "
+                f"pass --num-videos {len(eligible)} or --allow-fewer"
             )
         return list(eligible)
     rng = np.random.default_rng(config.seed)
@@ -81,11 +95,12 @@ def choose_test_videos(eligible: list[str], config: SplitConfig) -> list[str]:
 def split_rows(
     clips: list[dict], groups: dict[str, str], config: SplitConfig
 ) -> tuple[list[dict], list[dict], SplitResult]:
-    """Clip rows (status ok, with `caption`) to (test rows, train rows, result)."""
+    """Clip rows (status ok, with `caption`) to (test rows, train rows, result); `groups`: video -> group."""
     eligible = eligible_videos(clips, config.scales)
-    test_videos = choose_test_videos(eligible, config)
+    representatives = one_per_group(eligible, groups)
+    test_videos = choose_test_videos(representatives, config)
     chosen = set(test_videos)
-    test_sources = {groups.get(video, video) for video in chosen}
+    test_groups = {groups.get(video, video) for video in chosen}
     wanted_scales = set(config.scales)
     test, train, excluded = [], [], 0
     taken: set[tuple[str, int]] = set()
@@ -94,8 +109,8 @@ def split_rows(
         if row["video_id"] in chosen and int(row["num_frames"]) in wanted_scales and scale_key not in taken:
             taken.add(scale_key)
             test.append(row | {"split": "test"})
-        elif groups.get(row["video_id"], row["video_id"]) in test_sources:
-            excluded += 1  # a test video's other clips (or another segment of its file): never trained on
+        elif groups.get(row["video_id"], row["video_id"]) in test_groups:
+            excluded += 1  # another clip of a tested group (scale, segment, near-duplicate): never trained on
         else:
             train.append(row | {"split": "train"})
     result = SplitResult(
@@ -105,8 +120,49 @@ def split_rows(
         num_train_clips=len(train),
         num_excluded_clips=excluded,
         config=asdict(config) | {"scales": list(config.scales)},
+        num_eligible_groups=len(representatives),
     )
     return test, train, result
+
+
+def hash_rows(clips: list[dict]) -> list[dict]:
+    """One row per video: its longest clip, whose frames get hashed."""
+    longest: dict[str, dict] = {}
+    for row in clips:
+        held = longest.get(row["video_id"])
+        if held is None or int(row["num_frames"]) > int(held["num_frames"]):
+            longest[row["video_id"]] = row
+    return [longest[video] for video in sorted(longest)]
+
+
+def frame_hashes(
+    out_dir: Path, clips: list[dict], config: SplitConfig
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """video_id -> uint64 frame hashes (by the shared driver, resumable), and the videos that failed."""
+    from sfi_core.driver import changed_settings, recorded_settings, run_stage
+    from sfi_data.config import RunConfig
+
+    check_choice("executor", config.executor, EXECUTORS)
+    stage = FrameHashStage(out_dir, config.hash_frames, resolve_reader(out_dir, config.reader))
+    held = recorded_settings(out_dir, stage.name)
+    # Hashes are cheap to redo and only feed the grouping: other hash settings redo them, never mix.
+    redo = held is not None and bool(changed_settings(held, stage.settings()))
+    run = RunConfig(executor=config.executor, shard_size=stage.shard_size, overwrite=redo)
+    rows = hash_rows(clips)
+    run_stage(stage, rows, out_dir, FRAME_HASHES, run)
+    merged = merge_parts(
+        out_dir / "work" / stage.name, FRAME_HASHES, "video_id", [r["video_id"] for r in rows]
+    )
+    hashes = {
+        r["video_id"]: np.asarray(r["frame_hashes"], dtype=np.uint64)
+        for r in merged
+        if r["status"] == STATUS_OK
+    }
+    failed = [r["video_id"] for r in merged if r["status"] != STATUS_OK]
+    for row in merged:
+        if row["status"] != STATUS_OK:
+            log.warning("split: %s is grouped by its source only: %s", row["video_id"], row["reason"])
+    return hashes, failed
 
 
 def _to_split_row(row: dict) -> dict:
@@ -117,8 +173,12 @@ def _to_split_row(row: dict) -> dict:
 def run_split(out_dir: Path, config: SplitConfig, clips_path: Path | None = None) -> SplitResult:
     """Write DIR/test.parquet, DIR/train.parquet and DIR/split.json from DIR/clips.parquet (+ captions)."""
     out_dir = Path(out_dir)
-    clips = load_manifest_rows(clips_path or out_dir / "clips.parquet")
-    test, train, result = split_rows(clips, _source_groups(out_dir), config)
+    clips = read_clip_manifest(clips_path or out_dir / "clips.parquet")
+    hashes, unhashed = frame_hashes(out_dir, clips, config) if config.near_duplicates else ({}, [])
+    videos = {row["video_id"] for row in clips}
+    groups, near = group_videos(videos, _source_groups(out_dir), hashes, config.hash_max_distance)
+    test, train, result = split_rows(clips, groups, config)
+    result.near_duplicate_groups, result.unhashed_videos = near, unhashed
     write_rows([_to_split_row(r) for r in test], SPLIT, out_dir / TEST_MANIFEST)
     write_rows([_to_split_row(r) for r in train], SPLIT, out_dir / TRAIN_MANIFEST)
     with atomic_path(out_dir / SPLIT_RECORD) as tmp:

