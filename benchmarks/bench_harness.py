@@ -12,7 +12,7 @@ import importlib.util
 import tempfile
 from pathlib import Path
 
-from sfi_bench.runner import BenchRunConfig, RunSummary, run_model
+from sfi_bench.generate import BenchRunConfig, RunSummary, run_model
 from sfi_data.testing.toy_dataset import build_toy_dataset
 
 WIDTH, HEIGHT = 128, 72

@@ -1,11 +1,13 @@
 """The SFIBench leaderboard: model x {All, 5, ..., 81} (Tables 2/A1), log10 variance across scales (Table A2).
 
-Reads RUNDIR/scores_summary.parquet of each run. A metric that was not computed (missing weights, no
-clips) is an empty cell with its reason in a footnote, never a 0.
+Reads RUNDIR/scores_summary.parquet and RUNDIR/scores.json of each run. A metric that was not computed
+(missing weights, no clips) is an empty cell with its reason in a footnote, never a 0. Runs scored on
+different test clips are refused unless `allow_mixed`, and the table then says so.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,19 +18,37 @@ ALL_GROUP = "All"
 VARIANCE_ROW = "log10 var"
 ARROWS = {"higher": "↑", "lower": "↓"}
 RANK_MARKS = ("**{}**", "<u>{}</u>", "*{}*")  # best, second, third in the Markdown
+# Two values this close count as equal when deciding whether a column sits at its cap.
+CAP_TOLERANCE = 1e-6
 
 
 @dataclass
 class MetricColumn:
-    name: str
+    name: str  # registry name (endpoint_psnr)
+    id: str  # short id, the CSV header (psnr_end, psnr_all, tf, ...)
     label: str  # e.g. "LPIPS↓"
     direction: str  # higher | lower
     version: str
     category: str = ""
+    cap: float | None = None  # the best possible value, where one exists
+
+
+@dataclass
+class RunScores:
+    """One scored run directory: its summary rows, scores.json and run.json."""
+
+    run_dir: Path
+    rows: list[dict]
+    scores: dict
+    info: dict
 
     @property
-    def header(self) -> str:
-        return f"{self.label} ({self.version})"
+    def model(self) -> str:
+        return str(self.info.get("model") or (self.rows[0]["model"] if self.rows else self.run_dir.name))
+
+    @property
+    def clip_set(self) -> str | None:
+        return self.scores.get("clip_set")
 
 
 @dataclass
@@ -37,9 +57,12 @@ class Leaderboard:
     groups: list[str]
     metrics: list[MetricColumn]
     values: dict[tuple[str, str, str], float | None] = field(default_factory=dict)  # (model, group, metric)
-    samples: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    clips_scored: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    stats: dict[tuple[str, str, str], dict] = field(default_factory=dict)  # stderr, ci95, num_samples
     clips_in_test: dict[tuple[str, str], int] = field(default_factory=dict)  # (model, group)
     reasons: dict[tuple[str, str], str] = field(default_factory=dict)  # (model, metric) -> why not computed
+    clip_sets: dict[str, str] = field(default_factory=dict)  # model -> test-set fingerprint
+    mixed: bool = False  # runs on different clip sets, shown together on request
 
     def value(self, model: str, group: str, metric: str) -> float | None:
         return self.values.get((model, group, metric))
@@ -54,19 +77,47 @@ class Leaderboard:
         variance = sum((v - mean) ** 2 for v in finite) / len(finite)
         return math.log10(variance) if variance > 0 else -math.inf
 
+    def at_cap(self, metric: MetricColumn) -> bool:
+        """Every computed value of the column is the metric's best possible value: it ranks nothing."""
+        if metric.cap is None:
+            return False
+        cells = [self.value(m, g, metric.name) for m in self.models for g in self.groups]
+        cells = [v for v in cells if v is not None]
+        return bool(cells) and all(
+            abs(v - metric.cap) <= CAP_TOLERANCE * max(1.0, abs(metric.cap)) for v in cells
+        )
+
 
 def _group_order(groups: set[str]) -> list[str]:
     scales = sorted((g for g in groups if g != ALL_GROUP), key=int)
     return [ALL_GROUP, *scales]
 
 
-def read_run_summary(run_dir: Path) -> list[dict]:
+def read_run_scores(run_dir: Path) -> RunScores:
     import pyarrow.parquet as pq
 
-    path = Path(run_dir) / "scores_summary.parquet"
+    run_dir = Path(run_dir)
+    path = run_dir / "scores_summary.parquet"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: score the run first (`sfi-bench score {run_dir}`).")
-    return pq.read_table(path).to_pylist()
+    scores_json, run_json = run_dir / "scores.json", run_dir / "run.json"
+    scores = json.loads(scores_json.read_text(encoding="utf-8")) if scores_json.is_file() else {}
+    info = json.loads(run_json.read_text(encoding="utf-8")) if run_json.is_file() else {}
+    return RunScores(run_dir, pq.read_table(path).to_pylist(), scores, info)
+
+
+def _column(row: dict) -> MetricColumn:
+    direction = row.get("direction") or "higher"
+    cap = row.get("cap")
+    return MetricColumn(
+        row["metric"],
+        str(row.get("id") or row["metric"]),
+        row.get("label") or f"{row['metric']}{ARROWS.get(direction, '')}",
+        direction,
+        str(row.get("version") or "1"),
+        row.get("category") or "",
+        None if cap is None or (isinstance(cap, float) and math.isnan(cap)) else float(cap),
+    )
 
 
 def build_leaderboard(rows: list[dict]) -> Leaderboard:
@@ -79,19 +130,17 @@ def build_leaderboard(rows: list[dict]) -> Leaderboard:
         model, metric, group = row["model"], row["metric"], str(row["group"])
         if model not in models:
             models.append(model)
-        if metric not in metrics:
-            direction = row.get("direction") or "higher"
-            metrics[metric] = MetricColumn(
-                metric,
-                row.get("label") or f"{metric}{ARROWS.get(direction, '')}",
-                direction,
-                str(row.get("version") or "1"),
-                row.get("category") or "",
-            )
+        metrics.setdefault(metric, _column(row))
         groups.add(group)
+        key = (model, group, metric)
         value = row.get("value")
-        board.values[(model, group, metric)] = None if value is None else float(value)
-        board.samples[(model, group, metric)] = int(row.get("num_samples") or 0)
+        board.values[key] = None if value is None else float(value)
+        board.clips_scored[key] = int(row.get("clips_scored") or 0)
+        board.stats[key] = {
+            "num_samples": int(row.get("num_samples") or 0),
+            "stderr": row.get("stderr"),
+            "ci95": [row["ci95_low"], row["ci95_high"]] if row.get("ci95_low") is not None else None,
+        }
         if row.get("clips_in_test") is not None:
             board.clips_in_test[(model, group)] = int(row["clips_in_test"])
         if value is None and row.get("reason") and group == ALL_GROUP:
@@ -100,18 +149,45 @@ def build_leaderboard(rows: list[dict]) -> Leaderboard:
     return board
 
 
-def load_leaderboard(run_dirs: list[Path]) -> Leaderboard:
-    rows: list[dict] = []
-    seen: set[str] = set()
-    for run_dir in run_dirs:
-        run_rows = read_run_summary(run_dir)
-        names = {r["model"] for r in run_rows}
-        clash = names & seen
-        if clash:
-            raise ValueError(f"model {sorted(clash)} appears in two run directories; each model once, please")
-        seen |= names
-        rows += run_rows
-    return build_leaderboard(rows)
+def check_clip_sets(runs: list[RunScores], allow_mixed: bool) -> bool:
+    """True when the runs were scored on different test clips (allowed only with `allow_mixed`)."""
+    sets = {run.clip_set for run in runs}
+    if len(sets) <= 1:
+        return False
+    if not allow_mixed:
+        described = "; ".join(
+            f"{run.model}: {run.scores.get('clips_in_test', '?')} clips ({(run.clip_set or 'unknown')[:10]})"
+            for run in runs
+        )
+        raise ValueError(
+            f"the runs were scored on different test clips ({described}); score every model on the same "
+            "test.parquet, or pass --allow-mixed to rank them anyway (the table is then marked)"
+        )
+    return True
+
+
+def load_runs(run_dirs: list[Path]) -> list[RunScores]:
+    runs = [read_run_scores(run_dir) for run_dir in run_dirs]
+    seen: dict[str, Path] = {}
+    for run in runs:
+        if run.model in seen:
+            raise ValueError(
+                f"model {run.model!r} appears in {seen[run.model]} and {run.run_dir}; give each model once"
+            )
+        seen[run.model] = run.run_dir
+    return runs
+
+
+def leaderboard_from_runs(runs: list[RunScores], allow_mixed: bool = False) -> Leaderboard:
+    mixed = check_clip_sets(runs, allow_mixed)
+    board = build_leaderboard([row for run in runs for row in run.rows])
+    board.mixed = mixed
+    board.clip_sets = {run.model: run.clip_set or "" for run in runs}
+    return board
+
+
+def load_leaderboard(run_dirs: list[Path], allow_mixed: bool = False) -> Leaderboard:
+    return leaderboard_from_runs(load_runs(run_dirs), allow_mixed)
 
 
 def format_value(value: float | None) -> str:
@@ -125,38 +201,36 @@ def format_value(value: float | None) -> str:
 # ---------------------------------------------------------------- CSV
 
 
+def clips_scored(board: Leaderboard, model: str, group: str) -> int:
+    """Clips (not frames) behind the row: the most any metric of the row scored."""
+    return max((board.clips_scored.get((model, group, m.name), 0) for m in board.metrics), default=0)
+
+
 def write_csv(board: Leaderboard, path: Path) -> None:
-    """model, frames, clips, one column per metric ("LPIPS↓ (v1)"); then one "log10 var" row per model."""
+    """model, frames, clips_scored, clips_in_test, clip_set, one column per metric id; then log10-var rows."""
     import csv
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(
-            ["model", "frames", "clips_scored", "clips_in_test", *[m.header for m in board.metrics]]
+            ["model", "frames", "clips_scored", "clips_in_test", "clip_set", *[m.id for m in board.metrics]]
         )
         for model in board.models:
             for group in board.groups:
-                scored = max((board.samples.get((model, group, m.name), 0) for m in board.metrics), default=0)
                 writer.writerow(
                     [
                         model,
                         group,
-                        scored,
+                        clips_scored(board, model, group),
                         board.clips_in_test.get((model, group), ""),
+                        board.clip_sets.get(model, "")[:12],
                         *[format_value(board.value(model, group, m.name)) for m in board.metrics],
                     ]
                 )
         for model in board.models:
-            writer.writerow(
-                [
-                    model,
-                    VARIANCE_ROW,
-                    "",
-                    "",
-                    *[format_value(board.log10_variance(model, m.name)) for m in board.metrics],
-                ]
-            )
+            variances = [format_value(board.log10_variance(model, m.name)) for m in board.metrics]
+            writer.writerow([model, VARIANCE_ROW, "", "", board.clip_sets.get(model, "")[:12], *variances])
 
 
 # ---------------------------------------------------------------- Markdown
@@ -173,7 +247,7 @@ def rank_marks(board: Leaderboard, group: str, metric: MetricColumn) -> dict[str
     return {model: rank_of[value] for model, value in scored.items() if value in rank_of}
 
 
-def _footnotes(board: Leaderboard) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+def footnotes(board: Leaderboard) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
     """(model, metric) -> footnote number; one footnote per distinct reason."""
     numbers: dict[tuple[str, str], int] = {}
     by_reason: dict[str, int] = {}
@@ -182,10 +256,26 @@ def _footnotes(board: Leaderboard) -> tuple[dict[tuple[str, str], int], dict[str
     return numbers, by_reason
 
 
+def cap_notes(board: Leaderboard) -> list[str]:
+    return [
+        f"{m.label} (`{m.id}`): every model sits at the metric's cap ({format_value(m.cap)}); "
+        "this column does not separate the models."
+        for m in board.metrics
+        if board.at_cap(m)
+    ]
+
+
+def mixed_note(board: Leaderboard) -> str:
+    sets = ", ".join(f"{model}: {digest[:10]}" for model, digest in board.clip_sets.items())
+    return f"**Mixed clip sets** (--allow-mixed): the models were scored on different test clips ({sets})."
+
+
 def markdown(board: Leaderboard) -> str:
-    numbers, notes = _footnotes(board)
-    headers = ["Frames", "Model", *[m.label for m in board.metrics]]
-    lines = [
+    numbers, notes = footnotes(board)
+    capped = {m.name for m in board.metrics if board.at_cap(m)}
+    headers = ["Frames", "Model", *[m.label + (" †" if m.name in capped else "") for m in board.metrics]]
+    lines = [mixed_note(board), ""] if board.mixed else []
+    lines += [
         "| " + " | ".join(headers) + " |",
         "|" + "|".join(["---"] * 2 + ["---:"] * len(board.metrics)) + "|",
     ]
@@ -210,9 +300,8 @@ def markdown(board: Leaderboard) -> str:
         "Metric versions:",
         "",
     ]
-    lines += [f"- {m.label} `{m.name}`: {m.version}" for m in board.metrics]
-    lines += [""]
-    lines += ["Log10 variance of each metric across the frame counts (Table A2; lower = steadier):", ""]
+    lines += [f"- {m.label} `{m.id}`: {m.version}" for m in board.metrics]
+    lines += ["", "Log10 variance of each metric across the frame counts (Table A2; lower = steadier):", ""]
     lines += [
         "| Model | " + " | ".join(m.label.rstrip("↑↓") for m in board.metrics) + " |",
         "|---|" + "|".join(["---:"] * len(board.metrics)) + "|",
@@ -224,12 +313,14 @@ def markdown(board: Leaderboard) -> str:
             + " |"
         )
     coverage = [
-        f"{model}: {board.clips_in_test.get((model, ALL_GROUP))} test clips"
+        f"{model}: {clips_scored(board, model, ALL_GROUP)} of {board.clips_in_test.get((model, ALL_GROUP))} test clips"
         for model in board.models
         if board.clips_in_test.get((model, ALL_GROUP)) is not None
     ]
     if coverage:
-        lines += ["", "Clips in the test set per run: " + "; ".join(coverage) + "."]
+        lines += ["", "Clips scored per run: " + "; ".join(coverage) + "."]
+    if capped:
+        lines += ["", *[f"† {note}" for note in cap_notes(board)]]
     if notes:
         lines += ["", "Not computed (empty cells, never 0):", ""]
         lines += [f"[^{number}]: {' '.join(reason.split())}" for reason, number in notes.items()]
@@ -239,43 +330,3 @@ def markdown(board: Leaderboard) -> str:
 def write_markdown(board: Leaderboard, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(markdown(board), encoding="utf-8")
-
-
-# ---------------------------------------------------------------- plots
-
-
-def write_plots(board: Leaderboard, folder: Path) -> list[Path]:
-    """One PNG per metric: value against N (log2 axis), one line per model; gaps where not computed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    folder.mkdir(parents=True, exist_ok=True)
-    scales = [g for g in board.groups if g != ALL_GROUP]
-    written = []
-    for metric in board.metrics:
-        figure, axes = plt.subplots(figsize=(5.5, 3.6))
-        plotted = 0
-        for model in board.models:
-            points = [(int(g), board.value(model, g, metric.name)) for g in scales]
-            points = [(n, v) for n, v in points if v is not None and math.isfinite(v)]
-            if points:
-                axes.plot([n for n, _ in points], [v for _, v in points], marker="o", label=model)
-                plotted += 1
-        axes.set_xscale("log", base=2)
-        axes.set_xticks([int(g) for g in scales], labels=scales)
-        axes.set_xlabel("frames N")
-        axes.set_ylabel(metric.label)
-        axes.set_title(metric.label)
-        if plotted:
-            axes.legend(fontsize="small")
-        else:
-            axes.text(0.5, 0.5, "not computed", ha="center", va="center", transform=axes.transAxes)
-        axes.grid(alpha=0.3)
-        figure.tight_layout()
-        path = folder / f"{metric.name}.png"
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
-    return written

@@ -1,9 +1,9 @@
-"""A static, offline HTML report: ground truth and every model side by side for a sample of clips per scale.
+"""A static, offline HTML report: the leaderboard and plots first, then ground truth and every model per clip.
 
-One HTML file plus a sibling folder of images (frame strips as PNG, animated previews as GIF); no
-script or style is fetched from anywhere. Per-clip metrics come from each run's scores_clips.parquet.
-A small inline script counts images that failed to load into <body data-images-broken> (tests read it
-through headless Chromium).
+One HTML file plus a sibling folder (plots as SVG and PNG, frame strips as PNG, looping previews as
+H.264 MP4 in <video> tags); nothing is fetched from anywhere. Per-clip metrics come from each run's
+scores_clips.parquet. A small inline script counts images and videos that failed to load into
+<body data-media-broken> (tests read it through headless Chromium).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sfi_bench.runner import TestClip, load_test_clips, read_ground_truth
+from sfi_bench.leaderboard import Leaderboard, leaderboard_from_runs, read_run_scores
+from sfi_bench.plots import write_plots
+from sfi_bench.report_board import board_html, plots_html
+from sfi_bench.report_media import PREVIEW_SUFFIX, write_preview, write_strip
 from sfi_bench.storage import STATUS_OK, FrameStore
-
-STRIP_FRAMES = 8
-THUMB_HEIGHT = 72
-PREVIEW_WIDTH = 192
+from sfi_bench.testset import TestClip, load_test_clips, read_ground_truth
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -29,20 +29,31 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-botto
 table { border-collapse: collapse; margin: 0.6em 0; }
 td, th { border: 1px solid #ddd; padding: 4px 6px; vertical-align: top; font-size: 0.85em; }
 th { background: #f4f4f4; }
+#leaderboard td { text-align: right; } #leaderboard td:nth-child(-n+2) { text-align: left; }
+.best { font-weight: bold; } .second { text-decoration: underline; } .third { font-style: italic; }
+#plots { display: flex; flex-wrap: wrap; gap: 1em; } .plot { width: 34em; max-width: 100%; }
 .clip { margin: 1em 0 2em 0; }
 .strip { height: 72px; width: auto; max-width: none; }
 .scroll { overflow-x: auto; }
 .metrics { white-space: nowrap; }
 .metrics .muted { white-space: normal; max-width: 22em; }
-.muted { color: #777; }
+.muted { color: #777; } .warn { color: #a40; font-weight: bold; }
 """
 
-CHECK_IMAGES = """
+CHECK_MEDIA = """
 window.addEventListener('load', function () {
   var images = Array.prototype.slice.call(document.images);
   var broken = images.filter(function (img) { return !img.complete || img.naturalWidth === 0; }).length;
+  var videos = Array.prototype.slice.call(document.getElementsByTagName('video'));
+  var badVideos = videos.filter(function (v) { return v.error !== null; }).length;
   document.body.setAttribute('data-images-total', String(images.length));
   document.body.setAttribute('data-images-broken', String(broken));
+  document.body.setAttribute('data-videos-total', String(videos.length));
+  document.body.setAttribute('data-media-broken', String(broken + badVideos));
+  var board = document.getElementById('leaderboard');
+  if (board) {
+    document.body.setAttribute('data-leaderboard-top', String(Math.round(board.getBoundingClientRect().top)));
+  }
 });
 """
 
@@ -94,42 +105,6 @@ def sample_clips(
     return chosen
 
 
-def _thumb(frame: np.ndarray, height: int) -> np.ndarray:
-    import cv2
-
-    width = max(1, round(frame.shape[1] * height / frame.shape[0]))
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-
-
-def write_strip(
-    frames: np.ndarray, path: Path, count: int = STRIP_FRAMES, height: int = THUMB_HEIGHT
-) -> None:
-    """`count` evenly spaced frames (first and last included) side by side, 2 px gaps."""
-    import cv2
-
-    indices = np.unique(np.rint(np.linspace(0, len(frames) - 1, min(count, len(frames)))).astype(int))
-    thumbs = [_thumb(frames[i], height) for i in indices]
-    gap = np.full((height, 2, 3), 255, np.uint8)
-    parts = [part for thumb in thumbs for part in (thumb, gap)][:-1]
-    strip = np.concatenate(parts, axis=1)
-    if not cv2.imwrite(str(path), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
-
-
-def write_preview(frames: np.ndarray, path: Path, fps: float, width: int = PREVIEW_WIDTH) -> None:
-    """An animated GIF that loops (previews only: metrics never read it)."""
-    from PIL import Image
-
-    height = max(1, round(frames.shape[1] * width / frames.shape[2]))
-    import cv2
-
-    images = [Image.fromarray(cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)) for f in frames]
-    duration_ms = max(20, round(1000 / (fps or 25.0)))
-    images[0].save(
-        path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0, optimize=False
-    )
-
-
 def _fmt(value) -> str:
     if value is None:
         return "–"
@@ -138,70 +113,58 @@ def _fmt(value) -> str:
     return html.escape(str(value))
 
 
+def _metric_cell(scores: dict | None, metric_names: list[str]) -> str:
+    shown = [
+        f"{html.escape(m)} = {_fmt(scores[m])}" for m in metric_names if scores and scores.get(m) is not None
+    ]
+    missing = [m for m in metric_names if not scores or scores.get(m) is None]
+    cell = "<br>".join(shown)
+    if missing and scores:
+        cell += f'<div class="muted">not computed: {html.escape(", ".join(missing))}</div>'
+    return f'<td class="metrics">{cell}</td>'
+
+
 class ReportBuilder:
     def __init__(self, run_dirs: list[Path], out_html: Path, per_scale: int = 2, seed: int = 0) -> None:
         if not run_dirs:
             raise ValueError("give at least one run directory")
-        self.views = [load_run_view(d) for d in run_dirs]
+        self.run_dirs = [Path(d) for d in run_dirs]
+        self.views = [load_run_view(d) for d in self.run_dirs]
         self.out_html = Path(out_html)
         self.assets = self.out_html.with_name(f"{self.out_html.stem}_files")
         self.per_scale = per_scale
         self.seed = seed
-        manifest = Path(self.views[0].info["clips_manifest"])
-        self.clips = load_test_clips(manifest)
+        self.clips = load_test_clips(Path(self.views[0].info["clips_manifest"]))
 
     def _asset(self, name: str) -> str:
         return f"{self.assets.name}/{name}"
 
-    def _media_row(
-        self,
-        label: str,
-        frames: np.ndarray | None,
-        key: str,
-        fps: float,
-        note: str = "",
-        scores: dict | None = None,
-        metric_names: list[str] | None = None,
-    ) -> str:
+    def _media_row(self, label: str, frames: np.ndarray | None, key: str, fps: float, note: str = "") -> str:
         if frames is None:
-            media = f'<td colspan="2" class="muted">{html.escape(note or "not available")}</td>'
-        else:
-            write_preview(frames, self.assets / f"{key}.gif", fps)
-            write_strip(frames, self.assets / f"{key}_strip.png")
-            media = (
-                f'<td><img src="{self._asset(key + ".gif")}" alt="{html.escape(label)} preview"></td>'
-                f'<td><img class="strip" src="{self._asset(key + "_strip.png")}" '
-                f'alt="{html.escape(label)} frames"><div class="muted">{html.escape(note)}</div></td>'
-            )
-        shown = [
-            f"{html.escape(m)} = {_fmt(scores[m])}"
-            for m in metric_names or []
-            if scores and scores.get(m) is not None
-        ]
-        missing = [m for m in metric_names or [] if not scores or scores.get(m) is None]
-        cell = "<br>".join(shown)
-        if missing and scores:
-            cell += f'<div class="muted">not computed: {html.escape(", ".join(missing))}</div>'
-        return f'<tr><th>{html.escape(label)}</th>{media}<td class="metrics">{cell}</td></tr>'
+            return f'<th>{html.escape(label)}</th><td colspan="2" class="muted">{html.escape(note or "not available")}</td>'
+        write_preview(frames, self.assets / f"{key}{PREVIEW_SUFFIX}", fps)
+        write_strip(frames, self.assets / f"{key}_strip.png")
+        return (
+            f"<th>{html.escape(label)}</th>"
+            f'<td><video src="{self._asset(key + PREVIEW_SUFFIX)}" autoplay loop muted playsinline '
+            f'preload="auto" title="{html.escape(label)} preview"></video></td>'
+            f'<td><img class="strip" src="{self._asset(key + "_strip.png")}" '
+            f'alt="{html.escape(label)} frames"><div class="muted">{html.escape(note)}</div></td>'
+        )
 
     def _clip_section(self, clip: TestClip, metric_names: list[str]) -> str:
         key = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in clip.clip_id)
+        truth_note = "" if clip.clip_path and clip.clip_path.is_file() else "clip file missing"
         rows = [
-            self._media_row(
-                "ground truth",
-                read_ground_truth(clip),
-                f"{key}__gt",
-                clip.fps,
-                note="" if clip.clip_path and clip.clip_path.is_file() else "clip file missing",
-                metric_names=metric_names,
-            )
+            self._media_row("ground truth", read_ground_truth(clip), f"{key}__gt", clip.fps, truth_note)
+            + _metric_cell(None, metric_names)
         ]
         for index, view in enumerate(self.views):
             record = view.records.get(clip.clip_id)
             if record is None or record.status != STATUS_OK:
                 reason = "not run" if record is None else f"{record.status}: {record.reason or ''}"
                 rows.append(
-                    self._media_row(view.model, None, "", clip.fps, note=reason, metric_names=metric_names)
+                    self._media_row(view.model, None, "", clip.fps, reason) + _metric_cell(None, metric_names)
                 )
                 continue
             notes = []
@@ -212,23 +175,15 @@ class ReportBuilder:
             if record.resized_from:
                 notes.append(f"resized from {record.resized_from}")
             frames = view.store.read_frames(record.frames_path)
-            rows.append(
-                self._media_row(
-                    view.model,
-                    frames,
-                    f"{key}__m{index}",
-                    clip.fps,
-                    "; ".join(notes),
-                    view.clip_scores.get(clip.clip_id),
-                    metric_names,
-                )
-            )
+            media = self._media_row(view.model, frames, f"{key}__m{index}", clip.fps, "; ".join(notes))
+            rows.append(media + _metric_cell(view.clip_scores.get(clip.clip_id), metric_names))
         prompt = f"<div>caption: {html.escape(clip.prompt)}</div>" if clip.prompt else ""
         return (
             f'<div class="clip" id="{html.escape(key)}"><h3>{html.escape(clip.clip_id)} '
             f'<span class="muted">N={clip.num_frames}</span></h3>{prompt}'
-            f'<div class="scroll"><table><tr><th></th><th>preview</th><th>frames (first … last)</th><th>metrics (this clip)</th></tr>'
-            + "".join(rows)
+            '<div class="scroll"><table><tr><th></th><th>preview</th><th>frames (first … last)</th>'
+            "<th>metrics (this clip)</th></tr>"
+            + "".join(f"<tr>{row}</tr>" for row in rows)
             + "</table></div></div>"
         )
 
@@ -244,17 +199,33 @@ class ReportBuilder:
                 f"</td><td>{html.escape(view.info.get('kind', 'run'))}</td><td>{html.escape(counts)}</td></tr>"
             )
         return (
-            "<table><tr><th>model</th><th>version</th><th>source</th><th>clips</th></tr>"
+            '<table id="runs"><tr><th>model</th><th>version</th><th>source</th><th>clips</th></tr>'
             + "".join(rows)
             + "</table>"
         )
+
+    def _leaderboard(self) -> str:
+        """The table and plots of the scored runs (all of them, mixed test sets marked); a note if none."""
+        scored = [d for d in self.run_dirs if (d / "scores_summary.parquet").is_file()]
+        if not scored:
+            return '<p class="muted">No run is scored yet: `sfi-bench score RUNDIR...` adds the leaderboard here.</p>'
+        board: Leaderboard = leaderboard_from_runs([read_run_scores(d) for d in scored], allow_mixed=True)
+        plots = write_plots(board, self.assets / "plots")
+        unscored = [v.model for v in self.views if v.run_dir not in scored]
+        note = (
+            f'<p class="muted">Not scored, so not ranked: {html.escape(", ".join(unscored))}.</p>'
+            if unscored
+            else ""
+        )
+        return board_html(board) + note + "<h2>Plots</h2>" + plots_html(plots, self.assets.name)
 
     def build(self) -> Path:
         self.assets.mkdir(parents=True, exist_ok=True)
         metric_names: list[str] = []
         for view in self.views:
             metric_names += [m for m in view.metric_names if m not in metric_names]
-        sections = []
+        top = "<h2>Leaderboard</h2>" + self._leaderboard() + "<h2>Runs</h2>" + self._overview()
+        sections = ['<h2 id="clips">Clips</h2>']
         for num_frames, clips in sample_clips(self.clips, self.views, self.per_scale, self.seed).items():
             sections.append(f"<h2>N = {num_frames}</h2>")
             sections += [self._clip_section(clip, metric_names) for clip in clips]
@@ -263,11 +234,11 @@ class ReportBuilder:
             "<title>SFIBench report</title>"
             f"<style>{STYLE}</style></head><body>"
             f'<h1>SFIBench report</h1><p class="muted">{len(self.clips)} test clips; '
-            f"{self.per_scale} shown per frame count. Per-clip metrics from each run's scores_clips.parquet "
-            "(– = not computed). Previews are GIFs for viewing only; metrics read the lossless frames.</p>"
-            + self._overview()
+            f"{self.per_scale} shown per frame count below the leaderboard. Previews are H.264 videos for "
+            "viewing only; metrics read the lossless frames.</p>"
+            + top
             + "".join(sections)
-            + f"<script>{CHECK_IMAGES}</script></body></html>"
+            + f"<script>{CHECK_MEDIA}</script></body></html>"
         )
         self.out_html.parent.mkdir(parents=True, exist_ok=True)
         self.out_html.write_text(page, encoding="utf-8")

@@ -61,6 +61,39 @@ class ClipRecord:
         return row
 
 
+def _record_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("clip_id", pa.string()),
+            ("model", pa.string()),
+            ("model_version", pa.string()),
+            ("status", pa.string()),
+            ("num_frames", pa.int64()),
+            ("reason", pa.string()),
+            ("frames_path", pa.string()),
+            ("store_format", pa.string()),
+            ("width", pa.int64()),
+            ("height", pa.int64()),
+            ("seed", pa.int64()),
+            ("seconds", pa.float64()),
+            ("batch_size", pa.int64()),
+            ("native_num_frames", pa.int64()),
+            ("resampled", pa.bool_()),
+            ("resample_mode", pa.string()),
+            ("resized_from", pa.string()),
+            ("prompt", pa.string()),
+            ("source", pa.string()),
+            ("info", pa.string()),  # the model's info dict as JSON
+        ]
+    )
+
+
+# One row of generations.parquet (and of the per-shard part files), ClipRecord.to_row() shaped.
+RECORD_SCHEMA = _record_schema()
+
+
 def _write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -125,11 +158,8 @@ class FrameStore:
 
         from sfi_core.manifest import write_table
 
-        rows = [r.to_row() for r in self.records()]
         path = self.run_dir / "generations.parquet"
-        write_table(
-            pa.Table.from_pylist(rows) if rows else pa.table({"clip_id": pa.array([], pa.string())}), path
-        )
+        write_table(pa.Table.from_pylist([r.to_row() for r in self.records()], schema=RECORD_SCHEMA), path)
         return path
 
     # ---- frames ----

@@ -6,6 +6,7 @@ import importlib
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from sfi_bench.app import app
 from sfi_bench.cli import COMMAND_MODULES
+from sfi_bench.provenance import metric_cap, metric_id
 from sfi_data.testing.toy_dataset import build_toy_dataset
 
 for _module in COMMAND_MODULES:
@@ -72,6 +74,13 @@ def test_run_rerun_skips_and_unknown_model_suggests(bench: Path):
 
 
 def test_leaderboard_files(bench: Path):
+    import csv
+    import json
+
+    import jsonschema
+
+    from sfi_bench.results import load_schema
+
     out = bench / "lb"
     invoke(
         "leaderboard",
@@ -87,29 +96,138 @@ def test_leaderboard_files(bench: Path):
     )
     text = (out / "lb.md").read_text(encoding="utf-8")
     assert "| All | oracle |" in text and "[^1]:" in text  # RAFT weights absent: footnoted, not 0
-    assert sorted(p.name for p in (out / "plots").glob("*.png")) == [
-        "dynamic_degree.png",
-        "endpoint_psnr.png",
-        "temporal_flickering.png",
-    ]
+    ids = [metric_id(name) for name in ("endpoint_psnr", "temporal_flickering", "dynamic_degree")]
+    assert sorted(p.name for p in (out / "plots").glob("*.png")) == sorted(f"{i}.png" for i in ids)
+    header, *rows = list(csv.reader((out / "lb.csv").open(encoding="utf-8")))
+    assert header == ["model", "frames", "clips_scored", "clips_in_test", "clip_set", *ids]
+    all_rows = {row[0]: row for row in rows if row[1] == "All"}
+    assert all_rows["linear"][2:4] == ["4", "4"]  # clips, not frames (4 clips of 5 and 9 frames)
+    document = json.loads((out / "lb.json").read_text(encoding="utf-8"))
+    jsonschema.validate(document, load_schema())
+    tf, dd = ids[1], ids[2]
+    cell = document["results"]["linear"][tf]["All"]
+    assert cell["clips_scored"] == 4 and cell["stderr"] is not None and len(cell["ci95"]) == 2
+    assert document["configs"]["linear"]["model_version"] and document["metrics"][tf]["version"]
+    assert document["environment"]["linear"]["packages"]["numpy"]
+    assert dd in document["not_computed"]["linear"]
+    if metric_cap("endpoint_psnr") is not None:  # every model copies its endpoints: PSNR sits at the cap
+        assert any(ids[0] in note and "cap" in note for note in document["footnotes"])
+    broken = dict(document, results={"linear": {tf: {"All": {"value": "high"}}}})
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, load_schema())
 
 
-def test_report_is_offline_and_complete(bench: Path):
+def test_leaderboard_refuses_runs_on_different_clip_sets_unless_allowed(bench: Path, tmp_path: Path):
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(bench / "data" / "clips.parquet")
+    subset = bench / "data" / "test5.parquet"  # beside the clips: their paths are relative to it
+    pq.write_table(table.filter(pc.equal(table["num_frames"], 5)), subset)
+    five = tmp_path / "linear5"
+    invoke("run", "--model", "linear", "--clips", subset, "--out", five)
+    invoke("score", five, "--metric", "temporal_flickering", "--device", "cpu")
+    refused = CliRunner().invoke(
+        app, ["leaderboard", str(bench / "repeat"), str(five), "--csv", str(tmp_path / "x.csv")]
+    )
+    assert refused.exit_code == 2 and "--allow-mixed" in refused.output and "Traceback" not in refused.output
+    invoke(
+        "leaderboard",
+        bench / "repeat",
+        five,
+        "--csv",
+        tmp_path / "m.csv",
+        "--md",
+        tmp_path / "m.md",
+        "--allow-mixed",
+    )
+    assert (tmp_path / "m.md").read_text(encoding="utf-8").startswith("**Mixed clip sets**")
+
+
+def test_score_adds_a_metric_keeps_the_others_and_prints_its_table(bench: Path):
+    import pyarrow.parquet as pq
+
+    before = {
+        (r["metric"], r["group"]): r["value"]
+        for r in pq.read_table(bench / "repeat" / "scores_summary.parquet").to_pylist()
+    }
+    result = invoke("score", bench / "repeat", "--metric", "endpoint_ssim", "--device", "cpu")
+    lines = result.output.splitlines()
+    assert re.search(r"endpoint_ssim.*│ now", next(line for line in lines if "endpoint_ssim" in line))
+    assert re.search(r"endpoint_psnr.*│ earlier", next(line for line in lines if "endpoint_psnr" in line))
+    after = {
+        (r["metric"], r["group"]): r["value"]
+        for r in pq.read_table(bench / "repeat" / "scores_summary.parquet").to_pylist()
+    }
+    assert {m for m, _ in after} == {m for m, _ in before} | {"endpoint_ssim"}
+    assert all(after[key] == value for key, value in before.items())  # recomputed from stored states, same
+
+
+def test_score_fails_when_no_requested_metric_could_be_computed(bench: Path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            str(bench / "linear"),
+            "--metric",
+            "dynamic_degree",
+            "--device",
+            "cpu",
+            "--weights-dir",
+            str(bench / "no-weights"),
+        ],
+    )
+    assert result.exit_code == 1 and "not computed" in result.output and "Traceback" not in result.output
+
+
+class _Outline(HTMLParser):
+    """Where things are in the page: ids and tags of interest, in document order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[str] = []
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if values.get("id") in ("leaderboard", "plots", "runs", "clips"):
+            self.order.append(str(values["id"]))
+        if tag in ("video", "img") and values.get("src"):
+            self.order.append(tag)
+            self.sources.append(str(values["src"]))
+
+
+def test_report_puts_the_leaderboard_and_plots_first_and_previews_as_video(bench: Path):
     page = bench / "report" / "report.html"
     invoke("report", bench / "linear", bench / "repeat", bench / "oracle", "--out", page, "--per-scale", "1")
-    html = page.read_text(encoding="utf-8")
-    sources = re.findall(r'src="([^"]+)"', html)
-    assert sources and all((page.parent / s).is_file() for s in sources)
-    assert not re.search(r"(src|href)=\"(https?:)?//", html)  # nothing fetched from the network
-    assert html.count("<h2>N = ") == 2 and "ground truth" in html and "oracle" in html
-    assert len(sources) == 2 * 2 * 4  # 2 scales x (GT + 3 models) x (preview + strip)
+    text = page.read_text(encoding="utf-8")
+    outline = _Outline()
+    outline.feed(text)
+    sections = [item for item in outline.order if item in ("leaderboard", "plots", "runs", "clips")]
+    assert sections == ["leaderboard", "plots", "runs", "clips"]
+    first_video = outline.order.index("video")
+    assert outline.order.index("clips") < first_video  # per-clip media only below the table and plots
+    assert all((page.parent / s).is_file() for s in outline.sources)
+    assert not re.search(r"(src|href)=\"(https?:)?//", text)  # nothing fetched from the network
+    assert text.count("<h2>N = ") == 2 and "ground truth" in text and "oracle" in text
+    videos = [s for s in outline.sources if s.endswith(".mp4")]
+    strips = [s for s in outline.sources if s.endswith("_strip.png")]
+    assert len(videos) == len(strips) == 2 * 4  # 2 scales x (GT + 3 models)
+    assert not any(s.endswith(".gif") for s in outline.sources)
+    import av
+
+    with av.open(str(page.parent / videos[0])) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+    plots = [s for s in outline.sources if "/plots/" in s]
+    assert plots and all(s.endswith(".svg") for s in plots)
+    assert all((page.parent / s).with_suffix(".png").is_file() for s in plots)
 
 
 @pytest.mark.chromium
 @pytest.mark.skipif(
     shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)"
 )
-def test_report_renders_in_headless_chromium(bench: Path):
+def test_report_renders_in_headless_chromium_with_the_table_at_the_top(bench: Path):
     page = bench / "report_chromium" / "report.html"
     invoke("report", bench / "linear", bench / "oracle", "--out", page, "--per-scale", "1")
     command = [
@@ -118,10 +236,13 @@ def test_report_renders_in_headless_chromium(bench: Path):
         "--no-sandbox",
         "--disable-gpu",
         "--allow-file-access-from-files",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1280,900",
         "--virtual-time-budget=5000",
         "--dump-dom",
         page.resolve().as_uri(),
     ]
     dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
-    total = int(re.search(r'data-images-total="(\d+)"', dom).group(1))
-    assert total == 2 * 3 * 2 and 'data-images-broken="0"' in dom
+    assert int(re.search(r'data-videos-total="(\d+)"', dom).group(1)) == 2 * 3
+    assert 'data-media-broken="0"' in dom  # every image and every video decoded
+    assert int(re.search(r'data-leaderboard-top="(-?\d+)"', dom).group(1)) < 300  # on the first screen

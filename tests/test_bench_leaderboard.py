@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sfi_bench.leaderboard import build_leaderboard, load_leaderboard, markdown, write_csv, write_plots
+from sfi_bench.leaderboard import build_leaderboard, load_leaderboard, markdown, write_csv
+from sfi_bench.plots import write_plots
 
 SCALES = ["5", "9", "17", "33", "65", "81"]
 
@@ -21,8 +22,10 @@ def rows_for(model: str, lpips: list[float], tf: list[float], fid_reason: str | 
                 "model": model,
                 "group": group,
                 "metric": "lpips",
+                "id": "lpips",
                 "value": lp,
-                "num_samples": 2,
+                "num_samples": 2 * 17,
+                "clips_scored": 2,
                 "status": "ok",
                 "reason": None,
                 "direction": "lower",
@@ -37,8 +40,10 @@ def rows_for(model: str, lpips: list[float], tf: list[float], fid_reason: str | 
                 "model": model,
                 "group": group,
                 "metric": "temporal_flickering",
+                "id": "tf",
                 "value": t,
-                "num_samples": 2,
+                "num_samples": 2 * 16,
+                "clips_scored": 2,
                 "status": "ok",
                 "reason": None,
                 "direction": "higher",
@@ -53,6 +58,7 @@ def rows_for(model: str, lpips: list[float], tf: list[float], fid_reason: str | 
                 "model": model,
                 "group": group,
                 "metric": "fid",
+                "id": "fid",
                 "value": None,
                 "num_samples": 0,
                 "status": "not computed",
@@ -93,20 +99,13 @@ def test_log10_variance_across_scales(board):
     assert board.log10_variance("a", "fid") is None  # never computed
 
 
-def test_csv_has_versioned_headers_empty_missing_cells_and_variance_rows(board, tmp_path: Path):
+def test_csv_has_metric_id_headers_empty_missing_cells_and_variance_rows(board, tmp_path: Path):
     path = tmp_path / "lb.csv"
     write_csv(board, path)
     rows = list(csv.reader(path.open(encoding="utf-8")))
-    assert rows[0] == [
-        "model",
-        "frames",
-        "clips_scored",
-        "clips_in_test",
-        "LPIPS↓ (0.1)",
-        "TF↑ (1)",
-        "FID↓ (1)",
-    ]
-    assert rows[1][:2] == ["a", "All"] and rows[1][4] == "0.2" and rows[1][6] == ""  # FID empty, never 0
+    assert rows[0] == ["model", "frames", "clips_scored", "clips_in_test", "clip_set", "lpips", "tf", "fid"]
+    assert rows[1][:2] == ["a", "All"] and rows[1][5] == "0.2" and rows[1][7] == ""  # FID empty, never 0
+    assert rows[1][2] == "2"  # clips, not the metrics' frame counts
     assert len(rows) == 1 + 3 * 7 + 3
     assert [r[1] for r in rows[-3:]] == ["log10 var"] * 3
 
@@ -120,7 +119,7 @@ def test_markdown_marks_best_second_third_by_direction_and_footnotes_reasons(boa
     assert all_rows[1].split("|")[3].strip() == "*0.3*"
     assert all_rows[1].split("|")[4].strip() == "**0.95**"
     assert "–[^1]" in all_rows[0] and "[^1]: weights 'fid-inception' not found" in text
-    assert "Log10 variance" in text and "- LPIPS↓ `lpips`: 0.1" in text
+    assert "Log10 variance" in text and "- LPIPS↓ `lpips`: 0.1" in text and "- TF↑ `tf`: 1" in text
 
 
 def test_ties_share_a_mark_and_all_equal_marks_nothing(board):
@@ -135,12 +134,65 @@ def test_ties_share_a_mark_and_all_equal_marks_nothing(board):
     assert rank_marks(board, "All", tf) == {}
 
 
-def test_plots_one_png_per_metric(board, tmp_path: Path):
+def test_plots_png_and_svg_per_metric_with_the_legend_outside_the_axes(board, tmp_path: Path):
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
     written = write_plots(board, tmp_path / "plots")
-    assert sorted(p.name for p in written) == ["fid.png", "lpips.png", "temporal_flickering.png"]
-    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
+    names = sorted(p.name for p in written)
+    assert names == ["fid.png", "fid.svg", "lpips.png", "lpips.svg", "tf.png", "tf.svg"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written if p.suffix == ".png")
+    assert all(b"<svg" in p.read_bytes()[:600] for p in written if p.suffix == ".svg")
+
+
+def test_plot_legend_does_not_cover_the_bars(board):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sfi_bench.plots import _draw, place_legend
+
+    figure, axes = plt.subplots(figsize=(7.5, 3.4))
+    _draw(board, board.metrics[0], axes)
+    legend = place_legend(axes)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    legend_box = legend.get_window_extent(renderer)
+    for bar in axes.patches:
+        assert not legend_box.overlaps(bar.get_window_extent(renderer))
+    assert legend_box.x0 >= axes.get_window_extent(renderer).x1  # right of the axes, not inside
+    plt.close(figure)
 
 
 def test_unscored_run_says_what_to_do(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="sfi-bench score"):
         load_leaderboard([tmp_path])
+
+
+def test_a_column_where_every_model_sits_at_its_cap_is_flagged(board):
+    from sfi_bench.leaderboard import cap_notes
+
+    psnr = [
+        {
+            "model": m,
+            "group": g,
+            "metric": "endpoint_psnr",
+            "id": "psnr_end",
+            "value": 100.0,
+            "cap": 100.0,
+            "direction": "higher",
+            "label": "PSNR (endpoints)↑",
+            "version": "1",
+            "clips_scored": 2,
+        }
+        for m in ("a", "b")
+        for g in ["All", *SCALES]
+    ]
+    capped = build_leaderboard(psnr)
+    assert capped.at_cap(capped.metrics[0])
+    assert "every model sits at the metric's cap (100)" in markdown(capped)
+    assert "PSNR (endpoints)↑ †" in markdown(capped)
+    psnr[0]["value"] = 31.5  # one model below the cap: the column ranks again
+    assert not build_leaderboard(psnr).at_cap(capped.metrics[0]) and cap_notes(build_leaderboard(psnr)) == []
+    assert not board.at_cap(board.metrics[0])  # no cap declared

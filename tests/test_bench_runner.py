@@ -9,16 +9,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from sfi_bench.generate import BenchRunConfig, BenchRunner
+from sfi_bench.importer import import_outputs
 from sfi_bench.models.base import SFIModel, SFIRequest, SFIResult
-from sfi_bench.runner import (
-    BenchRunConfig,
-    BenchRunner,
-    fit_to_clip,
-    import_outputs,
-    load_test_clips,
-    score_run,
-)
+from sfi_bench.score_run import score_run
 from sfi_bench.storage import FrameStore
+from sfi_bench.testset import fit_to_clip, load_test_clips
 from sfi_core.video import encode_video
 from sfi_data.testing.toy_dataset import build_toy_dataset
 

@@ -9,7 +9,7 @@ import typer
 
 from sfi_bench.app import app
 from sfi_bench.commands.run import SETUP_ERRORS, console, fail, summary_table
-from sfi_bench.runner import import_outputs
+from sfi_bench.importer import import_outputs
 
 
 @app.command("import")

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from sfi_bench.app import app
+from sfi_bench.generate import EXECUTORS, BenchRunConfig, ParallelConfig, RunSummary, run_model
 from sfi_bench.models import UnknownModelError
-from sfi_bench.runner import BenchRunConfig, RunSummary, run_model
 from sfi_bench.storage import STORE_FORMATS
 
 console = Console(stderr=True)
@@ -31,6 +31,37 @@ SETUP_ERRORS: tuple[type[BaseException], ...] = (
 def fail(message: str, code: int = 2) -> None:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
+
+
+# Options shared by `run` and `score`: how the clips are spread over workers and array tasks.
+ShardOption = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        help="Do only shard I of N (every N-th clip from the I-th), e.g. "
+        "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; finished clips are skipped on any shard.",
+    ),
+]
+ExecutorOption = Annotated[
+    str, typer.Option(help=f"{' or '.join(EXECUTORS)}: ray spreads the clips over a pool of workers.")
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(help="Ray workers started here (default: one per CPU, or per GPU with --gpus-per-worker)."),
+]
+GpusOption = Annotated[
+    float, typer.Option(help="GPUs each Ray worker holds (1 = one model replica per GPU).")
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(help="Ray cluster to join (`ray start --head` prints it); default: start one here."),
+]
+
+
+def parallel_config(
+    shard: str | None, executor: str, workers: int | None, gpus_per_worker: float, address: str | None
+) -> ParallelConfig:
+    return ParallelConfig(shard, executor, workers, gpus_per_worker, address)
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
@@ -92,6 +123,11 @@ def run_command(
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first LIMIT clips (smoke tests).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Regenerate finished clips too.")] = False,
+    shard: ShardOption = None,
+    executor: ExecutorOption = "local",
+    workers: WorkersOption = None,
+    gpus_per_worker: GpusOption = 0.0,
+    address: AddressOption = None,
 ) -> None:
     """Give the model each clip's first frame, last frame, caption and N; store the N frames it returns."""
     config = BenchRunConfig(
@@ -109,6 +145,7 @@ def run_command(
         frame_counts=tuple(frames) if frames else None,
         limit=limit,
         overwrite=overwrite,
+        parallel=parallel_config(shard, executor, workers, gpus_per_worker, address),
     )
     try:
         summary = run_model(config)

@@ -6,11 +6,46 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from sfi_bench.app import app
-from sfi_bench.commands.run import SETUP_ERRORS, console, fail
-from sfi_bench.runner import score_run
+from sfi_bench.commands.run import (
+    SETUP_ERRORS,
+    AddressOption,
+    ExecutorOption,
+    GpusOption,
+    ShardOption,
+    WorkersOption,
+    console,
+    fail,
+    parallel_config,
+)
+from sfi_bench.leaderboard import ALL_GROUP, format_value
+from sfi_bench.score_run import ScoreOutputs, score_run
 from sfi_bench.storage import STATUS_OK, FrameStore
+
+
+def scores_table(run_dir: Path, outputs: ScoreOutputs) -> Table:
+    """The All-group value of every metric of the run, this call's first, with why a value is missing."""
+    table = Table(title=f"sfi-bench score {run_dir}")
+    table.add_column("metric (id)", overflow="fold")
+    for column in ("value", "± stderr", "clips"):
+        table.add_column(column, justify="right")
+    table.add_column("scored")
+    table.add_column("status", overflow="fold")
+    rows = [r for r in outputs.summary if r["group"] == ALL_GROUP]
+    rows.sort(key=lambda r: r["metric"] not in outputs.requested)
+    for row in rows:
+        name = row["metric"] if row["id"] == row["metric"] else f"{row['metric']} ({row['id']})"
+        table.add_row(
+            name,
+            format_value(row["value"]),
+            format_value(row.get("stderr")),
+            f"{row['clips_scored']}/{row['clips_in_test']}",
+            "now" if row["metric"] in outputs.requested else "earlier",
+            "ok" if row["value"] is not None else f"not computed: {row['reason']}",
+        )
+    return table
 
 
 @app.command("score")
@@ -18,14 +53,24 @@ def score_command(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories from `sfi-bench run`/`import`.")],
     metric: Annotated[
         list[str] | None,
-        typer.Option("--metric", help="Only these metrics (repeatable; default: the Table 2 set)."),
+        typer.Option("--metric", help="Add or replace these metrics (repeatable; default: the Table 2 set)."),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     weights_dir: Annotated[Path | None, typer.Option(help="Folder holding metric weight files.")] = None,
+    shard: ShardOption = None,
+    executor: ExecutorOption = "local",
+    workers: WorkersOption = None,
+    gpus_per_worker: GpusOption = 0.0,
+    address: AddressOption = None,
 ) -> None:
-    """Writes RUNDIR/scores_clips.parquet and RUNDIR/scores_summary.parquet; missing weights -> 'not computed'."""
+    """Writes RUNDIR/scores_clips.parquet, scores_summary.parquet and scores.json; prints what it computed.
+
+    Metrics scored earlier are kept. Exits 1 when none of the requested metrics could be computed.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
+    parallel = parallel_config(shard, executor, workers, gpus_per_worker, address)
+    nothing: list[str] = []
     for run_dir in run_dirs:
         total = sum(1 for r in FrameStore(run_dir).records() if r.status == STATUS_OK)
         columns = (
@@ -44,9 +89,21 @@ def score_command(
                     device,
                     str(weights_dir) if weights_dir else None,
                     progress=lambda n, task=task: bar.advance(task, n),
+                    parallel=parallel,
                 )
             except SETUP_ERRORS as err:
                 fail(f"{run_dir}: {err}")
+        typer.echo("")
+        console.print(scores_table(run_dir, outputs))
+        if not any(outputs.computed(name) for name in outputs.requested):
+            nothing.append(str(run_dir))
+    if shard:
         console.print(
-            f"{run_dir}: {outputs.num_scored} clip(s) scored -> {outputs.summary_path.name}, {outputs.clips_path.name}"
+            f"shard {shard} done. After every shard has finished, run the same command without --shard "
+            "once: it finds every clip scored and merges the tables."
+        )
+    if nothing:
+        fail(
+            f"none of the requested metrics could be computed for {', '.join(nothing)} (reasons above)",
+            code=1,
         )

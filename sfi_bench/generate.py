@@ -1,0 +1,361 @@
+"""Generation (`sfi-bench run`): every model gets the same inputs per test clip; outputs stored losslessly.
+
+For every test clip the model gets the first frame, the last frame, the caption and N; it returns N
+frames, endpoints included. Generation is a Stage (sfi_core.stage) over shards of clips of one N and
+size, so the same code runs in this process (`--executor local`), on a Ray pool with one model replica
+per worker (`--executor ray --gpus-per-worker 1`), or on one slice of a SLURM array (`--shard I/N`).
+Each clip's record (storage.py) marks it finished, so a rerun -- on any number of workers -- skips it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from sfi_bench.models.base import SFIModel, SFIRequest, SFIResult
+from sfi_bench.storage import (
+    RECORD_SCHEMA,
+    STATUS_ERROR,
+    STATUS_MISSING,
+    STATUS_OK,
+    STATUS_SKIPPED,
+    ClipRecord,
+    FrameStore,
+)
+from sfi_bench.testset import ShardSpec, TestClip, fit_to_clip, load_test_clips, read_conditions
+from sfi_core.executors import make_executor
+from sfi_core.executors.base import Shard
+from sfi_core.manifest import shard_name
+from sfi_core.stage import Stage
+
+log = logging.getLogger(__name__)
+
+# Errors a model may raise on one clip without stopping the run: recorded with the clip, retried on rerun.
+CLIP_ERRORS = (RuntimeError, ValueError, OSError)
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class ParallelConfig:
+    """How the clips are spread: one slice of an array job, and the executor inside it."""
+
+    shard: str | None = None  # "I/N": this process does every N-th clip from the I-th
+    executor: str = "local"
+    workers: int | None = None  # Ray workers started here (ignored with --address: the cluster decides)
+    gpus_per_worker: float = 0.0
+    address: str | None = None
+
+
+@dataclass
+class BenchRunConfig:
+    model: str
+    clips: Path
+    out: Path
+    device: str = "auto"
+    batch_size: int = 1
+    seed: int = 0
+    store_format: str = "ffv1"
+    resample_mode: str = "nearest"  # nearest | linear
+    weights: str | None = None
+    weights_dir: str | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    frame_counts: tuple[int, ...] | None = None
+    limit: int | None = None
+    overwrite: bool = False
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+
+
+@dataclass
+class RunSummary:
+    model: str
+    clips_total: int = 0
+    already_done: int = 0
+    generated: int = 0
+    skipped: int = 0
+    errors: int = 0
+    missing: int = 0
+    seconds_total: float = 0.0
+    seconds_model_load: float = 0.0
+    seconds_model_forward: float = 0.0  # inside generate/generate_batch only
+
+    @property
+    def seconds_per_clip(self) -> float | None:
+        return self.seconds_total / self.generated if self.generated else None
+
+    @property
+    def harness_overhead_share(self) -> float | None:
+        """Everything but the model's forward pass (and load) as a share of the wall time."""
+        if self.seconds_total <= 0 or not self.generated:
+            return None
+        return (
+            max(0.0, self.seconds_total - self.seconds_model_forward - self.seconds_model_load)
+            / self.seconds_total
+        )
+
+    def count(self, record: ClipRecord) -> None:
+        """Add one record written by this invocation."""
+        if record.status == STATUS_OK:
+            self.generated += 1
+            self.seconds_model_forward += record.seconds or 0.0
+        elif record.status == STATUS_SKIPPED:
+            self.skipped += 1
+        elif record.status == STATUS_MISSING:
+            self.missing += 1
+        else:
+            self.errors += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {
+            "seconds_per_clip": self.seconds_per_clip,
+            "harness_overhead_share": self.harness_overhead_share,
+        }
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def check_run_dir(store: FrameStore, model: str, clips: Path, overwrite: bool) -> dict[str, Any] | None:
+    """The run.json already there (None for a new directory); refuses another model or test set."""
+    if not store.run_json.is_file():
+        return None
+    info = store.read_run_info()
+    if info.get("model") != model and not overwrite:
+        raise ValueError(
+            f"{store.run_dir} holds a run of model {info.get('model')!r}, not {model!r}: one run directory per "
+            f"model. Pick another --out, or pass --overwrite to replace it."
+        )
+    if info.get("clips_manifest") != str(clips.resolve()) and not overwrite:
+        raise ValueError(
+            f"{store.run_dir} was run on {info.get('clips_manifest')}, not {clips.resolve()}; pick another --out."
+        )
+    return info
+
+
+def batches(clips: list[TestClip], batch_size: int) -> Iterator[list[TestClip]]:
+    """Clips of one N and one size together (a batch must stack), in manifest order within a group."""
+    groups: dict[tuple, list[TestClip]] = {}
+    for clip in clips:
+        groups.setdefault((clip.num_frames, clip.width, clip.height), []).append(clip)
+    for group in groups.values():
+        for start in range(0, len(group), max(1, batch_size)):
+            yield group[start : start + batch_size]
+
+
+class GenerateStage(Stage):
+    """One model replica: `setup` loads it once per worker, `run` turns clip rows into record rows."""
+
+    name = "generate"
+    key = "clip_id"
+
+    def __init__(self, config: BenchRunConfig, model: SFIModel | None = None) -> None:
+        self.config = config
+        self.model = model
+        self.num_gpus = config.parallel.gpus_per_worker
+        self.seconds_model_load = 0.0
+
+    @property
+    def store(self) -> FrameStore:
+        return FrameStore(self.config.out, self.config.store_format)
+
+    def setup(self) -> None:
+        if self.model is None:
+            from sfi_bench.models import make_model
+
+            options = dict(self.config.model_options)
+            if self.config.weights_dir:
+                options.setdefault("weights_dir", self.config.weights_dir)
+            self.model = make_model(
+                self.config.model, device=self.config.device, weights=self.config.weights, **options
+            )
+        start = time.perf_counter()
+        self.model.load()
+        self.seconds_model_load = time.perf_counter() - start
+
+    def run(self, rows: Iterable[dict]) -> Iterator[dict]:
+        clips = [row["clip"] for row in rows]
+        for batch in batches(clips, self.config.batch_size):
+            for record in self.run_batch(batch):
+                yield record.to_row()
+
+    def _record(self, clip: TestClip, status: str, **values: Any) -> ClipRecord:
+        record = ClipRecord(
+            clip_id=clip.clip_id,
+            model=self.config.model,
+            model_version=str(getattr(self.model, "version", "")),
+            status=status,
+            num_frames=clip.num_frames,
+            seed=self.config.seed,
+            prompt=clip.prompt,
+            **values,
+        )
+        self.store.write_record(record)
+        return record
+
+    def run_batch(self, batch: list[TestClip]) -> list[ClipRecord]:
+        records: list[ClipRecord] = []
+        requests: list[tuple[TestClip, SFIRequest]] = []
+        skip_reason = getattr(self.model, "skip_reason", None)
+        for clip in batch:
+            try:
+                first, last = read_conditions(clip)
+            except (OSError, ValueError) as err:
+                records.append(
+                    self._record(clip, STATUS_ERROR, reason=f"could not read the condition frames: {err}")
+                )
+                continue
+            request = SFIRequest(clip.clip_id, first, last, clip.prompt, clip.num_frames, self.config.seed)
+            reason = skip_reason(request) if skip_reason else None
+            if reason:
+                records.append(self._record(clip, STATUS_SKIPPED, reason=reason))
+                continue
+            requests.append((clip, request))
+        if not requests:
+            return records
+        forward_start = time.perf_counter()
+        try:
+            results = self.model.generate_batch([r for _, r in requests])
+        except CLIP_ERRORS as err:
+            log.warning("model %s failed on %s: %s", self.config.model, [c.clip_id for c, _ in requests], err)
+            reason = f"{type(err).__name__}: {err}"
+            return records + [self._record(clip, STATUS_ERROR, reason=reason) for clip, _ in requests]
+        seconds = time.perf_counter() - forward_start
+        if len(results) != len(requests):
+            raise RuntimeError(
+                f"{self.config.model}.generate_batch returned {len(results)} results "
+                f"for {len(requests)} requests"
+            )
+        for (clip, request), result in zip(requests, results, strict=True):
+            records.append(self._store_result(clip, request, result, seconds / len(requests), len(requests)))
+        return records
+
+    def _store_result(
+        self, clip: TestClip, request: SFIRequest, result: SFIResult, seconds: float, batch_size: int
+    ) -> ClipRecord:
+        height, width = request.first_frame.shape[:2]
+        fitted = fit_to_clip(result.frames, clip.num_frames, height, width, self.config.resample_mode)
+        relpath = self.store.write_frames(clip.clip_id, fitted.frames, clip.fps)
+        return self._record(
+            clip,
+            STATUS_OK,
+            frames_path=relpath,
+            store_format=self.store.store_format,
+            width=width,
+            height=height,
+            seconds=round(seconds, 6),
+            batch_size=batch_size,
+            native_num_frames=fitted.native_num_frames,
+            resampled=fitted.resampled,
+            resample_mode=self.config.resample_mode if fitted.resampled else None,
+            resized_from=fitted.resized_from,
+            info=dict(result.info),
+        )
+
+
+def plan_clip_shards(clips: list[TestClip], batch_size: int, work_dir: Path) -> list[Shard]:
+    """One executor shard per model batch: clips of one N and size, named by the clip ids it holds."""
+    return [
+        Shard(
+            [{"clip_id": c.clip_id, "clip": c} for c in batch],
+            work_dir / shard_name([c.clip_id for c in batch]),
+        )
+        for batch in batches(clips, batch_size)
+    ]
+
+
+def run_stage_on_clips(
+    stage: Stage,
+    shards: list[Shard],
+    schema: pa.Schema,
+    parallel: ParallelConfig,
+    on_rows: Callable[[int], None] | None = None,
+) -> None:
+    """Run `stage` over `shards` on the chosen executor; part files land beside the shards' paths."""
+    if parallel.executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {parallel.executor!r}: use {' or '.join(EXECUTORS)}")
+    executor = make_executor(parallel.executor, address=parallel.address, num_cpus=parallel.workers)
+    try:
+        for result in executor.map_shards(stage, shards, schema):
+            if on_rows is not None:
+                on_rows(result.outputs)
+    finally:
+        executor.close()
+
+
+class BenchRunner:
+    """Run one model over the test clips (or one shard of them) into one run directory."""
+
+    def __init__(
+        self,
+        config: BenchRunConfig,
+        model: SFIModel | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.progress = progress
+        self.store = FrameStore(config.out, config.store_format)
+
+    def select_clips(self) -> list[TestClip]:
+        config = self.config
+        clips = load_test_clips(config.clips, set(config.frame_counts) if config.frame_counts else None)
+        if config.limit is not None:
+            clips = clips[: config.limit]
+        return ShardSpec.parse(config.parallel.shard).select(clips)
+
+    def run(self) -> RunSummary:
+        config = self.config
+        start = time.perf_counter()
+        clips = self.select_clips()
+        previous = check_run_dir(self.store, config.model, Path(config.clips), config.overwrite)
+        summary = RunSummary(model=config.model, clips_total=len(clips))
+        pending = [c for c in clips if config.overwrite or not self.store.is_finished(c.clip_id)]
+        summary.already_done = len(clips) - len(pending)
+        stage = GenerateStage(config, self.model)
+        self.store.write_run_info(self._run_info(previous, stage))
+        if pending:
+            shards = plan_clip_shards(pending, config.batch_size, self.store.run_dir / "work" / "generate")
+            run_stage_on_clips(stage, shards, RECORD_SCHEMA, config.parallel, self.progress)
+            summary.seconds_model_load = stage.seconds_model_load  # local executor only: Ray's is remote
+        for clip in pending:
+            record = self.store.read_record(clip.clip_id)
+            if record is not None:
+                summary.count(record)
+        self.store.write_generations_table()
+        summary.seconds_total = time.perf_counter() - start
+        self.store.write_run_info(self._run_info(previous, stage) | {"last_invocation": summary.to_dict()})
+        return summary
+
+    def _run_info(self, previous: dict[str, Any] | None, stage: GenerateStage) -> dict[str, Any]:
+        import sfi_bench
+        from sfi_bench.models import model_class
+
+        cls = type(stage.model) if stage.model is not None else model_class(self.config.model)
+        return {
+            "kind": "run",
+            "model": self.config.model,
+            "model_class": f"{cls.__module__}:{cls.__name__}",
+            "model_version": str(getattr(cls, "version", "")),
+            "model_options": self.config.model_options,
+            "weights": self.config.weights,
+            "clips_manifest": str(Path(self.config.clips).resolve()),
+            "store_format": self.config.store_format,
+            "resample_mode": self.config.resample_mode,
+            "seed": self.config.seed,
+            "device": self.config.device,
+            "batch_size": self.config.batch_size,
+            "sfi_bench_version": sfi_bench.__version__,
+            "created": (previous or {}).get("created") or now(),
+            "updated": now(),
+        }
+
+
+def run_model(config: BenchRunConfig, progress: Callable[[int], None] | None = None) -> RunSummary:
+    return BenchRunner(config, progress=progress).run()

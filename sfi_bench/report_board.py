@@ -1,0 +1,80 @@
+"""The leaderboard as HTML for the top of the report: the Markdown table's content, ranks, footnotes, plots."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from sfi_bench.leaderboard import (
+    Leaderboard,
+    cap_notes,
+    clips_scored,
+    footnotes,
+    format_value,
+    mixed_note,
+    rank_marks,
+)
+
+RANK_CLASSES = ("best", "second", "third")
+
+
+def board_html(board: Leaderboard) -> str:
+    """<table id="leaderboard">: one row per (frame count, model), one column per metric."""
+    numbers, notes = footnotes(board)
+    capped = {m.name for m in board.metrics if board.at_cap(m)}
+    head = "".join(
+        f'<th title="{html.escape(m.name)} v{html.escape(m.version)}">{html.escape(m.label)}'
+        f"{' †' if m.name in capped else ''}<br><code>{html.escape(m.id)}</code></th>"
+        for m in board.metrics
+    )
+    rows = []
+    for group in board.groups:
+        marks = {m.name: rank_marks(board, group, m) for m in board.metrics}
+        for model in board.models:
+            cells = []
+            for metric in board.metrics:
+                value = board.value(model, group, metric.name)
+                if value is None:
+                    note = numbers.get((model, metric.name))
+                    cells.append(f'<td class="muted">–{f"<sup>{note}</sup>" if note else ""}</td>')
+                    continue
+                rank = marks[metric.name].get(model)
+                css = f' class="{RANK_CLASSES[rank]}"' if rank is not None else ""
+                cells.append(f"<td{css}>{format_value(value)}</td>")
+            scored = clips_scored(board, model, group)
+            rows.append(
+                f"<tr><td>{html.escape(group)}</td><td>{html.escape(model)}</td><td>{scored}</td>"
+                + "".join(cells)
+                + "</tr>"
+            )
+    parts = []
+    if board.mixed:
+        parts.append(f'<p class="warn">{html.escape(mixed_note(board).replace("**", ""))}</p>')
+    parts.append(
+        '<table id="leaderboard"><tr><th>frames</th><th>model</th><th>clips</th>'
+        + head
+        + "</tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+    legend = (
+        "Best <b>bold</b>, second <u>underlined</u>, third <i>italic</i> per frame count; – = not computed."
+    )
+    parts.append(f'<p class="muted">{legend}</p>')
+    notes_html = [f"<li>† {html.escape(note)}</li>" for note in cap_notes(board)]
+    notes_html += [f"<li><sup>{n}</sup> {html.escape(reason)}</li>" for reason, n in notes.items()]
+    if notes_html:
+        parts.append('<ul class="notes">' + "".join(notes_html) + "</ul>")
+    return "".join(parts)
+
+
+def plots_html(plots: list[Path], assets_name: str) -> str:
+    """Each SVG plot inline as an <img>, with a link to its PNG."""
+    svgs = [p for p in plots if p.suffix == ".svg"]
+    figures = [
+        f'<figure><img class="plot" src="{assets_name}/plots/{p.name}" alt="{html.escape(p.stem)} plot">'
+        f'<figcaption><a href="{assets_name}/plots/{p.stem}.png">PNG</a> · '
+        f'<a href="{assets_name}/plots/{p.name}">SVG</a></figcaption></figure>'
+        for p in svgs
+    ]
+    return '<div id="plots">' + "".join(figures) + "</div>"

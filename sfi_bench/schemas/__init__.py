@@ -1,0 +1,1 @@
+"""Package data: JSON Schemas of the files sfi_bench writes."""

@@ -1,0 +1,163 @@
+"""`score_run`: score a run directory (all of it, or one shard, on any executor) and write its tables.
+
+RUNDIR/scores_clips.parquet holds one row per clip, RUNDIR/scores_summary.parquet one row per (group,
+metric), and RUNDIR/scores.json the metric list, the definitions, the test set's fingerprint and the
+environment -- what the leaderboard's results JSON carries per model. Metrics scored earlier are kept:
+`--metric X` adds or replaces X.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from sfi_bench.generate import ParallelConfig, now, plan_clip_shards, run_stage_on_clips
+from sfi_bench.provenance import environment, metric_definition, metric_id
+from sfi_bench.scoring import (
+    ALL_GROUP,
+    SCORE_PART_SCHEMA,
+    ClipScores,
+    ScoreStage,
+    group_results,
+    read_clip_scores,
+    record_digest,
+    uncertainty,
+)
+from sfi_bench.storage import STATUS_OK, FrameStore
+from sfi_bench.testset import ShardSpec, TestClip, load_test_clips
+from sfi_core.manifest import write_table
+
+SCORES_JSON = "scores.json"
+
+
+@dataclass
+class ScoreOutputs:
+    clips_path: Path
+    summary_path: Path
+    num_scored: int  # clips with at least one metric scored
+    requested: list[str] = field(default_factory=list)
+    summary: list[dict] = field(default_factory=list)
+
+    def computed(self, name: str) -> bool:
+        return any(
+            r["metric"] == name and r["group"] == ALL_GROUP and r["value"] is not None for r in self.summary
+        )
+
+
+def clip_set_digest(clips: list[TestClip]) -> str:
+    """Fingerprint of the test clips (ids and lengths): runs compared in one table must share it."""
+    text = "\n".join(f"{c.clip_id}:{c.num_frames}" for c in sorted(clips, key=lambda c: c.clip_id))
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def previous_metrics(run_dir: Path) -> list[str]:
+    path = Path(run_dir) / SCORES_JSON
+    if not path.is_file():
+        return []
+    return list(json.loads(path.read_text(encoding="utf-8")).get("metrics") or [])
+
+
+def summary_rows(
+    model: str, name: str, clips: list[TestClip], scores: dict[str, ClipScores], test_clips: list[TestClip]
+) -> list[dict]:
+    definition = metric_definition(name)
+    in_test: dict[str, int] = {ALL_GROUP: len(test_clips)}
+    for clip in test_clips:
+        in_test[str(clip.num_frames)] = in_test.get(str(clip.num_frames), 0) + 1
+    rows = []
+    results = group_results(name, clips, scores)
+    for group in [ALL_GROUP, *sorted((g for g in results if g != ALL_GROUP), key=int)]:
+        outcome = results[group]
+        computed = outcome.result.value is not None
+        rows.append(
+            {
+                "model": model,
+                "group": group,
+                "metric": name,
+                "id": definition["id"],
+                "value": outcome.result.value,
+                "num_samples": outcome.result.num_samples,
+                "clips_scored": outcome.clips_scored if computed else 0,
+                "clips_in_test": in_test.get(group, 0),
+                "status": "ok" if computed else "not computed",
+                "reason": None if computed else outcome.result.reason,
+                "direction": definition["direction"],
+                "version": definition["version"],
+                "label": definition["label"],
+                "category": definition["category"],
+                "cap": definition["cap"],
+                **uncertainty(outcome.per_clip),
+            }
+        )
+    return rows
+
+
+def score_run(
+    run_dir: Path,
+    metrics: list[str] | None = None,
+    device: str = "auto",
+    weights_dir: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    parallel: ParallelConfig | None = None,
+) -> ScoreOutputs:
+    """Score the clips that still lack a requested metric; rebuild the tables from every clip's scores."""
+    from sfi_bench.metrics import metric_class
+    from sfi_bench.metrics.suite import DEFAULT_METRICS
+
+    parallel = parallel or ParallelConfig()
+    run_dir = Path(run_dir)
+    store = FrameStore(run_dir)
+    info = store.read_run_info()
+    model = info["model"]
+    requested = list(dict.fromkeys(metrics or DEFAULT_METRICS))
+    for name in requested:
+        metric_class(name)  # unknown names fail before any work, with "did you mean"
+    test_clips = load_test_clips(Path(info["clips_manifest"]))
+    ok_ids = {r.clip_id for r in store.records() if r.status == STATUS_OK}
+    generated = [c for c in test_clips if c.clip_id in ok_ids]
+    mine = ShardSpec.parse(parallel.shard).select(generated)
+    stage = ScoreStage(run_dir, requested, device, weights_dir, parallel.gpus_per_worker)
+    run_stage_on_clips(
+        stage, plan_clip_shards(mine, 1, run_dir / "work" / "score"), SCORE_PART_SCHEMA, parallel, progress
+    )
+    scores = {
+        c.clip_id: read_clip_scores(run_dir, c.clip_id, record_digest(store, c.clip_id)) for c in generated
+    }
+    names = list(dict.fromkeys(previous_metrics(run_dir) + requested))
+    summary = [row for name in names for row in summary_rows(model, name, generated, scores, test_clips)]
+    per_clip = [
+        {"model": model, "clip_id": c.clip_id, "num_frames": c.num_frames}
+        | {name: _value(scores[c.clip_id], name) for name in names}
+        for c in generated
+        if scores[c.clip_id].entries
+    ]
+    clips_path, summary_path = run_dir / "scores_clips.parquet", run_dir / "scores_summary.parquet"
+    write_table(
+        pa.Table.from_pylist(per_clip) if per_clip else pa.table({"clip_id": pa.array([], pa.string())}),
+        clips_path,
+    )
+    write_table(pa.Table.from_pylist(summary), summary_path)
+    store.write_generations_table()
+    document = {
+        "metrics": names,
+        "metric_ids": {name: metric_id(name) for name in names},
+        "scored_at": now(),
+        "clips_in_test": len(test_clips),
+        "clips_generated": len(generated),
+        "clip_set": clip_set_digest(test_clips),
+        "device": device,
+        "definitions": {name: metric_definition(name) for name in names},
+        "environment": environment(),
+    }
+    (run_dir / SCORES_JSON).write_text(json.dumps(document, indent=1, default=str), encoding="utf-8")
+    return ScoreOutputs(clips_path, summary_path, len(per_clip), requested, summary)
+
+
+def _value(scores: ClipScores, name: str) -> float | None:
+    entry = scores.entries.get(name)
+    return entry.value if entry is not None else None

@@ -1,0 +1,290 @@
+"""Scoring (`sfi-bench score`): per-clip metric values and mergeable states, then per-group results.
+
+Each clip's generated frames and ground truth are decoded once and every metric updates a fresh state
+with it. The value and the state of every (clip, metric) are kept in RUNDIR/scores/clips/{clip_id}.pkl,
+so a rerun (or `--metric X` later) computes only what is missing, clips can be scored on several
+workers (`--executor ray`, `--shard I/N`), and the per-group results are the merge of the per-clip
+states in manifest order -- the same numbers whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from sfi_bench.metrics.base import ClipSample, ConfiguredMetric, Metric, MetricResult, MetricUnavailable
+from sfi_bench.storage import ClipRecord, FrameStore
+from sfi_bench.testset import TestClip, fit_to_clip, read_conditions, read_ground_truth
+from sfi_core.manifest import atomic_path
+from sfi_core.stage import Stage, describe_error
+
+log = logging.getLogger(__name__)
+
+ALL_GROUP = "All"
+SCORE_PART_SCHEMA = pa.schema([("clip_id", pa.string()), ("status", pa.string()), ("reason", pa.string())])
+
+
+@dataclass
+class ClipEntry:
+    """One metric on one clip: its value (None for set-level metrics), its state, or why it failed."""
+
+    value: float | None
+    state: dict[str, Any] | None
+    version: str
+    reason: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.reason is None
+
+
+@dataclass
+class ClipScores:
+    record_digest: str  # of meta/{clip_id}.json: regenerated frames invalidate the scores
+    entries: dict[str, ClipEntry] = field(default_factory=dict)
+
+
+def record_digest(store: FrameStore, clip_id: str) -> str:
+    return hashlib.sha1(store.meta_path(clip_id).read_bytes()).hexdigest()
+
+
+def scores_path(run_dir: Path, clip_id: str) -> Path:
+    return Path(run_dir) / "scores" / "clips" / f"{clip_id}.pkl"
+
+
+def read_clip_scores(run_dir: Path, clip_id: str, digest: str) -> ClipScores:
+    """What was scored for this clip (our own cache file), or nothing if its frames changed since."""
+    path = scores_path(run_dir, clip_id)
+    if path.is_file():
+        with open(path, "rb") as fh:
+            scores = pickle.load(fh)
+        if isinstance(scores, ClipScores) and scores.record_digest == digest:
+            return scores
+    return ClipScores(digest)
+
+
+def write_clip_scores(run_dir: Path, clip_id: str, scores: ClipScores) -> None:
+    with atomic_path(scores_path(run_dir, clip_id)) as tmp, open(tmp, "wb") as fh:
+        pickle.dump(scores, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+# ---------------------------------------------------------------- metric state as plain data
+
+
+def _to_cpu(value: Any) -> Any:
+    torch = __import__("sys").modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, list):
+        return [_to_cpu(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    return value
+
+
+def state_of(metric: Metric, prototype: Metric) -> dict[str, Any]:
+    """The attributes `reset`/`update` made for this state: everything not shared with the loaded prototype.
+
+    `fresh()` copies the prototype and resets, so networks, devices and settings are the prototype's
+    own objects; what differs is the state (torchmetrics' declared states, found instead of declared).
+    """
+    shared = vars(prototype)
+    return {
+        key: _to_cpu(value)
+        for key, value in vars(metric).items()
+        if value is not shared.get(key, _MISSING) and not callable(value)
+    }
+
+
+_MISSING = object()
+
+
+def empty_metric(name: str) -> ConfiguredMetric:
+    """An unloaded instance: enough to merge states and compute, no network."""
+    from sfi_bench.metrics import metric_class
+
+    return metric_class(name)(device="cpu")
+
+
+def with_state(name: str, state: dict[str, Any]) -> ConfiguredMetric:
+    metric = empty_metric(name)
+    vars(metric).update(state)
+    return metric
+
+
+# ---------------------------------------------------------------- the per-clip work
+
+
+def clip_sample(store: FrameStore, record: ClipRecord, clip: TestClip, model: str) -> ClipSample:
+    """The generated clip, its ground truth (fitted to it when shapes differ) and the conditions."""
+    generated = store.read_frames(record.frames_path)
+    first, last = read_conditions(clip)
+    reference = read_ground_truth(clip)
+    extra: dict[str, Any] = {"model": model}
+    if reference is not None and (
+        len(reference) != clip.num_frames or reference.shape[1:3] != generated.shape[1:3]
+    ):
+        extra["reference_note"] = (
+            f"ground truth has {len(reference)} frames of {reference.shape[2]}x"
+            f"{reference.shape[1]}; fitted to the generated clip"
+        )
+        reference = fit_to_clip(
+            reference, clip.num_frames, generated.shape[1], generated.shape[2], "nearest"
+        ).frames
+    return ClipSample(
+        clip_id=clip.clip_id,
+        num_frames=clip.num_frames,
+        generated=generated,
+        reference=reference,
+        first_condition=first,
+        last_condition=last,
+        prompt=clip.prompt,
+        fps=clip.fps,
+        extra=extra,
+    )
+
+
+class ScoreStage(Stage):
+    """Loads each metric once per worker; for each clip row, computes the metrics it still lacks."""
+
+    name = "score"
+    key = "clip_id"
+
+    def __init__(
+        self, run_dir: Path, metrics: list[str], device: str, weights_dir: str | None, gpus: float = 0.0
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.metrics = metrics
+        self.device = device
+        self.weights_dir = weights_dir
+        self.num_gpus = gpus
+        self.prototypes: dict[str, ConfiguredMetric] = {}
+        self.unavailable: dict[str, str] = {}
+
+    def setup(self) -> None:
+        from sfi_bench.metrics import metric_class
+
+        for name in self.metrics:
+            try:
+                prototype = metric_class(name)(device=self.device, weights_dir=self.weights_dir)
+                prototype.load()
+                self.prototypes[name] = prototype
+            except Exception as err:  # noqa: BLE001 - a metric that cannot load is "not computed", not a crash
+                self.unavailable[name] = (
+                    str(err) if isinstance(err, MetricUnavailable) else describe_error(err)
+                )
+
+    def run(self, rows: Iterable[dict]) -> Iterator[dict]:
+        store = FrameStore(self.run_dir)
+        model = store.read_run_info()["model"]
+        for row in rows:
+            clip: TestClip = row["clip"]
+            record = store.read_record(clip.clip_id)
+            scores = read_clip_scores(self.run_dir, clip.clip_id, record_digest(store, clip.clip_id))
+            todo = [n for n, p in self.prototypes.items() if not _is_done(scores, n, p)]
+            if not todo and not self.unavailable:
+                yield {"clip_id": clip.clip_id, "status": "ok", "reason": None}
+                continue
+            if todo:
+                try:
+                    sample = clip_sample(store, record, clip, model)
+                except (OSError, ValueError) as err:
+                    yield {"clip_id": clip.clip_id, "status": "error", "reason": describe_error(err)}
+                    continue
+                for name in todo:
+                    scores.entries[name] = self._score(name, sample)
+            for name, reason in self.unavailable.items():
+                # Kept with the clip so every worker's reason reaches the tables; retried on a rerun.
+                scores.entries[name] = ClipEntry(None, None, _version(name), reason)
+            write_clip_scores(self.run_dir, clip.clip_id, scores)
+            failed = [f"{n}: {scores.entries[n].reason}" for n in todo if scores.entries[n].reason]
+            yield {"clip_id": clip.clip_id, "status": "ok", "reason": "; ".join(failed) or None}
+
+    def _score(self, name: str, sample: ClipSample) -> ClipEntry:
+        prototype = self.prototypes[name]
+        version = str(type(prototype).version)
+        state = prototype.fresh()
+        try:
+            value = state.update(sample)
+        except Exception as err:  # noqa: BLE001 - one metric failing on one clip leaves the others standing
+            log.warning("metric %s failed on %s: %s", name, sample.clip_id, err)
+            return ClipEntry(None, None, version, describe_error(err))
+        return ClipEntry(None if value is None else float(value), state_of(state, prototype), version)
+
+
+def _version(name: str) -> str:
+    from sfi_bench.metrics import metric_class
+
+    return str(metric_class(name).version)
+
+
+def _is_done(scores: ClipScores, name: str, prototype: Metric) -> bool:
+    entry = scores.entries.get(name)
+    return entry is not None and entry.done and entry.version == str(type(prototype).version)
+
+
+# ---------------------------------------------------------------- merging per-clip states into results
+
+
+@dataclass
+class GroupResult:
+    result: MetricResult
+    clips_scored: int
+    per_clip: list[float]
+
+
+def merge_group(name: str, states: list[dict[str, Any]]) -> MetricResult:
+    merged = empty_metric(name)
+    for state in states:
+        merged.merge(with_state(name, state))
+    try:
+        return merged.compute()
+    except Exception as err:  # noqa: BLE001 - a failing aggregate is "not computed" with its reason
+        return MetricResult(None, 0, describe_error(err))
+
+
+def _group_result(name: str, entries: list[ClipEntry]) -> GroupResult:
+    done = [e for e in entries if e.done]
+    if not done:
+        failed = [e.reason for e in entries if e.reason]
+        return GroupResult(MetricResult(None, 0, failed[0] if failed else "no clips scored"), 0, [])
+    values = [e.value for e in done if e.value is not None]
+    return GroupResult(merge_group(name, [e.state for e in done]), len(done), values)
+
+
+def group_results(name: str, clips: list[TestClip], scores: dict[str, ClipScores]) -> dict[str, GroupResult]:
+    """Per frame count and for All (the groups' clips in order), merged from the per-clip states."""
+    by_group: dict[str, list[ClipEntry]] = {}
+    for num_frames in sorted({c.num_frames for c in clips}):
+        by_group[str(num_frames)] = [
+            scores[c.clip_id].entries[name]
+            for c in clips
+            if c.num_frames == num_frames and c.clip_id in scores and name in scores[c.clip_id].entries
+        ]
+    out = {ALL_GROUP: _group_result(name, [e for entries in by_group.values() for e in entries])}
+    return out | {group: _group_result(name, entries) for group, entries in by_group.items()}
+
+
+def uncertainty(values: list[float], resamples: int = 1000, seed: int = 0) -> dict[str, float | None]:
+    """Standard error of the mean of per-clip values and a seeded percentile-bootstrap 95 % interval."""
+    if len(values) < 2:
+        return {"stderr": None, "ci95_low": None, "ci95_high": None}
+    array = np.asarray(values, dtype=np.float64)
+    finite = array[np.isfinite(array)]
+    if len(finite) < 2:
+        return {"stderr": None, "ci95_low": None, "ci95_high": None}
+    rng = np.random.default_rng(seed)
+    means = finite[rng.integers(0, len(finite), (resamples, len(finite)))].mean(axis=1)
+    return {
+        "stderr": float(finite.std(ddof=1) / np.sqrt(len(finite))),
+        "ci95_low": float(np.percentile(means, 2.5)),
+        "ci95_high": float(np.percentile(means, 97.5)),
+    }
