@@ -1,4 +1,4 @@
-"""Video I/O with PyAV: probe, fetch frames (decord on request), encode.
+"""Video I/O with PyAV: probe, index frames by position, encode (fetching: video_fetch.py).
 
 Frame indices are 0-based positions in presentation order (see Timeline), at a constant or a
 variable frame rate. For a virtual segment (issue: scene splitting) `offset` is added, so stages
@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -192,34 +191,88 @@ def frame_converter(purpose: str = "rgb"):
     return converter
 
 
+# Packets read to find the first frame's timestamp: more than any decoder's reorder depth (H.264: 16).
+ANCHOR_PACKETS = 24
+# Containers whose timestamps are frame counters (a dropped frame leaves a gap): index by a table.
+TABLE_FORMATS = ("avi",)
+
+
+def _first_pts(container, stream) -> int:
+    """The smallest timestamp among the first packets from the first keyframe on: frame 0's.
+
+    The stream's start time is not always it: an AVI with B-frames starts at 1 while claiming 0.
+    """
+    stamps: list[int] = []
+    for packet in container.demux(stream):
+        if packet.pts is not None and packet.size and not packet.is_discard:
+            if stamps or packet.is_keyframe:
+                stamps.append(packet.pts)
+        if len(stamps) >= ANCHOR_PACKETS:
+            break
+    return min(stamps) if stamps else stream.start_time or 0
+
+
+def _count_fits_duration(stream, frames_per_tick: float) -> bool:
+    """True where the container stores a frame count that its duration holds at a constant rate.
+
+    Only then is a timestamp's grid position its position in a full decode: a stream that drops a
+    frame (a screen recorder skipping a still frame) leaves a hole in the grid, and Matroska, WebM
+    and MPEG-TS store no count to notice it with.
+    """
+    if not stream.frames or not stream.duration:
+        return False
+    return abs(stream.duration * frames_per_tick - stream.frames) <= 1.0
+
+
 class Timeline:
     """Where frame `i` (0-based, presentation order) lies in a stream's timestamps, and back.
 
-    At a constant frame rate that is arithmetic. Otherwise (a variable-rate phone video) the
-    packets' timestamps are read once, without decoding, and frame i is the i-th smallest.
+    Where the container's frame count and duration prove a constant rate (MP4, MOV), that is
+    arithmetic from frame 0's timestamp. Otherwise (a variable-rate phone video, Matroska, AVI, or
+    use_table) the packets' timestamps are read once, without decoding, and frame i is the i-th
+    smallest.
     """
 
-    def __init__(self, container, stream):
+    def __init__(self, container, stream, use_table: bool | None = None):
         self.rate = stream_rate(stream)
         if not stream.time_base:
             raise VideoError("unknown time base")
-        self.start = stream.start_time or 0
         self.time_base = stream.time_base
         # Frames per tick as one float: Fraction arithmetic per packet costs more than decoding tiny videos.
         self.per_tick = float(stream.time_base * self.rate)
+        # How far off the grid (in frames) a timestamp may lie: a tick, as Matroska rounds to the
+        # millisecond, but never so much that a neighbouring frame would fit.
+        self.tolerance = min(self.per_tick, 0.25) + 1e-9
         self.table: dict[int, int] | None = None
         self.sorted_pts: list[int] = []
-        if stream.base_rate and self.rate != stream.base_rate:
-            stamps = [packet.pts for packet in container.demux(stream) if packet.size]
+        if use_table is None:
+            use_table = (
+                bool(stream.base_rate and self.rate != stream.base_rate)
+                or container.format.name in TABLE_FORMATS
+                or not _count_fits_duration(stream, self.per_tick)
+            )
+        if use_table:
+            stamps = [p.pts for p in container.demux(stream) if p.size and not p.is_discard]
             if stamps and None not in stamps:
                 self.sorted_pts = sorted(stamps)
                 self.table = {pts: i for i, pts in enumerate(self.sorted_pts)}
             container.seek(0)
+        self.start = self.sorted_pts[0] if self.table is not None else _first_pts(container, stream)
+        container.seek(0)
 
     def index(self, pts: int) -> int:
+        """The frame at `pts`: the nearest grid position, or -1 for a timestamp not in the table."""
         if self.table is not None:
             return self.table.get(pts, -1)
         return int(round((pts - self.start) * self.per_tick))
+
+    def exact_index(self, pts: int) -> int:
+        """The frame at `pts`, or -1 where `pts` is no frame's timestamp (off the constant-rate grid)."""
+        if self.table is not None:
+            return self.table.get(pts, -1)
+        position = (pts - self.start) * self.per_tick
+        index = int(round(position))
+        return index if abs(position - index) <= self.tolerance else -1
 
     def seek_pts(self, index: int) -> int:
         if self.table is not None:
@@ -227,123 +280,14 @@ class Timeline:
         return self.start + int(math.floor(index / float(self.rate) / float(self.time_base)))
 
 
-def _read_frames_pyav(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
-    """Decode the frames at `indices` with as little decoding as seeking allows."""
-    import av
-
-    wanted = sorted(set(indices))
-    found: dict[int, np.ndarray] = {}
-    with open_container(path, fast=True) as container:
-        stream = video_stream(container)
-        stream.thread_type = "AUTO"
-        stream.thread_count = _CODEC_THREADS
-        timeline = Timeline(container, stream)
-        to_rgb = frame_converter()
-
-        # Contiguous runs share one seek; a run far from the last decoded frame gets its own seek.
-        runs: list[list[int]] = []
-        for idx in wanted:
-            if runs and idx - runs[-1][-1] <= 2 * float(timeline.rate):
-                runs[-1].append(idx)
-            else:
-                runs.append([idx])
-        for run in runs:
-            seek_pts = timeline.seek_pts(run[0])
-            # A frame whose pts differs from its packet's is found by decoding the run in full; a seek
-            # that lands past the run (MPEG-TS near its start) by decoding from the beginning.
-            for seek_to, drain_early in ((seek_pts, True), (seek_pts, False), (None, False)):
-                if seek_to is None:
-                    container.seek(0)
-                else:
-                    container.seek(max(seek_to, timeline.start), stream=stream, backward=True)
-                remaining = set(run)
-                try:
-                    for frame in _decode_run(container, stream, set(run), timeline.index, drain_early):
-                        idx = timeline.index(frame.pts)
-                        if idx in remaining:
-                            found[idx] = to_rgb.reformat(frame, format="rgb24").to_ndarray()
-                            remaining.discard(idx)
-                        if not remaining or idx > run[-1]:
-                            break
-                except av.error.FFmpegError as error:
-                    raise VideoError(
-                        f"decoding failed near frame {run[0]} ({error.strerror or error})"
-                    ) from error
-                finally:
-                    stream.codec_context.skip_frame = "DEFAULT"
-                if not remaining:
-                    break
-    return found
-
-
-def _decode_run(
-    container, stream, run: set[int], index_of: Callable[[int], int], drain_early: bool
-) -> Iterator:
-    """Decoded frames (with a pts) from the current position, in presentation order.
-
-    A packet whose frame is not in `run` is decoded with skip_frame=NONREF: if no other frame refers
-    to it (e.g. most B-frames), the decoder drops it instead of decoding it. Reference frames are
-    always decoded, so every wanted frame comes out exactly as a full decode would give it.
-
-    drain_early: once the packet of every frame in `run` has been sent, drain the decoder instead of
-    feeding it more. Nothing sent later can change those frames (references come first in decoding
-    order), and it saves decoding the frames that only fill the reorder and frame-thread delay.
-    """
-    ctx = stream.codec_context
-    unsent = set(run)
-    for packet in container.demux(stream):
-        if packet.pts is not None and packet.size:
-            index = index_of(packet.pts)
-            ctx.skip_frame = "DEFAULT" if index in run else "NONREF"
-            unsent.discard(index)
-        else:
-            ctx.skip_frame = "DEFAULT"  # unknown timing, or the flush packet at the end
-        frames = packet.decode()
-        if drain_early and not unsent and packet.size:
-            ctx.skip_frame = "DEFAULT"
-            frames += ctx.decode(None)
-        for frame in frames:
-            if frame.pts is not None:
-                yield frame
-        if drain_early and not unsent:
-            return
-
-
-def _read_frames_decord(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
-    import decord
-
-    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-    unique = sorted(set(indices))
-    if unique and unique[-1] >= len(reader):
-        raise VideoError(f"frame {unique[-1]} is past the end ({len(reader)} frames readable)")
-    batch = reader.get_batch(unique).asnumpy()
-    return dict(zip(unique, batch, strict=True))
-
-
 def read_frames(path: Path, indices: list[int], offset: int = 0, reader: str = "pyav") -> np.ndarray:
     """Frames at `indices` (+ `offset`) as uint8 RGB (len, H, W, 3), in the order asked.
 
-    reader: "pyav" (pts-exact seeking), "decord", or "auto" (decord, PyAV if decord fails).
+    The same frames a full decode (`decode_all`) gives at those positions; see sfi_core.video_fetch.
     """
-    absolute = [i + offset for i in indices]
-    if any(i < 0 for i in absolute):
-        raise ValueError(f"negative frame index in {indices}")
-    found: dict[int, np.ndarray] = {}
-    if reader in ("decord", "auto"):
-        try:
-            found = _read_frames_decord(path, absolute)
-        except Exception as error:  # noqa: BLE001 - decord raises bare runtime errors; PyAV decides
-            if reader == "decord":
-                raise VideoError(f"decord could not read frames: {error}") from error
-            log.info("decord failed on %s (%s); reading with PyAV", path, error)
-    if not found:
-        found = _read_frames_pyav(path, absolute)
-    missing = sorted(set(absolute) - set(found))
-    if missing:
-        raise VideoError(
-            f"could not decode frame(s) {missing[:5]}{'…' if len(missing) > 5 else ''} (truncated or corrupt file?)"
-        )
-    return np.stack([found[i] for i in absolute])
+    from sfi_core.video_fetch import read_frames as fetch
+
+    return fetch(path, indices, offset, reader)
 
 
 def decode_all(path: Path) -> np.ndarray:
