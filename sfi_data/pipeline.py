@@ -28,7 +28,7 @@ from sfi_core.driver import (  # noqa: F401 - re-exported for the CLI
 from sfi_core.manifest import merge_parts, read_rows, write_rows
 from sfi_core.schemas import CLIPS, STATUS_OK, VIDEOS
 from sfi_core.stage import Chain
-from sfi_data.config import CutConfig, FilterStageConfig, RunConfig, ScoreConfig, to_dict
+from sfi_data.config import CutConfig, FilterStageConfig, RunConfig, ScoreConfig, to_dict, validate
 from sfi_data.discover import discover
 from sfi_data.scoring import PairScorer
 from sfi_data.stages.cut import CutStage
@@ -78,8 +78,8 @@ def run_filter(
 
     `videos` may hand in ready input rows (e.g. virtual scene segments) instead of paths to discover.
     """
-    config = config or FilterStageConfig()
-    run = run or RunConfig()
+    config = validate(config or FilterStageConfig())
+    run = validate(run or RunConfig())
     out_dir = Path(out_dir)
     setup_logging(out_dir)
     remove_stale_temporaries(out_dir)
@@ -160,8 +160,8 @@ def run_cut(
     `score` None scores the clips with the backends the filter recorded; `config.reader` None reads
     frames with the filter's reader.
     """
-    config = config or CutConfig()
-    run = run or RunConfig()
+    config = validate(config or CutConfig())
+    run = validate(run or RunConfig())
     out_dir = Path(out_dir)
     setup_logging(out_dir)
     manifest = out_dir / VIDEOS_MANIFEST
@@ -172,7 +172,7 @@ def run_cut(
     if not kept:
         raise NothingToDoError(f"no video passed the filter in {manifest}")
     recorded = filter_score_config(out_dir)
-    score = score or recorded
+    score = validate(score or recorded)
     if config.reader is None:
         config = dataclasses.replace(config, reader=recorded.reader)
     if config.score_clips:

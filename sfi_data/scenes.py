@@ -14,7 +14,7 @@ from pathlib import Path
 from sfi_core.driver import SettingsChangedError  # noqa: F401 - re-exported: scenes refused a rerun
 from sfi_core.manifest import merge_parts, read_rows, write_rows
 from sfi_core.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK
-from sfi_data.config import RunConfig, ScenesConfig, to_dict
+from sfi_data.config import RunConfig, ScenesConfig, to_dict, validate
 from sfi_data.discover import discover
 from sfi_data.pipeline import (
     NothingToDoError,
@@ -41,8 +41,8 @@ def run_scenes(
     progress: Progress | None = None,
 ) -> StageSummary:
     """Detect the shots of every input and write one row per segment to DIR/scenes.parquet."""
-    config = config or ScenesConfig()
-    run = run or RunConfig()
+    config = validate(config or ScenesConfig())
+    run = validate(run or RunConfig())
     out_dir = Path(out_dir)
     setup_logging(out_dir)
     remove_stale_temporaries(out_dir)

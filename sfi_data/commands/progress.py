@@ -43,7 +43,7 @@ def progress_bar(label: str) -> Iterator:
 
 
 def summary_table(summary: StageSummary, unit: str, output_unit: str | None = None) -> Table:
-    """Inputs, outputs by status and reason, per-scale counts, thresholds, throughput."""
+    """Inputs, outputs by status and reason code, per-scale counts, thresholds, throughput, warnings."""
     table = Table(title=f"sfi-data {summary.stage}: summary", show_lines=False)
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -58,7 +58,11 @@ def summary_table(summary: StageSummary, unit: str, output_unit: str | None = No
     for name, (low, high, mode) in summary.thresholds.items():
         fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
         table.add_row(f"  {name} range", f"[{fmt(low)}, {fmt(high)}] ({mode})")
-    table.add_row("done in an earlier run", str(summary.skipped))
+    table.add_row("done in an earlier run (same settings)", str(summary.skipped))
+    if summary.retried:
+        table.add_row("retried after an earlier error", str(summary.retried))
     rate = f"{summary.items_per_s:.2f}" if summary.processed else "-"
     table.add_row(f"{unit}/s (this run)", rate)
+    for warning in summary.warnings:
+        table.add_row(f"[yellow]warning:[/] {warning}", "")
     return table
