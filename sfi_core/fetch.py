@@ -117,7 +117,7 @@ def _copy(response, part: Path, offset: int, total: int | None, progress: bool) 
         initial=offset,
         unit="B",
         unit_scale=True,
-        desc=part.name,
+        desc=part.name.removesuffix(".part"),
         file=sys.stderr,
         disable=not progress,
     )

@@ -220,23 +220,27 @@ def check_file(spec: WeightSpec, path: Path, weights_dir: Path | None = None) ->
 
 
 def check_folder(spec: WeightSpec, folder: Path, weights_dir: Path | None = None) -> bool:
-    """Check each file a verified fetch recorded for a folder entry; False when nothing was recorded."""
+    """Check a folder entry's files: those its verified fetch recorded, else those the Hub published an LFS
+    digest for (a folder fetched by hand with `hf download`). False when there is nothing to check."""
     record = recorded(spec.name, weights_dir)
-    if not record or not record.get("files"):
-        return False
-    for relative, expected in record["files"].items():
+    expected_files = (record or {}).get("files") or {
+        str(path.relative_to(folder)): {"sha256": digest, "size": None}
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+        and ".cache" not in path.relative_to(folder).parts
+        and (digest := hub_lfs_digest(path))
+    }
+    for relative, expected in expected_files.items():
         path = folder / relative
         if not path.is_file():
             raise _corrupt(spec, path, "the file is missing")
         size = path.stat().st_size
-        if size != expected["size"]:
+        if expected["size"] not in (None, size):
             raise _corrupt(spec, path, f"{size} bytes, expected {expected['size']}")
         actual = file_digest(path, weights_dir)
         if actual != expected["sha256"]:
-            raise _corrupt(
-                spec, path, f"sha256 {actual[:16]}…, expected {expected['sha256']} from the weights lock"
-            )
-    return True
+            raise _corrupt(spec, path, f"sha256 {actual[:16]}…, expected {expected['sha256']}")
+    return bool(expected_files)
 
 
 def resolve(name: str, weights_dir: Path | None = None, explicit: Path | None = None) -> Path:

@@ -2,111 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
-from weights_server import LoopbackServer, Served
+from weights_server import loopback_world, payload, sha
 
 from sfi_core import weights as weights_module
 from sfi_core.fetch import FetchError, RetryPolicy, fetch
-from sfi_core.weights import WEIGHTS, WeightsCorruptError, WeightSpec, resolve
+from sfi_core.weights import WEIGHTS, WeightsCorruptError, resolve
 from sfi_core.weights_lock import LOCK_NAME, WeightsLock
 
 FAST = RetryPolicy(attempts=3, timeout_s=5.0, backoff_s=0.05)
 
 
-def payload(seed: int, size: int = 96 * 1024) -> bytes:
-    return hashlib.sha256(str(seed).encode()).digest() * (size // 32)
-
-
-def sha(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
-
-
-def stand_in_table(bodies: dict[str, bytes]) -> dict[str, WeightSpec]:
-    """Stand-ins for each kind of entry; the served bodies are random, so the digests come from them."""
-    prefix = sha(bodies["url-prefix"])[:8]
-    json_init = Path(importlib.util.find_spec("json").origin)
-    return {
-        spec.name: spec
-        for spec in [
-            WeightSpec("hub-lfs", "model.safetensors", "hf:org/lfs-model", "MIT", "Hub LFS file"),
-            WeightSpec(
-                "url-prefix",
-                f"net-{prefix}.pth",
-                f"url:https://download.example.org/models/net-{prefix}.pth",
-                "BSD",
-                "torchvision-style file",
-                sha256_prefix=prefix,
-            ),
-            WeightSpec(
-                "url-full",
-                "full.pt",
-                "url:https://releases.example.com/v1/full.pt",
-                "MIT",
-                "file with a published sha256",
-                sha256=sha(bodies["url-full"]),
-            ),
-            WeightSpec(
-                "url-plain", "head.pth", "url:https://raw.example.com/main/head.pth", "MIT", "no digest"
-            ),
-            WeightSpec(
-                "pkg-file",
-                "__init__.py",
-                "package:json/__init__.py",
-                "PSF",
-                "ships with a package",
-                sha256=sha(json_init.read_bytes()),
-            ),
-            WeightSpec(
-                "big-folder",
-                "model_index.json",
-                "hf:org/big",
-                "Apache-2.0",
-                "too big to fetch by accident",
-                folder=True,
-                named_only=True,
-            ),
-        ]
-    }
-
-
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    """Caches under tmp_path/home, a loopback server standing in for the internet, and the test table."""
-    from huggingface_hub import constants
-
-    bodies = {name: payload(i) for i, name in enumerate(["hub-lfs", "url-prefix", "url-full", "url-plain"])}
-    table = stand_in_table(bodies)
-    served = Served()
-    served.add_hub("org/lfs-model", "model.safetensors", bodies["hub-lfs"])
-    for name in ("url-prefix", "url-full", "url-plain"):
-        served.files["/" + table[name].url.split("://", 1)[1]] = bodies[name]
-    home = tmp_path / "home"
-    for key, value in {
-        "HOME": home,
-        "HF_HOME": home / "hf",
-        "TORCH_HOME": home / "torch",
-        "XDG_CACHE_HOME": home / "cache",
-    }.items():
-        monkeypatch.setenv(key, str(value))
-    for key in ("SFI_WEIGHTS_DIR", "HF_HUB_CACHE", "HF_TOKEN", "HF_HUB_OFFLINE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    saved = dict(WEIGHTS)
-    WEIGHTS.clear()
-    WEIGHTS.update(table)
-    try:
-        with LoopbackServer(served) as server:
-            monkeypatch.setenv("HF_ENDPOINT", server.url)
-            monkeypatch.setenv(weights_module.URL_MIRROR_ENV, server.url)
-            yield {"server": server, "served": served, "bodies": bodies, "home": home, "tmp": tmp_path}
-    finally:
-        WEIGHTS.clear()
-        WEIGHTS.update(saved)
+    yield from loopback_world(tmp_path, monkeypatch)
 
 
 def files_under(folder: Path) -> set[Path]:

@@ -111,6 +111,11 @@ def print_table(weights_dir: Path | None) -> list[dict]:
     for row in rows:
         if row["detail"]:
             typer.echo(row["detail"])
+    unverified = [row["name"] for row in rows if row["status"] == "present"]
+    if unverified:
+        typer.echo(
+            f"Record the digest of files placed by hand (later loads check it): sfi-bench weights --fetch {' '.join(unverified)}"
+        )
     return rows
 
 
