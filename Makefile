@@ -13,7 +13,7 @@ $(BIN)/sfi-data: pyproject.toml
 	$(PIP) install -q --upgrade pip
 	# torch/torchvision first: pip takes these exact versions from local disk where they lie there.
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -e '.[clip,caption,stats,scenes,bench,semfi,dev]'
+	$(PIP) install -q -e '.[clip,caption,stats,scenes,bench,semfi,weights,dev]'
 	# scenedetect pulls opencv-python (GUI build, needs libGL) over the same cv2/: put headless back.
 	$(PIP) install -q --force-reinstall --no-deps 'opencv-python-headless>=5.0,<5.1'
 	# RIFE v4 code + weights (MIT) for the `rife` baseline; --no-deps: its own requirements (torchaudio,

@@ -168,3 +168,21 @@ def test_unchanged_file_is_not_hashed_again(world, monkeypatch):
     assert calls == [target]  # a touched file is hashed again, once
     resolve("url-prefix")
     assert calls == [target]
+
+
+def test_named_folder_is_fetched_whole_recorded_and_checked_file_by_file(world):
+    from sfi_core.weights import resolve_folder
+
+    result = fetch("big-folder", policy=FAST, progress=False)
+    folder = resolve_folder("big-folder")
+    assert result.path == folder / "model_index.json"
+    weights_file = folder / "transformer" / "diffusion_pytorch_model.safetensors"
+    assert weights_file.read_bytes() == payload(50, 4096)
+    recorded_files = WeightsLock.load(world["home"] / "cache" / "sfi").digests["big-folder"]["files"]
+    assert set(recorded_files) == {"model_index.json", "transformer/diffusion_pytorch_model.safetensors"}
+    blob = weights_file.resolve()
+    blob.chmod(0o644)
+    blob.write_bytes(payload(51, 4096))  # same size, other bytes, as a bad copy would leave it
+    with pytest.raises(WeightsCorruptError, match="diffusion_pytorch_model.safetensors") as info:
+        resolve_folder("big-folder")
+    assert "\n" not in str(info.value) and "--fetch big-folder --force" in str(info.value)
