@@ -253,6 +253,9 @@ def _first_line(error: Exception) -> str:
 
 
 def read_frames_decord(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
+    # decord bundles zlib 1.2.3; loaded first, OpenCV's libpng binds to it and every PNG read fails
+    # ("libpng error: bad parameters to zlib"). OpenCV first keeps its own zlib (tests/test_stats.py).
+    import cv2  # noqa: F401
     import decord
 
     reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)

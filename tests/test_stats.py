@@ -28,6 +28,7 @@ def _with_thresholds(root):
             "status": STATUS_ERROR,
             "stage": "probe",
             "reason": "not a readable video container (x)",
+            "reason_code": "not_a_video",
         }
     )
     write_rows(videos, VIDEOS, root / "videos.parquet")
@@ -66,9 +67,12 @@ def test_full_card(tmp_path):
     assert "| input videos | 6 |" in text  # 4 kept + 1 rejected + 1 unreadable
     assert "| SFIBench test clips / videos | 2 / 1 |" in text
     assert "| 5 | 4 | 4 | 1 | 3 |" in text  # frames, clips, captioned, test, train
-    assert "video rejected: fps #" in text and "video error: not a readable video container (x)" in text
+    # Rejects are grouped by code, each with one human reason as its example.
+    assert "| video rejected: fps_too_high | 1 | fps 60.0 > 30.0 |" in text
+    assert "| video error: not_a_video | 1 | not a readable video container (x) |" in text
     assert "similarity in [0.65, 0.92], flow in [4, 28]" in text
     assert "> a red ball rolls 0" in text
+    assert "## Split" in text and "No near-duplicate footage found." in text
 
 
 def test_card_before_captions_and_split(tmp_path):
@@ -89,9 +93,15 @@ def test_clip_rejects_are_counted(tmp_path):
             "num_frames": 9,
             "status": "rejected",
             "reason": "hard cut: frame diff 80.1 > 60",
+            "reason_code": "hard_cut",
         }
     )
     write_rows(clips, CLIPS, tmp_path / "clips.parquet")
+    text = write_card(tmp_path, with_plots=False).read_text()
+    assert "| clip rejected: hard_cut | 1 | hard cut: frame diff 80.1 > 60 |" in text
+    # A manifest from before the reason_code column: its reasons are grouped with numbers masked.
+    old = pq.read_table(tmp_path / "clips.parquet")
+    pq.write_table(old.drop_columns(["reason_code"]), tmp_path / "clips.parquet")
     text = write_card(tmp_path, with_plots=False).read_text()
     assert "| clip rejected: hard cut: frame diff # > # | 1 |" in text
 
@@ -99,3 +109,77 @@ def test_clip_rejects_are_counted(tmp_path):
 def test_missing_manifests_say_what_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="sfi-data filter"):
         write_card(tmp_path)
+
+
+SAMPLE_SHEETS = """
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+
+from sfi_core.video import read_frames
+
+root = Path(sys.argv[1])
+probe = root / "probe.mp4"
+with av.open(str(probe), "w") as container:  # PyAV alone: no OpenCV loaded before decord
+    stream = container.add_stream("libx264", rate=24)
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    stream.codec_context.max_b_frames = 0  # decord refuses streams with B-frames
+    for value in (0, 128, 255):
+        image = np.full((48, 64, 3), value, np.uint8)
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+    container.mux(stream.encode(None))
+assert "cv2" not in sys.modules  # decord loads first, as in a run whose first read is decord's
+read_frames(probe, [0, 2], reader="decord")
+
+import matplotlib.image
+
+from sfi_data.config_dataset import StatsConfig
+from sfi_data.stats import write_card
+from sfi_data.testing.toy_dataset import build_toy_dataset
+
+build_toy_dataset(root / "ds", num_videos=2, scales=(5, 9))  # PNG condition frames, written by OpenCV
+for reader in ("decord", "auto", "pyav"):
+    (root / "ds" / "stats" / "samples.png").unlink(missing_ok=True)
+    write_card(root / "ds", config=StatsConfig(reader=reader, samples=2))
+    sheet = matplotlib.image.imread(root / "ds" / "stats" / "samples.png")
+    print(reader, float(sheet[..., :3].std()))
+import cv2  # the benchmark reads the PNG condition frames with OpenCV, after decord in the same process
+
+first = next((root / "ds" / "clips").rglob("*_first.png"))
+assert cv2.imread(str(first)) is not None, "OpenCV cannot read PNGs once decord is loaded"
+"""
+
+
+def test_sample_sheet_with_every_reader(tmp_path):
+    """Issue 15.7: decord bundles an old zlib; loaded before OpenCV, it broke OpenCV's PNG writes."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", SAMPLE_SHEETS, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "libpng error" not in done.stderr
+    spreads = dict(line.split() for line in done.stdout.splitlines())
+    assert sorted(spreads) == ["auto", "decord", "pyav"]
+    # A sheet of textured frames has spread; a blank one (all background) has next to none.
+    assert all(float(spread) > 0.05 for spread in spreads.values()), spreads
+
+
+def test_cli_and_a_mistyped_reader(tmp_path):
+    import typer
+    from click.testing import CliRunner
+
+    from sfi_data.app import app
+    from sfi_data.commands import stats as _stats  # noqa: F401 - registers the command
+
+    build_toy_dataset(tmp_path, num_videos=1, scales=(5,), write_media=False)
+    group = typer.main.get_group(app)
+    outcome = CliRunner().invoke(group, ["stats", "--out", str(tmp_path), "--no-plots"])
+    assert outcome.exit_code == 0, outcome.output
+    assert (tmp_path / CARD_NAME).is_file() and not (tmp_path / "stats").exists()
+    outcome = CliRunner().invoke(group, ["stats", "--out", str(tmp_path), "--reader", "decrod"])
+    assert outcome.exit_code == 2 and "did you mean 'decord'" in outcome.output
+    assert "Traceback" not in outcome.output

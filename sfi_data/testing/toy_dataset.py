@@ -104,6 +104,7 @@ def build_toy_dataset(
             "status": STATUS_REJECTED,
             "stage": "meta",
             "reason": "fps 60.0 > 30.0",
+            "reason_code": "fps_too_high",
             "fps": 60.0,
             "num_frames": 400,
             "width": width,
