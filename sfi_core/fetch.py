@@ -147,7 +147,7 @@ def _verify_or_remove(
             for stale in [path, *extra]:
                 stale.unlink(missing_ok=True)
             raise FetchError(
-                f"{spec.name}: {source} served a file whose sha256 {digest[:16]}… does not match {expected} "
+                f"{source} served a file whose sha256 {digest[:16]}… does not match {expected} "
                 f"from {origin}; it was removed. Check the source (HF_ENDPOINT, mirror) and fetch again"
             )
     return digest
@@ -255,7 +255,7 @@ def fetch_hub_file(
         for stale in [path, *blob]:
             stale.unlink(missing_ok=True)
         raise FetchError(
-            f"{spec.name}: {url} served a file whose sha256 {digest[:16]}… is not the published {published}; it was removed"
+            f"{url} served a file whose sha256 {digest[:16]}… is not the published {published}; it was removed"
         )
     return path, digest
 
@@ -290,15 +290,11 @@ def fetch_hub_folder(
     ):
         digest, published = sha256_file(path), hub_lfs_digest(path)
         if published and digest != published:
-            raise FetchError(
-                f"{spec.name}: {path} does not match the Hub's sha256 {published}; fetch again with --force"
-            )
+            raise FetchError(f"{path} does not match the Hub's sha256 {published}; fetch again with --force")
         files[str(path.relative_to(folder))] = {"sha256": digest, "size": path.stat().st_size}
     marker = files.get(spec.filename)
     if marker is None:
-        raise FetchError(
-            f"{spec.name}: {endpoint}/{repo} has no {spec.filename}; it is not the folder the table names"
-        )
+        raise FetchError(f"{endpoint}/{repo} has no {spec.filename}; it is not the folder the table names")
     return folder / spec.filename, marker["sha256"], files
 
 
@@ -341,24 +337,32 @@ def fetch(
 ) -> Fetched:
     """Put entry `name` in place, checked and recorded in the weights lock; FetchError says why not."""
     spec = WEIGHTS[name]
-    if not spec.fetchable:
-        raise FetchError(f"{name} is not downloaded by sfi: {how_to_get(spec, weights_dir)}")
-    in_place = None if force else _in_place(spec, weights_dir)
+    try:
+        return _fetch(spec, weights_dir, force, policy, progress)
+    except FetchError as err:
+        raise FetchError(f"{name}: {err}") from None
+
+
+def _fetch(
+    spec: WeightSpec, weights_dir: Path | None, force: bool, policy: RetryPolicy, progress: bool
+) -> Fetched:
+    in_place = None if force and spec.fetchable else _in_place(spec, weights_dir)
     if in_place is not None:
         path, verified = in_place
         if verified:
-            return Fetched(name, path, "present")
+            return Fetched(spec.name, path, "present")
         # There, but nothing to check it against (placed by hand): its digest now becomes the record.
         _record(spec, path, sha256_file(path), weights_dir)
-        return Fetched(name, path, "recorded")
+        return Fetched(spec.name, path, "recorded")
+    if not spec.fetchable:
+        raise FetchError(f"not downloaded by sfi: {how_to_get(spec, weights_dir)}")
     # A corrupt file in the Hub cache would be reused as is: download it again whenever it is not in place.
+    files = None
     if spec.url:
         path, digest = fetch_url(spec, weights_dir, policy, progress)
-        files = None
     elif spec.folder:
         path, digest, files = fetch_hub_folder(spec, weights_dir, policy, force=True)
     else:
         path, digest = fetch_hub_file(spec, weights_dir, policy, force=True)
-        files = None
     _record(spec, path, digest, weights_dir, files)
-    return Fetched(name, path, "fetched")
+    return Fetched(spec.name, path, "fetched")

