@@ -70,7 +70,7 @@ def load_test_clips(manifest: Path, frame_counts: set[int] | None = None) -> lis
 
 @dataclass(frozen=True)
 class ShardSpec:
-    """Shard `index` of `count` (0-based): every count-th clip, so each shard sees every scale."""
+    """Shard `index` of `count` (0-based) of the test clips."""
 
     index: int = 0
     count: int = 1
@@ -89,7 +89,10 @@ class ShardSpec:
         return spec
 
     def select(self, clips: list[TestClip]) -> list[TestClip]:
-        return clips[self.index :: self.count]
+        """Every count-th clip of each frame count (so shards get equal work), in manifest order."""
+        by_length = sorted(range(len(clips)), key=lambda i: clips[i].num_frames)  # stable: manifest order kept
+        mine = set(by_length[self.index :: self.count])
+        return [clip for i, clip in enumerate(clips) if i in mine]
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"

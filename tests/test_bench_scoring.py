@@ -1,0 +1,104 @@
+"""Scoring: per-clip resume, a failing metric leaves the others standing, regenerated clips are rescored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import sfi_bench.scoring as scoring
+from sfi_bench.generate import BenchRunConfig, run_model
+from sfi_bench.metrics.temporal_flickering import TemporalFlickering
+from sfi_bench.score_run import score_run
+from sfi_data.testing.toy_dataset import build_toy_dataset
+
+
+@pytest.fixture()
+def run_dir(tmp_path: Path) -> Path:
+    build_toy_dataset(tmp_path / "data", num_videos=1, scales=(5, 9, 17), width=48, height=32)
+    out = tmp_path / "run"
+    run_model(
+        BenchRunConfig(model="linear", clips=tmp_path / "data" / "clips.parquet", out=out, device="cpu")
+    )
+    return out
+
+
+def all_row(outputs, metric: str) -> dict:
+    return next(r for r in outputs.summary if r["metric"] == metric and r["group"] == "All")
+
+
+def count_decodes(monkeypatch) -> list[str]:
+    decoded: list[str] = []
+    real = scoring.clip_sample
+
+    def counting(store, record, clip, model):
+        decoded.append(clip.clip_id)
+        return real(store, record, clip, model)
+
+    monkeypatch.setattr(scoring, "clip_sample", counting)
+    return decoded
+
+
+def test_a_rerun_scores_nothing_again_and_a_new_metric_only_that(run_dir: Path, monkeypatch):
+    first = score_run(run_dir, ["temporal_flickering"], device="cpu")
+    decoded = count_decodes(monkeypatch)
+    again = score_run(run_dir, ["temporal_flickering"], device="cpu")
+    assert decoded == [] and again.summary == first.summary
+    added = score_run(run_dir, ["endpoint_psnr"], device="cpu")
+    assert len(decoded) == 3  # each clip decoded once more, for the new metric only
+    assert all_row(added, "temporal_flickering") == all_row(first, "temporal_flickering")
+    assert all_row(added, "endpoint_psnr")["clips_scored"] == 3
+
+
+def test_regenerated_clips_are_rescored(run_dir: Path, tmp_path: Path, monkeypatch):
+    score_run(run_dir, ["temporal_flickering"], device="cpu")
+    clips = tmp_path / "data" / "clips.parquet"
+    run_model(BenchRunConfig(model="linear", clips=clips, out=run_dir, device="cpu", overwrite=True, limit=1))
+    decoded = count_decodes(monkeypatch)
+    score_run(run_dir, ["temporal_flickering"], device="cpu")
+    assert len(decoded) == 1  # only the clip whose record changed
+
+
+def test_a_metric_failing_on_one_clip_is_not_computed_there_and_the_rest_stands(run_dir: Path, monkeypatch):
+    real = TemporalFlickering.update
+
+    def flaky(self, sample):
+        if sample.num_frames == 9:
+            raise ValueError("frames under 128 px")
+        return real(self, sample)
+
+    monkeypatch.setattr(TemporalFlickering, "update", flaky)
+    outputs = score_run(run_dir, ["temporal_flickering", "endpoint_psnr"], device="cpu")
+    by_group = {r["group"]: r for r in outputs.summary if r["metric"] == "temporal_flickering"}
+    assert by_group["9"]["value"] is None and "frames under 128 px" in by_group["9"]["reason"]
+    assert by_group["All"]["clips_scored"] == 2 and by_group["All"]["value"] is not None
+    assert all_row(outputs, "endpoint_psnr")["clips_scored"] == 3
+    monkeypatch.setattr(TemporalFlickering, "update", real)
+    retried = score_run(run_dir, ["temporal_flickering"], device="cpu")  # failures are retried
+    assert all_row(retried, "temporal_flickering")["clips_scored"] == 3
+
+
+def test_a_corrupt_weight_file_is_not_computed_and_the_others_are(run_dir: Path, tmp_path: Path):
+    from sfi_bench.metrics import metric_class
+    from sfi_core.weights import WEIGHTS
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / WEIGHTS[metric_class("dynamic_degree").weights[0]].filename).write_bytes(b"not a checkpoint")
+    outputs = score_run(
+        run_dir, ["dynamic_degree", "temporal_flickering"], device="cpu", weights_dir=str(weights)
+    )
+    broken = all_row(outputs, "dynamic_degree")
+    assert broken["value"] is None and broken["status"] == "not computed" and broken["reason"]
+    assert all_row(outputs, "temporal_flickering")["value"] is not None
+    assert not outputs.computed("dynamic_degree") and outputs.computed("temporal_flickering")
+
+
+def test_uncertainty_is_the_standard_error_and_a_bootstrap_interval():
+    import numpy as np
+
+    values = [1.0, 2.0, 3.0, 4.0, 10.0]
+    result = scoring.uncertainty(values)
+    assert result["stderr"] == pytest.approx(np.std(values, ddof=1) / np.sqrt(5))
+    assert result["ci95_low"] < np.mean(values) < result["ci95_high"]
+    assert scoring.uncertainty([1.0])["stderr"] is None
