@@ -49,6 +49,13 @@ class WeightsMissingError(FileNotFoundError):
 class WeightsCorruptError(WeightsMissingError):
     """A pretrained file is on disk but does not match its digest (corrupt, truncated, or another version)."""
 
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
 
 def hf_home() -> Path:
     return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
@@ -197,7 +204,8 @@ def expected_digests(spec: WeightSpec, path: Path, weights_dir: Path | None = No
 def _corrupt(spec: WeightSpec, path: Path, detail: str) -> WeightsCorruptError:
     return WeightsCorruptError(
         f"weights '{spec.name}': {path} is corrupt or truncated ({detail}). "
-        f"Fetch it again: sfi-bench weights --fetch {spec.name} --force"
+        f"Fetch it again: sfi-bench weights --fetch {spec.name} --force",
+        path,
     )
 
 

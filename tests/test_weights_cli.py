@@ -67,8 +67,10 @@ def test_fetch_all_puts_every_file_in_place_and_the_table_shows_them_verified(wo
     assert not any(p == url_path("big-folder") for _, p, _ in world["served"].log)
 
 
-def test_every_printed_command_runs_as_printed_in_a_fresh_shell(world):
-    before = invoke()
+@pytest.mark.parametrize("into", ["caches", "weights-dir"])
+def test_every_printed_command_runs_as_printed_in_a_fresh_shell(world, into):
+    extra = ["--weights-dir", world["tmp"] / "w"] if into == "weights-dir" else []
+    before = invoke(*extra)
     commands = printed_commands(before.output)
     assert len(commands) == 5 and all(len(c) < 400 and "\n" not in c for c in commands)
     assert not any(c.startswith(("huggingface-cli", "curl")) for c in commands)  # hf CLI; mkdir before curl
@@ -77,13 +79,15 @@ def test_every_printed_command_runs_as_printed_in_a_fresh_shell(world):
             ["bash", "-c", command], env=fresh_shell_env(world), capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 0, (command, done.stderr[-2000:])
-    after = invoke().output
+    after = invoke(*extra).output
     shown = statuses(after)
     # The folder too (the Hub's LFS digests); a file without a published digest waits for its record.
     assert shown == dict.fromkeys(WEIGHTS, "verified") | {"url-plain": "present, unverified"}
     assert "sfi-bench weights --fetch url-plain" in after
-    assert invoke("--fetch", "url-plain").output.startswith("recorded: url-plain")
-    assert statuses(invoke().output)["url-plain"] == "verified"
+    assert invoke("--fetch", "url-plain", *extra).output.startswith("recorded: url-plain")
+    assert statuses(invoke(*extra).output)["url-plain"] == "verified"
+    if into == "weights-dir":  # all of it in the named folder, none in the caches
+        assert not (world["home"] / "torch").exists() and not (world["home"] / "hf" / "hub").exists()
 
 
 def test_script_fetches_everything_into_a_folder_that_then_verifies(world):

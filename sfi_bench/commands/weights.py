@@ -58,7 +58,7 @@ def weights_rows(weights_dir: Path | None = None) -> list[dict]:
                 str(found.parent if spec.folder else found),
             )
         except WeightsCorruptError as err:
-            status, path, detail = "corrupt", str(err).split(": ", 2)[1].split(" is corrupt")[0], str(err)
+            status, path, detail = "corrupt", str(err.path), str(err)
         except WeightsMissingError:
             places = candidates(spec, weights_dir)
             status, path = "missing", str(places[0]) if places else "-"
