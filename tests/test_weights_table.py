@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from sfi_core.weights import WEIGHTS, manual_command
 from sfi_core.weights_table import PACKAGE_PIP
 
@@ -37,3 +39,19 @@ def test_every_downloadable_entry_has_one_plain_command(tmp_path):
             assert "curl" not in command or command.startswith("mkdir -p ")
     named_only = {spec.name for spec in WEIGHTS.values() if spec.named_only}
     assert named_only == {"wan2.1-i2v-14b-480p", "wan2.1-flf2v-14b-720p"}
+
+
+def test_a_truncated_checkpoint_stops_its_metric_with_one_line(tmp_path, monkeypatch):
+    from sfi_bench.metrics.base import MetricUnavailable, require_weights
+
+    for key, value in {"TORCH_HOME": "torch", "HF_HOME": "hf", "XDG_CACHE_HOME": "cache"}.items():
+        monkeypatch.setenv(key, str(tmp_path / value))
+    monkeypatch.delenv("SFI_WEIGHTS_DIR", raising=False)
+    checkpoint = tmp_path / "torch" / "hub" / "checkpoints" / WEIGHTS["alexnet"].filename
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"\x80\x02" + bytes(4096))  # what a killed download leaves
+    with pytest.raises(MetricUnavailable) as info:
+        require_weights("alexnet")
+    message = str(info.value)
+    assert "\n" not in message and str(checkpoint) in message and "expected 7be5be79" in message
+    assert message.endswith("sfi-bench weights --fetch alexnet --force")
