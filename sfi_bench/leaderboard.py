@@ -190,6 +190,21 @@ def load_leaderboard(run_dirs: list[Path], allow_mixed: bool = False) -> Leaderb
     return leaderboard_from_runs(load_runs(run_dirs), allow_mixed)
 
 
+def sort_models(board: Leaderboard, metric: str) -> None:
+    """Order the rows by one metric's All value, best first (models without it last); id or name."""
+    column = next((m for m in board.metrics if metric in (m.id, m.name)), None)
+    if column is None:
+        known = ", ".join(m.id for m in board.metrics)
+        raise ValueError(f"--sort-by {metric}: no such metric in these runs (they have: {known})")
+    sign = -1.0 if column.direction == "higher" else 1.0
+
+    def key(model: str) -> tuple[bool, float]:
+        value = board.value(model, ALL_GROUP, column.name)
+        return (value is None, sign * value if value is not None else 0.0)
+
+    board.models.sort(key=key)
+
+
 def format_value(value: float | None) -> str:
     if value is None:
         return ""

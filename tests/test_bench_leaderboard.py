@@ -196,3 +196,16 @@ def test_a_column_where_every_model_sits_at_its_cap_is_flagged(board):
     psnr[0]["value"] = 31.5  # one model below the cap: the column ranks again
     assert not build_leaderboard(psnr).at_cap(capped.metrics[0]) and cap_notes(build_leaderboard(psnr)) == []
     assert not board.at_cap(board.metrics[0])  # no cap declared
+
+
+def test_sort_by_orders_models_best_first_in_the_metric_direction(board):
+    from sfi_bench.leaderboard import sort_models
+
+    sort_models(board, "lpips")  # lower is better: a 0.2, c 0.25, b 0.3
+    assert board.models == ["a", "c", "b"]
+    sort_models(board, "tf")  # by id; higher is better
+    assert board.models == ["b", "a", "c"]
+    sort_models(board, "fid")  # computed for nobody: order kept
+    assert board.models == ["b", "a", "c"]
+    with pytest.raises(ValueError, match="they have: lpips, tf, fid"):
+        sort_models(board, "psnr_all")

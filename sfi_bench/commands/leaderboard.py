@@ -9,7 +9,14 @@ import typer
 
 from sfi_bench.app import app
 from sfi_bench.commands.run import SETUP_ERRORS, console, fail
-from sfi_bench.leaderboard import leaderboard_from_runs, load_runs, markdown, write_csv, write_markdown
+from sfi_bench.leaderboard import (
+    leaderboard_from_runs,
+    load_runs,
+    markdown,
+    sort_models,
+    write_csv,
+    write_markdown,
+)
 from sfi_bench.plots import write_plots
 from sfi_bench.results import write_results
 
@@ -35,11 +42,17 @@ def leaderboard_command(
     allow_mixed: Annotated[
         bool, typer.Option(help="Rank runs scored on different test clips together (the table says so).")
     ] = False,
+    sort_by: Annotated[
+        str | None,
+        typer.Option(help="Order the models by this metric (id or name), best first, e.g. psnr_all."),
+    ] = None,
 ) -> None:
     """Rank the models; metrics that could not run are empty cells with the reason, never 0."""
     try:
         runs = load_runs(run_dirs)
         board = leaderboard_from_runs(runs, allow_mixed)
+        if sort_by:
+            sort_models(board, sort_by)
     except SETUP_ERRORS as err:
         fail(str(err))
     write_csv(board, csv)
