@@ -1,7 +1,7 @@
-"""Caption throughput against the loopback fake vLLM server, concurrency 1 vs 16 (issue 3).
+"""Caption throughput against the loopback fake vLLM server, concurrency 1 vs 16 (issue 3), and batch sizes.
 
 This measures our side only: sampling and decoding the frames, JPEG + base64, the HTTP round trip,
-retries and the incremental Parquet writes. The server answers instantly (latency 0: pure overhead)
+retries and the part-file writes of the caption Stage (one per batch). The server answers instantly (latency 0: pure overhead)
 or after a fixed delay standing in for the model (what bounded concurrency is for). Both sides of
 each ratio run in this process on the same clips, best of two interleaved repeats.
 """
@@ -29,7 +29,7 @@ def _clear(root: Path) -> None:
     shutil.rmtree(root / PARTS_DIR, ignore_errors=True)
 
 
-def throughput(root: Path, server: FakeVLLMServer, concurrency: int) -> float:
+def throughput(root: Path, server: FakeVLLMServer, concurrency: int, batch_size: int = 64) -> float:
     """Clips per second of one full captioning run (best of REPEATS)."""
     best = 0.0
     config = CaptionConfig(
@@ -39,6 +39,7 @@ def throughput(root: Path, server: FakeVLLMServer, concurrency: int) -> float:
         max_side=MAX_SIDE,
         concurrency=concurrency,
         timeout_s=30.0,
+        batch_size=batch_size,
     )
     for _ in range(REPEATS):
         _clear(root)
@@ -73,6 +74,13 @@ def main() -> None:
                     f"concurrency 16 {parallel:7.1f} clips/s ({1000 / parallel:6.1f} ms/clip), "
                     f"ratio {parallel / serial:.2f}x"
                 )
+            # A batch ends when its slowest request does: this line shows what that tail costs when
+            # batches are no larger than the concurrency (the default batch is 64 clips).
+            small = throughput(root, server, 16, batch_size=16)
+            print(
+                f"server latency {MODEL_LATENCY_S * 1000:.0f} ms, concurrency 16: batches of 16 "
+                f"{small:7.1f} clips/s, batches of 48 (one) {throughput(root, server, 16):7.1f} clips/s"
+            )
 
 
 if __name__ == "__main__":
