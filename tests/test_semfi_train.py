@@ -1,4 +1,4 @@
-"""SemFi training on a tiny synthetic manifest: loss goes down, only LoRA moves, checkpoints resume."""
+"""SemFi training on a tiny synthetic manifest: loss goes down, only LoRA moves, checkpoints resume exactly."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
+from sfi_bench.models.semfi.flow import warmup_cosine
 from sfi_bench.models.semfi.tiny import save_tiny_semfi
-from sfi_bench.models.semfi.train import SemFiTrainer, TrainConfig
+from sfi_bench.models.semfi.train import SemFiTrainer, TrainConfig, rank_share
 from sfi_data.testing.toy_dataset import build_toy_dataset
 
 
@@ -28,16 +29,21 @@ def _config(root, out, **changes):
         global_batch=2,
         micro_batch=1,
         lr=2e-3,
+        warmup_steps=1,
         height=16,
         width=16,
         mixed_precision="no",
         max_sequence_length=8,
         save_every=1,
         sample_every=0,
-        scales=(5, 9),
+        scales=(5, 9, 17),  # no 17-frame clips: expert_17 must never move
         gradient_checkpointing=True,
     )
     return TrainConfig(**(values | changes))
+
+
+def _lora(trainer):
+    return {n: p.detach().clone() for n, p in trainer.mol.named_parameters().items()}
 
 
 def test_training_lowers_the_loss_and_moves_only_lora(setup_dirs, tmp_path):
@@ -52,30 +58,43 @@ def test_training_lowers_the_loss_and_moves_only_lora(setup_dirs, tmp_path):
     assert trainer.fixed_loss(five) < loss_before
     changed = {n for n, p in trainer.mol.transformer.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all(".lora_" in n for n in changed)
-    adapters = {n.split(".")[-2] for n in changed}
-    assert adapters == {"universal", "expert_5", "expert_9"}  # experts of untrained scales never move
+    assert {n.split(".")[-2] for n in changed} == {"universal", "expert_5", "expert_9"}
+    untrained = [n for n in before if ".expert_17." in n]
+    assert untrained and all(
+        torch.equal(trainer.mol.transformer.get_parameter(n), before[n]) for n in untrained
+    )
     assert all(torch.equal(p, frozen[n]) for n, p in trainer.pipe.vae.named_parameters())
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == list(range(1, 5)) and {r["scale"] for r in records} == {5, 9}
-    assert all(r["lr"] == 2e-3 and r["clips_per_s"] > 0 and f"loss/{r['scale']}" in r for r in records)
+    # Warm-up then cosine over the 4 steps of the run.
+    expected = [2e-3 * warmup_cosine(s, 1, 4) for s in range(4)]
+    assert [r["lr"] for r in records] == pytest.approx(expected, rel=1e-9)
+    assert records[0]["lr"] > records[-1]["lr"] > 0
+    assert all(r["clips_per_s"] > 0 and f"loss/{r['scale']}" in r for r in records)
     assert len(list((tmp_path / "run" / "samples").glob("step_0000004_*.mp4"))) == 1
     assert (tmp_path / "run" / "adapters" / "expert_9.safetensors").is_file()
 
 
-def test_resume_continues_from_the_latest_checkpoint(setup_dirs, tmp_path):
-    first = SemFiTrainer(_config(setup_dirs, tmp_path / "run", epochs=2, max_steps=1))
+def test_a_resumed_run_equals_an_uninterrupted_one(setup_dirs, tmp_path):
+    straight = SemFiTrainer(_config(setup_dirs, tmp_path / "straight", epochs=2, max_steps=3))
+    straight.setup()
+    straight.train()
+    first = SemFiTrainer(_config(setup_dirs, tmp_path / "resumed", epochs=2, max_steps=2))
     first.setup()
     first.train()
-    assert first.latest_checkpoint().name == "step_0000001"
-    saved = {n: p.detach().clone() for n, p in first.mol.named_parameters().items()}
-    second = SemFiTrainer(_config(setup_dirs, tmp_path / "run", epochs=2, max_steps=2))
+    assert first.latest_checkpoint().name == "step_0000002"
+    second = SemFiTrainer(_config(setup_dirs, tmp_path / "resumed", epochs=2, max_steps=3))
     second.setup()
-    assert second.step == 1
-    resumed = second.mol.named_parameters()
-    assert all(torch.equal(resumed[n], saved[n]) for n in saved)
+    assert second.step == 2
+    assert second.scheduler.state_dict() == first.scheduler.state_dict()
     assert len(second.optimizer.state_dict()["state"]) > 0  # AdamW moments came back too
-    assert second.train()["steps"] == 2
-    assert second.latest_checkpoint().name == "step_0000002"
+    assert second.train()["steps"] == 3
+    a, b = _lora(straight), _lora(second)
+    assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+    # Checkpoints hold the adapters and the accelerate state, never the frozen base weights.
+    saved = {p.name for p in second.latest_checkpoint().iterdir()}
+    assert {"adapters", "optimizer.bin", "trainer_state.json"} <= saved
+    assert not any(name.startswith("model") for name in saved)
 
 
 def test_batches_hold_one_scale(setup_dirs, tmp_path):
@@ -83,6 +102,39 @@ def test_batches_hold_one_scale(setup_dirs, tmp_path):
     trainer.setup()
     for batch in trainer.batches(0):
         assert len({trainer.dataset.num_frames[i] for i in batch}) == 1
-    mixed = [trainer.dataset[trainer.dataset.num_frames.index(n)] for n in (5, 9)]
+    five, nine = (trainer.dataset.num_frames.index(n) for n in (5, 9))
     with pytest.raises(ValueError, match="one scale"):
-        trainer.encode_batch(mixed)
+        trainer.encode([five, nine])
+
+
+def test_every_rank_gets_the_same_number_of_micro_batches():
+    for batch, world, micro in ((1, 2, 1), (3, 2, 1), (5, 4, 2), (32, 8, 1), (7, 8, 3)):
+        shares = [rank_share(batch, world, rank, micro) for rank in range(world)]
+        assert len({len(s) for s in shares}) == 1  # one synchronised backward per rank per step
+        real = sorted(p for s in shares for chunk in s for p in chunk if p is not None)
+        assert real == list(range(batch))
+
+
+def test_cached_latents_give_the_same_loss_without_decoding(setup_dirs, tmp_path, monkeypatch):
+    plain = SemFiTrainer(_config(setup_dirs, tmp_path / "plain"))
+    plain.setup()
+    cached = SemFiTrainer(_config(setup_dirs, tmp_path / "cached", cache=tmp_path / "cache"))
+    cached.setup()
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == len(cached.dataset)
+    indices = [i for i, n in enumerate(cached.dataset.num_frames) if n == 9]
+    expected = plain.fixed_loss(indices)
+    import sfi_core.dataset
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("an epoch over the cache decoded a video")
+
+    monkeypatch.setattr(sfi_core.dataset, "decode_all", no_decoding)
+    assert cached.fixed_loss(indices) == pytest.approx(expected, rel=1e-5)
+    # A second setup finds every clip cached and encodes nothing; other settings are refused.
+    again = SemFiTrainer(_config(setup_dirs, tmp_path / "cached2", cache=tmp_path / "cache"))
+    again.setup()
+    other = SemFiTrainer(
+        _config(setup_dirs, tmp_path / "c3", cache=tmp_path / "cache", max_sequence_length=6)
+    )
+    with pytest.raises(ValueError, match="cached with"):
+        other.setup()

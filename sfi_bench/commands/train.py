@@ -29,6 +29,12 @@ def train_command(
     captions: Annotated[
         Path | None, typer.Option(help="Captions parquet (default: captions.parquet beside).")
     ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Latent cache folder: VAE/UMT5/CLIP outputs encoded once (resumable), no decoding per epoch."
+        ),
+    ] = None,
     epochs: Annotated[int, typer.Option(help="Passes over the manifest (paper: 1).")] = 1,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
     global_batch: Annotated[int, typer.Option(help="Clips per optimizer step, all ranks (paper: 32).")] = 32,
@@ -36,12 +42,17 @@ def train_command(
         int, typer.Option(help="Clips per forward; the rest is gradient accumulation.")
     ] = 1,
     lr: Annotated[float, typer.Option(help="AdamW learning rate (paper: 1e-4).")] = 1e-4,
-    warmup_steps: Annotated[int, typer.Option(help="Linear warm-up steps.")] = 0,
-    height: Annotated[int, typer.Option(help="Training height (paper: 480).")] = 480,
-    width: Annotated[int, typer.Option(help="Training width (paper: 832).")] = 832,
+    warmup_steps: Annotated[int, typer.Option(help="Linear warm-up steps, then a cosine decay.")] = 100,
+    min_lr_ratio: Annotated[float, typer.Option(help="The cosine ends at lr * this.")] = 0.0,
+    height: Annotated[
+        int, typer.Option(help="Area height: each clip keeps its aspect at height*width pixels (paper: 480).")
+    ] = 480,
+    width: Annotated[int, typer.Option(help="Area width (paper: 832).")] = 832,
     rank: Annotated[int, typer.Option(help="LoRA rank of all 7 adapters (paper: 16).")] = 16,
     scale: Annotated[list[int] | None, typer.Option("--scale", help="Expert scales (default: S).")] = None,
-    mixed_precision: Annotated[str, typer.Option(help="bf16 or no.")] = "bf16",
+    mixed_precision: Annotated[
+        str, typer.Option(help="bf16: frozen base in bf16, LoRA in fp32; no: all fp32.")
+    ] = "bf16",
     gradient_checkpointing: Annotated[bool, typer.Option(help="Recompute activations in backward.")] = True,
     max_sequence_length: Annotated[int, typer.Option(help="UMT5 tokens per caption.")] = 512,
     save_every: Annotated[
@@ -51,7 +62,8 @@ def train_command(
     sample_steps: Annotated[int, typer.Option(help="Sampler steps of those sample videos.")] = 30,
     seed: Annotated[int, typer.Option(help="Batch order and noise seed.")] = 0,
 ) -> None:
-    """Train SemFi's MoL on a frozen Wan2.1-I2V. Multi-GPU: `accelerate launch $(which sfi-bench) train ...`."""
+    """Train SemFi's MoL on a frozen Wan2.1-I2V. Multi-GPU: `accelerate launch --config_file
+    configs/accelerate/fsdp_8gpu.yaml $(which sfi-bench) train ...` (docs/semfi.md)."""
     from sfi_bench.models.semfi.train import SemFiTrainer, TrainConfig
     from sfi_core.weights import WeightsMissingError
 
@@ -61,12 +73,14 @@ def train_command(
         weights=weights,
         weights_dir=weights_dir,
         captions=captions,
+        cache=cache,
         epochs=epochs,
         max_steps=max_steps,
         global_batch=global_batch,
         micro_batch=micro_batch,
         lr=lr,
         warmup_steps=warmup_steps,
+        min_lr_ratio=min_lr_ratio,
         height=height,
         width=width,
         rank=rank,

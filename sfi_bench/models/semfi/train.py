@@ -1,8 +1,9 @@
 """SemFi training (paper 4.1): frozen Wan2.1-I2V, only the Mixture-of-LoRA learns, Wan's flow-matching loss.
 
-Each optimizer step takes one global batch of a single scale (ScaleBatchSampler); that step trains the
-universal LoRA and that scale's expert. Every rank takes its share of the same batch, so all ranks route to
-the same expert; accumulation fills the global batch. Multi-GPU runs go through `accelerate launch`.
+Each optimizer step takes one global batch of a single scale and size (ScaleBatchSampler); that step trains the
+universal LoRA and that scale's expert. Every rank takes its share of the same batch, padded so that every
+rank runs the same number of micro-batches and exactly one synchronised backward per step, even on a short
+last batch (a padding clip has loss weight 0). Multi-GPU runs go through `accelerate launch`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 from sfi_core.constants import FRAME_COUNTS
 
+STATE_FILE = "trainer_state.json"  # written last: a checkpoint folder without it is incomplete
+
 
 @dataclass
 class TrainConfig:
@@ -26,27 +29,28 @@ class TrainConfig:
     weights: str | None = None  # Wan2.1-I2V diffusers folder or cached HF id; None: the weights table
     weights_dir: Path | None = None
     captions: Path | None = None
+    cache: Path | None = None  # latent cache folder (semfi.cache): encode once, then no decoding per epoch
     epochs: int = 1
-    max_steps: int | None = None  # stop early (tests, smoke runs)
+    max_steps: int | None = None  # stop early (tests, smoke runs); the LR schedule still spans all epochs
     global_batch: int = 32
     micro_batch: int = 1
     lr: float = 1e-4
     weight_decay: float = 0.01
     warmup_steps: int = 0
-    height: int = 480
+    min_lr_ratio: float = 0.0  # the cosine ends at lr * min_lr_ratio
+    height: int = 480  # the area each clip is fitted to (sfi_core.resize), as at inference
     width: int = 832
     shift: float = 5.0  # timestep shift of the training noise schedule (Wan/DiffSynth training default)
     rank: int = 16
     alpha: float = 16.0
     scales: tuple[int, ...] = FRAME_COUNTS
-    mixed_precision: str = "bf16"  # bf16 | no
+    mixed_precision: str = "bf16"  # bf16: frozen base in bf16, adapters and their math in fp32 | no: all fp32
     gradient_checkpointing: bool = True
     max_sequence_length: int = 512
     save_every: int = 500
     sample_every: int = 500  # 0: never
     sample_steps: int = 30
     log_every: int = 1
-    num_workers: int = 2
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -54,31 +58,29 @@ class TrainConfig:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
-def flow_matching_sigmas(batch: int, shift: float, generator, device) -> Any:
-    """Noise levels sigma in (0, 1): uniform, then shifted toward noise as Wan's sampler schedule is."""
-    import torch
+class StepCounter:
+    """The optimizer step, saved and restored with the accelerate state (register_for_checkpointing)."""
 
-    u = torch.rand(batch, generator=generator).to(device)
-    return shift * u / (1 + (shift - 1) * u)
+    def __init__(self) -> None:
+        self.step = 0
 
+    def state_dict(self) -> dict:
+        return {"step": self.step}
 
-def flow_matching_target(x0, noise):
-    """Wan predicts the velocity d x_t / d sigma of x_t = (1 - sigma) x0 + sigma noise."""
-    return noise - x0
-
-
-def noisy_latents(x0, noise, sigmas):
-    s = sigmas.view(-1, 1, 1, 1, 1).to(x0)
-    return (1 - s) * x0 + s * noise
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
 
 
-def to_uint8_images(images) -> list:
-    """(B, 3, H, W) float [0, 1] -> list of uint8 (H, W, 3) arrays, what the CLIP processor gets at inference."""
-    import numpy as np
-    import torch
+def rank_share(batch_size: int, world: int, rank: int, micro_batch: int) -> list[list[int | None]]:
+    """This rank's micro-batches of batch positions; None pads so that every rank gets the same count.
 
-    arrays = (images.clamp(0, 1) * 255).round().to("cpu", dtype=torch.uint8).numpy()
-    return [np.ascontiguousarray(a.transpose(1, 2, 0)) for a in arrays]
+    Positions rank, rank + world, ...; the count of micro-batches is the same on every rank, so each rank
+    runs the same number of forwards and one synchronised backward, whatever the batch size.
+    """
+    per_rank = math.ceil(batch_size / world)
+    mine: list[int | None] = list(range(rank, batch_size, world))
+    mine += [None] * (per_rank - len(mine))
+    return [mine[i : i + micro_batch] for i in range(0, per_rank, micro_batch)]
 
 
 class SemFiTrainer:
@@ -86,14 +88,15 @@ class SemFiTrainer:
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
-        self.step = 0
-        self.accelerator = None
-        self.pipe = None
-        self.mol = None
-        self.optimizer = None
-        self.model = None
-        self.dataset = None
+        self.counter = StepCounter()
+        self.accelerator = self.pipe = self.mol = self.optimizer = self.scheduler = None
+        self.model = self.dataset = self.cache = None
+        self.total_steps = self.steps_per_epoch = 0
         self.metrics_path = Path(config.out) / "metrics.jsonl"
+
+    @property
+    def step(self) -> int:
+        return self.counter.step
 
     # ----- setup -------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -101,6 +104,7 @@ class SemFiTrainer:
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs
 
+        from sfi_bench.models.semfi.flow import warmup_cosine
         from sfi_bench.models.semfi.model import load_wan_pipeline
         from sfi_bench.models.semfi.mol import MixtureOfLoRA, MoLConfig
         from sfi_bench.models.semfi.pipeline import semfi_pipeline_class
@@ -108,33 +112,28 @@ class SemFiTrainer:
         from sfi_core.weights import resolve_folder
 
         cfg = self.config
-        if cfg.global_batch % cfg.micro_batch:
-            raise ValueError(
-                f"global_batch {cfg.global_batch} is not a multiple of micro_batch {cfg.micro_batch}"
-            )
-        # Experts not routed to in a step get no gradient: DDP must allow unused parameters.
+        if cfg.mixed_precision not in ("bf16", "no"):
+            raise ValueError(f"mixed_precision must be bf16 or no, got {cfg.mixed_precision!r}")
+        # No autocast: the frozen base runs in its own dtype (bf16 as at inference) and peft runs the fp32
+        # adapters in fp32; autocast would run the LoRA matmuls in bf16 too. Experts not routed to in a step
+        # get no gradient, so DDP must allow unused parameters.
         self.accelerator = Accelerator(
-            mixed_precision=cfg.mixed_precision,
+            mixed_precision="no",
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
-        if cfg.global_batch % self.accelerator.num_processes:
-            raise ValueError(
-                f"global_batch {cfg.global_batch} does not split over "
-                f"{self.accelerator.num_processes} processes"
-            )
         folder = resolve_folder("wan2.1-i2v-14b-480p", cfg.weights_dir, cfg.weights)
         base_dtype = torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float32
-        device = str(self.accelerator.device)
-        self.pipe = load_wan_pipeline(semfi_pipeline_class(), folder, device, base_dtype)
+        self.pipe = load_wan_pipeline(
+            semfi_pipeline_class(), folder, str(self.accelerator.device), base_dtype
+        )
         transformer = self.pipe.transformer
         for module in (transformer, self.pipe.vae, self.pipe.text_encoder, self.pipe.image_encoder):
             module.requires_grad_(False)
+        torch.manual_seed(cfg.seed)  # the LoRA A matrices start random: the same run starts the same
         self.mol = MixtureOfLoRA.attach(
             transformer,
             MoLConfig(rank=cfg.rank, alpha=cfg.alpha, scales=tuple(cfg.scales), base_model=str(folder)),
         )
-        for param in self.mol.parameters():
-            param.data = param.data.float()  # adapters train in float32; the frozen base may be bf16
         if cfg.gradient_checkpointing:
             transformer.enable_gradient_checkpointing()
         self.optimizer = torch.optim.AdamW(self._all_lora_params(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -143,8 +142,19 @@ class SemFiTrainer:
         )
         if len(self.dataset) == 0:
             raise ValueError(f"{cfg.manifest} has no usable clips at scales {cfg.scales}")
-        self._resume()
+        self.steps_per_epoch = len(self.batches(0))
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        # Not passed to prepare(): accelerate would step it once per process per step.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, self.total_steps, cfg.min_lr_ratio)
+        )
         self.model, self.optimizer = self.accelerator.prepare(transformer, self.optimizer)
+        self.accelerator.register_for_checkpointing(self.scheduler, self.counter)
+        self.accelerator.register_save_state_pre_hook(self._save_adapters_not_base)
+        self.accelerator.register_load_state_pre_hook(self._load_adapters_not_base)
+        self._resume()
+        if cfg.cache is not None:
+            self._fill_cache()
         if self.accelerator.is_main_process:
             Path(cfg.out).mkdir(parents=True, exist_ok=True)
             (Path(cfg.out) / "train_config.json").write_text(json.dumps(cfg.record(), indent=2))
@@ -155,154 +165,153 @@ class SemFiTrainer:
             param.requires_grad_(True)
         return params
 
-    # ----- checkpoints -------------------------------------------------------------------------------------
+    def _fill_cache(self) -> None:
+        from sfi_bench.models.semfi.cache import LatentCache
+
+        cfg = self.config
+        self.cache = LatentCache(
+            cfg.cache,
+            {
+                "manifest": str(cfg.manifest),
+                "area": [cfg.height, cfg.width],
+                "max_sequence_length": cfg.max_sequence_length,
+                "base_model": self.mol.config.base_model,
+                "dtype": cfg.mixed_precision,
+            },
+        )
+        if self.accelerator.is_main_process:
+            self.cache.check_settings()
+        self.accelerator.wait_for_everyone()
+        acc = self.accelerator
+        mine = list(range(acc.process_index, len(self.dataset), acc.num_processes))
+        self.cache.fill(self.pipe, self.dataset, mine, cfg.micro_batch, cfg.max_sequence_length, acc.device)
+        acc.wait_for_everyone()
+
+    # ----- checkpoints: accelerate state (optimizer, scheduler, RNG, step) + the adapters, never the base ----
     def checkpoint_dir(self) -> Path:
         return Path(self.config.out) / "checkpoints"
 
     def latest_checkpoint(self) -> Path | None:
-        done = [p for p in self.checkpoint_dir().glob("step_*") if (p / "state.json").is_file()]
+        done = [p for p in self.checkpoint_dir().glob("step_*") if (p / STATE_FILE).is_file()]
         return max(done, key=lambda p: int(p.name.removeprefix("step_"))) if done else None
 
-    def _resume(self) -> None:
-        import torch
+    def _save_adapters_not_base(self, models: list, weights: list, output_dir: str) -> None:
+        weights.clear()  # the 14B base is frozen and already on disk: save only the adapters
+        if self.accelerator.is_main_process:
+            self.mol.save(Path(output_dir) / "adapters")
+
+    def _load_adapters_not_base(self, models: list, input_dir: str) -> None:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        latest = self.latest_checkpoint()
-        if latest is None:
-            return
+        from sfi_bench.models.semfi.mol import COMPONENT_PREFIX
+
+        models.clear()
         for name in self.mol.config.adapter_names:
-            set_peft_model_state_dict(
-                self.mol.transformer,
-                load_file(latest / "adapters" / f"{name}.safetensors"),
-                adapter_name=name,
-            )
-        self.optimizer.load_state_dict(
-            torch.load(latest / "optimizer.pt", map_location="cpu", weights_only=True)
-        )
-        self.step = json.loads((latest / "state.json").read_text())["step"]
+            state = load_file(Path(input_dir) / "adapters" / f"{name}.safetensors")
+            state = {k.removeprefix(COMPONENT_PREFIX): v for k, v in state.items()}
+            set_peft_model_state_dict(self.mol.transformer, state, adapter_name=name)
 
-    def save_checkpoint(self) -> Path | None:
-        """Adapters + optimizer + step, written to a temporary folder and renamed (a crash leaves no half)."""
-        import torch
+    def _resume(self) -> None:
+        latest = self.latest_checkpoint()
+        if latest is not None:
+            self.accelerator.load_state(str(latest))
 
-        self.accelerator.wait_for_everyone()
-        if not self.accelerator.is_main_process:
-            return None
+    def save_checkpoint(self) -> Path:
+        """Written under a temporary name by every rank, then renamed by rank 0: a crash leaves no half."""
+        acc = self.accelerator
         final = self.checkpoint_dir() / f"step_{self.step:07d}"
         tmp = final.with_name(final.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.mol.save(tmp / "adapters")
-        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-        (tmp / "state.json").write_text(json.dumps({"step": self.step}))
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            (tmp / STATE_FILE).write_text(json.dumps({"step": self.step, "config": self.config.record()}))
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+        acc.wait_for_everyone()
         return final
 
     # ----- one step ----------------------------------------------------------------------------------------
-    def encode_batch(self, items: list[dict]) -> dict:
-        """Frozen encoders: target latents, conditioning (mask + guidance latents), text and summed CLIP."""
+    def encode(self, indices: list[int]) -> dict:
+        from sfi_bench.models.semfi.cache import encode_items
+
+        if self.cache is not None:
+            return self.cache.read(
+                [self.dataset.rows[i]["clip_id"] for i in indices], self.accelerator.device
+            )
+        items = [self.dataset[i] for i in indices]
+        return encode_items(self.pipe, items, self.config.max_sequence_length, self.accelerator.device)
+
+    def batch_loss(self, indices: list[int], positions: list[int], step: int):
+        """Per-clip losses of clips `indices`, with the noise of their batch positions at `step`."""
         import torch
 
-        from sfi_bench.models.semfi.conditioning import condition_latents, encode_video, summed_clip_embeds
+        from sfi_bench.models.semfi.flow import draw_noise, item_generator, per_sample_loss
 
-        num_frames = {item["num_frames"] for item in items}
-        if len(num_frames) != 1:
-            raise ValueError(f"a batch must hold one scale, got frame counts {sorted(num_frames)}")
-        (n,) = num_frames
-        device = self.accelerator.device
-        frames = torch.stack([item["frames"] for item in items]).to(device)  # (B, N, 3, H, W)
-        first = torch.stack([item["first_frame"] for item in items]).to(device)
-        last = torch.stack([item["last_frame"] for item in items]).to(device)
-        with torch.no_grad():
-            x0 = encode_video(self.pipe.vae, frames.permute(0, 2, 1, 3, 4) * 2 - 1)
-            condition = condition_latents(self.pipe.vae, first * 2 - 1, last * 2 - 1, n)
-            text, _ = self.pipe.encode_prompt(
-                [item["caption"] for item in items],
-                do_classifier_free_guidance=False,
-                max_sequence_length=self.config.max_sequence_length,
-                device=device,
+        encoded = self.encode(indices)
+        draws = [
+            draw_noise(
+                tuple(encoded["x0"].shape[1:]), self.config.shift, item_generator(self.config.seed, step, p)
             )
-            image = summed_clip_embeds(
-                self.pipe.image_encoder,
-                self.pipe.image_processor,
-                to_uint8_images(first),
-                to_uint8_images(last),
-            )
-        return {"x0": x0, "condition": condition, "text": text, "image": image, "num_frames": n}
+            for p in positions
+        ]
+        noise = torch.stack([d[0] for d in draws]).to(encoded["x0"].device)
+        sigmas = torch.cat([d[1] for d in draws]).to(encoded["x0"].device)
+        return per_sample_loss(self.model, encoded, noise, sigmas, self.mol.transformer.dtype)
 
-    def loss(self, encoded: dict, generator) -> Any:
-        import torch
-        import torch.nn.functional as F
-
-        x0 = encoded["x0"]
-        noise = torch.randn(x0.shape, generator=generator).to(x0)
-        sigmas = flow_matching_sigmas(x0.shape[0], self.config.shift, generator, x0.device)
-        x_t = noisy_latents(x0, noise, sigmas)
-        dtype = self.mol.transformer.dtype
-        with self.accelerator.autocast():
-            prediction = self.model(
-                hidden_states=torch.cat([x_t, encoded["condition"]], dim=1).to(dtype),
-                timestep=sigmas * 1000,
-                encoder_hidden_states=encoded["text"].to(dtype),
-                encoder_hidden_states_image=encoded["image"].to(dtype),
-                return_dict=False,
-            )[0]
-        return F.mse_loss(prediction.float(), flow_matching_target(x0, noise).float())
-
-    def train_step(self, indices: list[int], generator) -> tuple[float, int]:
+    def train_step(self, indices: list[int]) -> tuple[float, int]:
         """One optimizer step on one global batch of one scale; returns (mean loss, expert scale)."""
+        import torch
+
         acc = self.accelerator
-        mine = indices[acc.process_index :: acc.num_processes]
         scale = self.mol.activate(self.dataset.num_frames[indices[0]])
         self._all_lora_params()  # peft freezes inactive adapters on switch; DDP wants a fixed trainable set
         self.model.train()
-        chunks = [mine[i : i + self.config.micro_batch] for i in range(0, len(mine), self.config.micro_batch)]
-        total = 0.0
+        chunks = rank_share(len(indices), acc.num_processes, acc.process_index, self.config.micro_batch)
+        # DDP averages gradients over ranks: weight world/B per real clip gives the mean over the global batch.
+        weight = acc.num_processes / len(indices)
+        total = torch.zeros((), device=acc.device)
         for i, chunk in enumerate(chunks):
-            encoded = self.encode_batch([self.dataset[j] for j in chunk])
-            loss = self.loss(encoded, generator) * len(chunk) / len(mine)
+            real = [p if p is not None else 0 for p in chunk]  # a padding slot re-uses clip 0 at weight 0
+            losses = self.batch_loss([indices[p] for p in real], real, self.step)
+            weights = torch.tensor([weight if p is not None else 0.0 for p in chunk], device=losses.device)
+            loss = (losses * weights).sum()
             if i < len(chunks) - 1:
                 with acc.no_sync(self.model):
                     acc.backward(loss)
             else:
                 acc.backward(loss)
-            total += float(loss.detach())
-        lr = self.current_lr()
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            total += loss.detach() / acc.num_processes
         self.optimizer.step()
+        self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return total, scale
-
-    def current_lr(self) -> float:
-        if self.config.warmup_steps and self.step < self.config.warmup_steps:
-            return self.config.lr * (self.step + 1) / self.config.warmup_steps
-        return self.config.lr
+        return float(acc.reduce(total, reduction="sum")), scale
 
     # ----- evaluation & samples ----------------------------------------------------------------------------
-    def fixed_loss(self, indices: list[int], seed: int = 1234) -> float:
+    def fixed_loss(self, indices: list[int], step: int = 10**6) -> float:
         """The loss on given clips with fixed noise: comparable before and after training."""
         import torch
 
         self.mol.activate(self.dataset.num_frames[indices[0]])
         self.model.eval()
-        generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            return float(self.loss(self.encode_batch([self.dataset[i] for i in indices]), generator))
+            return float(self.batch_loss(indices, list(range(len(indices))), step).mean())
 
     def write_sample(self, index: int = 0) -> Path | None:
         """A video from the current adapters for one clip (first/last/caption of the dataset)."""
+        import torch
+
+        from sfi_bench.models.semfi.cache import to_uint8_images
         from sfi_bench.models.semfi.pipeline import SamplerSettings, sample_first_last
         from sfi_core.video import encode_video
 
         if not self.accelerator.is_main_process:
             return None
         item = self.dataset[index]
-        first, last = (
-            to_uint8_images(item["first_frame"][None])[0],
-            to_uint8_images(item["last_frame"][None])[0],
-        )
+        first, last = (to_uint8_images(item[key][None])[0] for key in ("first_frame", "last_frame"))
         settings = SamplerSettings(
             steps=self.config.sample_steps,
             height=self.config.height,
@@ -311,8 +320,6 @@ class SemFiTrainer:
         )
         self.mol.activate(item["num_frames"])
         self.model.eval()
-        import torch
-
         with torch.inference_mode():
             frames, _ = sample_first_last(
                 self.pipe, first, last, item["caption"], item["num_frames"], 0, settings
@@ -339,24 +346,19 @@ class SemFiTrainer:
         return list(sampler)
 
     def train(self) -> dict:
-        import torch
-
         cfg = self.config
-        per_epoch = len(self.batches(0))
-        total_steps = (
-            per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps, per_epoch * cfg.epochs)
-        )
+        stop = self.total_steps if cfg.max_steps is None else min(cfg.max_steps, self.total_steps)
         running: dict[int, list[float]] = defaultdict(list)
-        while self.step < total_steps:
-            epoch, offset = divmod(self.step, per_epoch)
+        while self.step < stop:
+            epoch, offset = divmod(self.step, self.steps_per_epoch)
             batch = self.batches(epoch)[offset]
-            generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+            lr = self.scheduler.get_last_lr()[0]
             started = time.perf_counter()
-            loss, scale = self.train_step(batch, generator)
+            loss, scale = self.train_step(batch)
             elapsed = time.perf_counter() - started
-            self.step += 1
+            self.counter.step += 1
             running[scale].append(loss)
-            if self.step % cfg.log_every == 0 or self.step == total_steps:
+            if self.step % cfg.log_every == 0 or self.step == stop:
                 self.log(
                     {
                         "step": self.step,
@@ -368,25 +370,23 @@ class SemFiTrainer:
                         "loss_mean_by_scale": {
                             str(s): sum(v[-50:]) / len(v[-50:]) for s, v in running.items()
                         },
-                        "lr": self.optimizer.param_groups[0]["lr"],
+                        "lr": lr,
                         "step_time_s": elapsed,
                         "clips_per_s": len(batch) / elapsed,
                         "frames_per_s": len(batch) * scale / elapsed,
                     }
                 )
-            if cfg.save_every and (self.step % cfg.save_every == 0 or self.step == total_steps):
+            if cfg.save_every and (self.step % cfg.save_every == 0 or self.step == stop):
                 self.save_checkpoint()
             if cfg.sample_every and self.step % cfg.sample_every == 0:
                 self.write_sample()
         self.accelerator.wait_for_everyone()
-        final = None
-        if self.accelerator.is_main_process:
-            final = self.mol.save(Path(cfg.out) / "adapters")
+        final = self.mol.save(Path(cfg.out) / "adapters") if self.accelerator.is_main_process else None
         return {
             "steps": self.step,
-            "total_steps": total_steps,
+            "total_steps": self.total_steps,
             "adapters": str(final) if final else None,
             "metrics": str(self.metrics_path),
-            "steps_per_epoch": per_epoch,
-            "epochs": math.ceil(total_steps / per_epoch),
+            "steps_per_epoch": self.steps_per_epoch,
+            "epochs": math.ceil(stop / self.steps_per_epoch),
         }
