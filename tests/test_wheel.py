@@ -104,18 +104,8 @@ def test_wheel_captions_outside_the_checkout(tmp_path):
     root = tmp_path / "ds"
     build_toy_dataset(root, num_videos=2, scales=(5, 9), width=64, height=48)
     with FakeVLLMServer() as server:
-        args = [
-            "caption",
-            "--out",
-            str(root),
-            "--api-base",
-            server.url,
-            "--model",
-            FAKE_MODEL,
-            "--frames",
-            "3",
-        ]
-        _run([str(venv / "bin" / "sfi-data"), *args, "--max-side", "32"], cwd=elsewhere, env=env)
+        args = f"caption --out {root} --api-base {server.url} --model {FAKE_MODEL} --frames 3 --max-side 32"
+        _run([str(venv / "bin" / "sfi-data"), *args.split()], cwd=elsewhere, env=env)
     rows = pq.read_table(root / "captions.parquet").to_pylist()
     assert len(rows) == 4
     assert all(row["status"] == "ok" and row["prompt_version"] == "sfi-caption-v1" for row in rows)
