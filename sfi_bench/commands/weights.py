@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -119,13 +121,19 @@ def print_table(weights_dir: Path | None) -> list[dict]:
     return rows
 
 
+def sfi_bench_command() -> str:
+    """`sfi-bench` when a new shell finds it on PATH, else the one next to this interpreter (a venv not activated)."""
+    local = Path(sys.executable).parent / "sfi-bench"
+    return "sfi-bench" if shutil.which("sfi-bench") or not local.is_file() else str(local)
+
+
 def print_commands(rows: list[dict]) -> None:
     """Commands outside the table, one per line and never wrapped, so each can be copied and run as printed."""
     wanted = [row for row in rows if row["status"] in ("missing", "corrupt")]
     if not wanted:
         return
     typer.echo("\nFetch, check and record every missing file (the Wan 14B folders only when named):")
-    typer.echo("sfi-bench weights --fetch --all")
+    typer.echo(f"{sfi_bench_command()} weights --fetch --all")
     by_hand = [row for row in wanted if row["command"]]
     if by_hand:
         typer.echo("\n# Or by hand, one command per line:")
