@@ -52,6 +52,18 @@ def bad_inputs(folder: Path, make_video) -> dict[str, str]:
     }
 
 
+# The stable code each unusable input gets (truncated: the container or its frames, by where the cut is).
+REASON_CODES = {
+    "empty.mp4": {"unreadable_file"},
+    "garbage.mp4": {"not_a_video"},
+    "truncated.mp4": {"not_a_video", "decode_failed", "probe_failed"},
+    "one_frame.mp4": {"too_few_frames"},
+    "audio_only.m4a": {"not_a_video"},
+    "dangling.mp4": {"unreadable_file"},
+    "missing.mp4": {"file_not_found"},
+}
+
+
 def _write_audio(path: Path) -> None:
     import av
 
@@ -74,7 +86,13 @@ def test_every_unusable_input_keeps_a_row_with_its_reason(tmp_path, make_video):
         assert rows[name]["status"] in ("error", "rejected"), name
         assert rows[name]["reason"], name
         assert fragment in rows[name]["reason"], (name, rows[name]["reason"])
+        assert rows[name]["reason_code"] in REASON_CODES[name], (name, rows[name]["reason_code"])
     assert rows["whole.mp4"]["status"] == "ok" and rows["whole.mp4"]["reason"] is None
+    assert rows["whole.mp4"]["reason_code"] is None
+    assert sum(summary.reasons.values()) == len(expected)
+    assert all(
+        key.split(": ")[1] in {c for codes in REASON_CODES.values() for c in codes} for key in summary.reasons
+    )
     assert rows["whole.mp4"]["schema_version"] == SCHEMA_VERSION
     assert summary.statuses["ok"] == 1
 
@@ -126,69 +144,46 @@ def test_odd_file_names_work_through_the_cli(tmp_path, make_video):
     assert (tmp_path / "raw").exists() and len(list((tmp_path / "raw").iterdir())) == 4
 
 
-def test_exit_codes(tmp_path, make_video):
+def invoke(*args: str, env: dict | None = None):
+    """The CLI in this process (typer's CliRunner): exit code and the output as one line."""
+    from typer.testing import CliRunner
+
+    import sfi_data.commands.curate  # noqa: F401  (registers filter and cut)
+    from sfi_data.app import app
+
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "400"} | (env or {}))
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_exit_codes(tmp_path, make_video, monkeypatch):
     bad = tmp_path / "junk.mp4"
     bad.write_bytes(b"junk")
-    nothing = subprocess.run(
-        CLI
-        + [
-            "filter",
-            str(bad),
-            "--out",
-            str(tmp_path / "o1"),
-            "--similarity",
-            "hsv-hist",
-            "--flow",
-            "dis",
-            "--executor",
-            "local",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert nothing.returncode != 0 and "could be read" in nothing.stderr
+    weight_free = ["--similarity", "hsv-hist", "--flow", "dis", "--executor", "local"]
+    code, text = invoke("filter", str(bad), "--out", str(tmp_path / "o1"), *weight_free)
+    assert code == 1 and "could be read (not_a_video" in text
     assert (tmp_path / "o1" / "videos.parquet").exists()  # the reason is still on disk
-    wrong = subprocess.run(CLI + ["filter", str(bad), "--executor", "spark"], capture_output=True, text=True)
-    assert wrong.returncode == 2
-    missing_weights = subprocess.run(
-        CLI
-        + [
-            "filter",
-            str(bad),
-            "--out",
-            str(tmp_path / "o2"),
-            "--flow",
-            "raft",
-            "--similarity",
-            "hsv-hist",
-            "--weights-dir",
-            str(tmp_path / "w"),
-        ],
-        capture_output=True,
-        text=True,
-        env=os.environ | {"TORCH_HOME": str(tmp_path)},
+    code, text = invoke("filter", str(bad), "--executor", "spark")
+    assert code == 2 and "executor 'spark' is not one of ray, local" in text
+    code, text = invoke("filter", str(bad), "--out", str(tmp_path / "o4"), *weight_free, "--reader", "decrod")
+    assert code == 2 and "did you mean 'decord'?" in text and not (tmp_path / "o4").exists()
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    code, text = invoke(
+        "filter",
+        str(bad),
+        "--out",
+        str(tmp_path / "o2"),
+        "--flow",
+        "raft",
+        "--similarity",
+        "hsv-hist",
+        "--weights-dir",
+        str(tmp_path / "w"),
     )
-    assert missing_weights.returncode == 1 and "raft_large_C_T_SKHT_V2-ff5fadd5.pth" in missing_weights.stderr
+    assert code == 1 and "raft_large_C_T_SKHT_V2-ff5fadd5.pth" in text
     ok = make_video("fine.mp4", 100)
-    fine = subprocess.run(
-        CLI
-        + [
-            "filter",
-            str(ok),
-            str(bad),
-            "--out",
-            str(tmp_path / "o3"),
-            "--similarity",
-            "hsv-hist",
-            "--flow",
-            "dis",
-            "--executor",
-            "local",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert fine.returncode == 0, fine.stderr
+    code, text = invoke("filter", str(ok), str(bad), "--out", str(tmp_path / "o3"), *weight_free)
+    assert code == 0, text
+    assert "error: not_a_video │ 1" in text
 
 
 def test_cut_clips_hold_the_source_frames_at_the_documented_indices(tmp_path, make_video):

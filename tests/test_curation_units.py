@@ -12,8 +12,8 @@ from sfi_core.video import VideoError, decode_all, encode_video, probe, read_fra
 from sfi_data.config import FRAME_COUNTS, MetaFilterConfig, RangeConfig, ThresholdConfig
 from sfi_data.discover import discover, expand_inputs, video_id_for
 from sfi_data.stages.cut import centred_range, max_consecutive_diff
-from sfi_data.stages.meta_filter import meta_reject_reason
-from sfi_data.stages.thresholds import apply_thresholds, resolve_bounds
+from sfi_data.stages.meta_filter import meta_reject, meta_reject_reason
+from sfi_data.stages.thresholds import apply_thresholds, resolve_bounds, small_corpus_warning
 from sfi_data.synthetic import moving_texture_frames, write_variable_rate_video, write_video
 
 
@@ -44,6 +44,9 @@ def test_meta_filter_bounds_are_inclusive():
     assert "fps" in meta_reject_reason(30.01, 100, config)
     assert "< 81" in meta_reject_reason(24.0, 80, config)
     assert "> 324" in meta_reject_reason(24.0, 325, config)
+    assert meta_reject(30.01, 100, config)[0] == "fps_too_high"
+    assert meta_reject(24.0, 80, config)[0] == "too_few_frames"
+    assert meta_reject(24.0, 325, config)[0] == "too_many_frames"
 
 
 def test_quantile_and_explicit_bounds():
@@ -66,7 +69,44 @@ def test_apply_thresholds_records_bounds_and_rejects_outside():
     assert [r["status"] for r in rows] == ["ok", "rejected", "rejected", "error"]
     assert "similarity 0.95 > high threshold 0.9" in rows[1]["reason"]
     assert "flow score 100 > high threshold 50" in rows[2]["reason"]
+    assert [r.get("reason_code") for r in rows[1:3]] == ["similarity_high", "flow_high"]
     assert all(r["similarity_high"] == 0.9 and r["flow_low"] == 1 for r in rows)
+    assert all(r["threshold_warning"] is None for r in rows)  # explicit bounds: nothing to warn about
+
+
+@pytest.mark.parametrize(("videos", "warned"), [(9, True), (49, True), (50, False)])
+def test_quantiles_of_a_small_corpus_carry_a_warning(videos, warned):
+    rows = [{"status": "ok", "similarity": i / videos, "flow_score": 5.0} for i in range(videos)]
+    bounds = apply_thresholds(
+        rows,
+        ThresholdConfig(similarity=RangeConfig(low_quantile=0.05, high_quantile=0.95), flow=RangeConfig()),
+    )
+    warning = small_corpus_warning(bounds)
+    assert (warning is not None) == warned
+    assert all(r["threshold_warning"] == warning for r in rows)
+    if warned:
+        assert f"only {videos} scored videos" in warning and "--sim-low/--sim-high" in warning
+        assert "flow" not in warning.split(":")[0]  # the flow range is explicit/open: not named
+
+
+def test_reason_codes_are_documented_and_stable():
+    from sfi_core.schemas import CLIPS, REASON_CODES, SEGMENTS, VIDEOS
+
+    for schema in (VIDEOS, CLIPS, SEGMENTS):
+        assert schema.names.index("reason_code") == schema.names.index("reason") + 1
+    # Codes the summaries, the card and downstream tools group by: renaming one breaks them.
+    assert {
+        "fps_too_high",
+        "too_few_frames",
+        "too_many_frames",
+        "similarity_low",
+        "similarity_high",
+        "flow_low",
+        "flow_high",
+        "decode_failed",
+        "not_a_video",
+        "hard_cut",
+    } <= set(REASON_CODES)
 
 
 def test_discover_recurses_globs_and_lists_with_stable_ids(tmp_path):
