@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -111,8 +112,6 @@ def test_script_fetches_everything_into_a_folder_that_then_verifies(world):
 
 def test_missing_packages_come_first_with_the_pip_line(world, monkeypatch):
     monkeypatch.setitem(weights_table.PACKAGE_PIP, "no_such_module_sfi", "pip install no-such-package==1.0")
-    from dataclasses import replace
-
     WEIGHTS["url-plain"] = replace(WEIGHTS["url-plain"], packages=("no_such_module_sfi",))
     output = invoke().output
     assert output.index("pip install no-such-package==1.0") < output.index("sfi weights")
@@ -135,6 +134,15 @@ def test_corrupt_file_is_shown_with_the_fix(world):
     output = invoke().output
     assert statuses(output)["url-full"] == "corrupt"
     assert "sfi-bench weights --fetch url-full --force" in output
+
+
+def test_for_a_model_holds_back_its_named_only_folder(world):
+    WEIGHTS["big-folder"] = replace(WEIGHTS["big-folder"], users=("bigmodel",))
+    WEIGHTS["url-plain"] = replace(WEIGHTS["url-plain"], users=("bigmodel",))
+    result = invoke("--fetch", "--for", "bigmodel")
+    assert result.exit_code == 0, result.output
+    assert "held back big-folder" in result.output and "fetched: url-plain" in result.output
+    assert not any(p == url_path("big-folder") for _, p, _ in world["served"].log)
 
 
 def test_selection_by_metric_model_and_name():

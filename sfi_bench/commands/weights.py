@@ -243,6 +243,14 @@ def weights(
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     print_packages(chosen)
+    if for_ and chosen:
+        from sfi_core.weights import WEIGHTS
+
+        for name in [n for n in chosen if WEIGHTS[n].named_only]:
+            typer.echo(
+                f"held back {name} (tens of GB, fetched only by name): sfi-bench weights --fetch {name}"
+            )
+        chosen = [n for n in chosen if not WEIGHTS[n].named_only]
     failed = run_fetch(chosen, weights_dir, force) if chosen else 0
     print_commands(print_table(weights_dir))
     if failed:
