@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from sfi_core.weights import (
     WEIGHTS,
+    WeightsCorruptError,
     WeightsMissingError,
     WeightSpec,
     check_file,
@@ -301,16 +302,21 @@ def fetch_hub_folder(
 # ---- one entry ----
 
 
-def _in_place(spec: WeightSpec, weights_dir: Path | None) -> tuple[Path, bool] | None:
-    """(path, verified) when the entry is already there and not corrupt, else None."""
+def _in_place(spec: WeightSpec, weights_dir: Path | None) -> tuple[tuple[Path, bool] | None, bool]:
+    """((path, verified) when the entry is already there and not corrupt, else None; whether it is corrupt)."""
     try:
         path = resolve(spec.name, weights_dir)
-    except WeightsMissingError:  # missing, or corrupt (WeightsCorruptError): fetch it again
-        return None
+    except WeightsCorruptError:
+        return None, True
+    except WeightsMissingError:
+        return None, False
+    if spec.folder and spec.fetchable and not recorded(spec.name, weights_dir):
+        # Only a completed fetch records a folder; its marker file alone may be all an interrupted one left.
+        return None, False
     verified = (
         check_folder(spec, path.parent, weights_dir) if spec.folder else check_file(spec, path, weights_dir)
     )
-    return path, verified
+    return (path, verified), False
 
 
 def _record(
@@ -346,7 +352,7 @@ def fetch(
 def _fetch(
     spec: WeightSpec, weights_dir: Path | None, force: bool, policy: RetryPolicy, progress: bool
 ) -> Fetched:
-    in_place = None if force and spec.fetchable else _in_place(spec, weights_dir)
+    in_place, corrupt = (None, False) if force and spec.fetchable else _in_place(spec, weights_dir)
     if in_place is not None:
         path, verified = in_place
         if verified:
@@ -357,11 +363,12 @@ def _fetch(
     if not spec.fetchable:
         raise FetchError(f"not downloaded by sfi: {how_to_get(spec, weights_dir)}")
     # A corrupt file in the Hub cache would be reused as is: download it again whenever it is not in place.
+    # A folder is the exception: unless forced or corrupt, the files an interrupted fetch completed are kept.
     files = None
     if spec.url:
         path, digest = fetch_url(spec, weights_dir, policy, progress)
     elif spec.folder:
-        path, digest, files = fetch_hub_folder(spec, weights_dir, policy, force=True)
+        path, digest, files = fetch_hub_folder(spec, weights_dir, policy, force=force or corrupt)
     else:
         path, digest = fetch_hub_file(spec, weights_dir, policy, force=True)
     _record(spec, path, digest, weights_dir, files)

@@ -198,3 +198,15 @@ def test_entries_sfi_does_not_download_say_how_to_get_them(world, monkeypatch):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     with pytest.raises(FetchError, match="^hub-lfs: HF_HUB_OFFLINE is set"):
         fetch("hub-lfs", policy=FAST, progress=False)
+
+
+def test_an_interrupted_folder_fetch_is_completed_without_fetching_done_files_again(world):
+    result = fetch("big-folder", policy=FAST, progress=False)
+    (world["home"] / "cache" / "sfi" / LOCK_NAME).unlink()  # as if the run had stopped before recording
+    weights_file = result.path.parent / "transformer" / "diffusion_pytorch_model.safetensors"
+    weights_file.resolve().unlink()
+    weights_file.unlink()
+    assert fetch("big-folder", policy=FAST, progress=False).action == "fetched"
+    gets = [p.rsplit("/", 1)[-1] for m, p, _ in world["served"].log if m == "GET" and "/resolve/" in p]
+    assert gets.count("model_index.json") == 1 and gets.count("diffusion_pytorch_model.safetensors") == 2
+    assert weights_file.read_bytes() == payload(50, 4096)
