@@ -34,7 +34,7 @@ from sfi_data.commands.options import (
     off_when_zero,
     run_config,
 )
-from sfi_data.commands.progress import console, progress_bar, summary_table
+from sfi_data.commands.progress import console, progress_bar, show_summary
 from sfi_data.config import (
     CutConfig,
     FilterStageConfig,
@@ -164,7 +164,7 @@ def filter_command(
             )
     except USER_ERRORS as error:
         fail(str(error))
-    console.print(summary_table(summary, "videos"))
+    show_summary(summary, "videos")
     console.print(f"wrote {out / 'videos.parquet'}; log: {out / 'sfi-data.log'}")
 
 
@@ -230,5 +230,5 @@ def cut_command(
             )
     except USER_ERRORS as error:
         fail(str(error))
-    console.print(summary_table(summary, "videos", "clips"))
+    show_summary(summary, "videos", "clips")
     console.print(f"wrote {out / 'clips.parquet'}; log: {out / 'sfi-data.log'}")

@@ -43,7 +43,7 @@ def progress_bar(label: str) -> Iterator:
 
 
 def summary_table(summary: StageSummary, unit: str, output_unit: str | None = None) -> Table:
-    """Inputs, outputs by status and reason code, per-scale counts, thresholds, throughput, warnings."""
+    """Inputs, outputs by status and reason code, per-scale counts, thresholds, throughput."""
     table = Table(title=f"sfi-data {summary.stage}: summary", show_lines=False)
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -63,6 +63,11 @@ def summary_table(summary: StageSummary, unit: str, output_unit: str | None = No
         table.add_row("retried after an earlier error", str(summary.retried))
     rate = f"{summary.items_per_s:.2f}" if summary.processed else "-"
     table.add_row(f"{unit}/s (this run)", rate)
-    for warning in summary.warnings:
-        table.add_row(f"[yellow]warning:[/] {warning}", "")
     return table
+
+
+def show_summary(summary: StageSummary, unit: str, output_unit: str | None = None) -> None:
+    """The summary table, then each warning on its own line (whole, so it can be read and grepped)."""
+    console.print(summary_table(summary, unit, output_unit))
+    for warning in summary.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)

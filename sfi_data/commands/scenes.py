@@ -21,7 +21,7 @@ from sfi_data.commands.options import (
     off_when_zero,
     run_config,
 )
-from sfi_data.commands.progress import console, progress_bar, summary_table
+from sfi_data.commands.progress import console, progress_bar, show_summary
 from sfi_data.config import ScenesConfig, apply_overrides, load_yaml
 from sfi_data.config_dataset import cli_option
 from sfi_data.pipeline import NothingToDoError
@@ -78,7 +78,7 @@ def scenes_command(
             summary = run_scenes(list(inputs or []), out, settings, run, list_file or [], progress)
     except (ImportError, NothingToDoError, FileNotFoundError, ValueError) as error:
         fail(str(error))
-    console.print(summary_table(summary, "videos", "segments"))
+    show_summary(summary, "videos", "segments")
     console.print(
         f"wrote {out / SCENES_MANIFEST}; next: sfi-data filter --scenes {out} --out {out}; "
         f"log: {out / 'sfi-data.log'}"
