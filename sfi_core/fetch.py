@@ -142,7 +142,7 @@ def _verify_or_remove(
     digest = sha256_file(path)
     checks = [(spec.sha256, "the weights table"), (spec.sha256_prefix, "the digest prefix in its file name")]
     record = recorded(spec.name, weights_dir)
-    checks.append(((record or {}).get("sha256"), f"the weights lock in {lock_folders(weights_dir)[0]}"))
+    checks.append(((record or {}).get("sha256"), f"the record in {(record or {}).get('lock')}"))
     for expected, origin in checks:
         if expected and not digest.startswith(expected):
             for stale in [path, *extra]:

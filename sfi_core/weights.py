@@ -17,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from sfi_core.weights_lock import file_digest, lock_folders, recorded
+from sfi_core.weights_lock import file_digest, recorded
 from sfi_core.weights_table import PACKAGE_PIP, WEIGHTS, WeightSpec, missing_packages
 
 __all__ = [
@@ -190,9 +190,7 @@ def expected_digests(spec: WeightSpec, path: Path, weights_dir: Path | None = No
         checks.append((spec.sha256, "the weights table"))
     record = recorded(spec.name, weights_dir)
     if record and not spec.folder:
-        checks.append(
-            (record["sha256"], f"recorded by its first verified fetch in {lock_folders(weights_dir)[0]}")
-        )
+        checks.append((record["sha256"], f"recorded by its first verified fetch in {record['lock']}"))
     hub_digest = hub_lfs_digest(path)
     if hub_digest:
         checks.append((hub_digest, "the Hub's LFS digest"))

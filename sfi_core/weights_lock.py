@@ -103,9 +103,10 @@ def lock_folders(weights_dir: Path | None = None) -> list[Path]:
 def recorded(name: str, weights_dir: Path | None = None) -> dict | None:
     """The digest record of entry `name` in the first lock file that holds one."""
     for folder in lock_folders(weights_dir):
-        entry = WeightsLock.load(folder).digests.get(name)
+        lock = WeightsLock.load(folder)
+        entry = lock.digests.get(name)
         if entry:
-            return entry
+            return entry | {"lock": str(lock.path)}
     return None
 
 
