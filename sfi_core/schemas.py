@@ -27,6 +27,10 @@ REASON_CODES: dict[str, str] = {
     "flow_high": "first/last flow score above the high threshold (too much motion)",
     "hard_cut": "a hard cut (shot change) inside the clip",
     "segment_write_failed": "re-encoding a scene segment to its own file failed",
+    "http_NNN": "caption: the server's last answer was HTTP status NNN (http_429, http_500...)",
+    "timeout": "caption: the last request timed out",
+    "connection_failed": "caption: no server could be reached",
+    "bad_reply": "caption: the reply was empty or malformed",
     "unexpected_error": "an exception the stage did not expect; the reason holds its type and text",
 }
 REASON_CODE_DOC = "stable code of the reason (see the table of reason codes), null when ok"
