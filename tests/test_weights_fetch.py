@@ -116,6 +116,9 @@ def test_404_is_one_line(world, name):
     with pytest.raises(FetchError, match="404") as info:
         fetch(name, policy=FAST, progress=False)
     assert "\n" not in str(info.value)
+    assert not [
+        p for p in files_under(world["tmp"]) if p.stat().st_size > 100 or world["home"] not in p.parents
+    ]
 
 
 @pytest.mark.parametrize("name", ["url-plain", "hub-lfs"])
@@ -132,6 +135,9 @@ def test_connection_refused_is_one_line_and_quick(world, name, monkeypatch):
     with pytest.raises(FetchError, match="(?i)connect") as info:
         fetch(name, policy=FAST, progress=False)
     assert "\n" not in str(info.value) and time.monotonic() - start < 5
+    assert not [
+        p for p in files_under(world["tmp"]) if p.stat().st_size > 100 or world["home"] not in p.parents
+    ]
 
 
 def test_corrupt_file_fails_the_loader_in_one_line_and_force_repairs_it(world):
