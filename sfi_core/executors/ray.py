@@ -1,7 +1,8 @@
 """Ray execution: a pool of actors, each holding one set-up stage (models load once per worker).
 
-With no address Ray starts in this process with `num_cpus` CPUs; with `--address` (or RAY_ADDRESS)
-it joins a running cluster (`ray start --head` on the head node). Workers write their part files
+With no address Ray starts an instance of its own in this process with `num_cpus` CPUs, even when
+another cluster runs on the machine; with `--address` (or RAY_ADDRESS) it joins a running cluster
+(`ray start --head` on the head node). Workers write their part files
 themselves, so the output folder must be shared storage on a multi-node cluster.
 """
 
@@ -50,7 +51,10 @@ class RayExecutor(Executor):
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:
+                # "local": a new instance of our own. Left to itself, ray.init() joins whatever
+                # cluster `ray start` last started on this machine, and then refuses num_cpus.
                 ray.init(
+                    address="local",
                     num_cpus=num_cpus or os.cpu_count() or 1,
                     num_gpus=num_gpus,
                     include_dashboard=False,
