@@ -173,7 +173,12 @@ def _to_split_row(row: dict) -> dict:
 def run_split(out_dir: Path, config: SplitConfig, clips_path: Path | None = None) -> SplitResult:
     """Write DIR/test.parquet, DIR/train.parquet and DIR/split.json from DIR/clips.parquet (+ captions)."""
     out_dir = Path(out_dir)
-    clips = read_clip_manifest(clips_path or out_dir / "clips.parquet")
+    clips_path = Path(clips_path or out_dir / "clips.parquet")
+    if not clips_path.is_file():
+        raise FileNotFoundError(f"{clips_path} not found: run `sfi-data cut --out {out_dir}` first")
+    if "clip_id" not in pq.read_schema(clips_path).names:
+        raise ValueError(f"{clips_path} is not a clips manifest (no clip_id column): give DIR/clips.parquet")
+    clips = read_clip_manifest(clips_path)
     hashes, unhashed = frame_hashes(out_dir, clips, config) if config.near_duplicates else ({}, [])
     videos = {row["video_id"] for row in clips}
     groups, near = group_videos(videos, _source_groups(out_dir), hashes, config.hash_max_distance)

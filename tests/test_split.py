@@ -201,3 +201,11 @@ def test_near_duplicate_footage_stays_on_one_side(carphone_root):
     assert tested_carphone, "no seed tested the carphone footage"
     record = json.loads((carphone_root / "split.json").read_text())
     assert record["near_duplicate_groups"] == [sorted(CARPHONE)] and record["unhashed_videos"] == []
+
+
+def test_split_before_cut_or_on_the_wrong_manifest_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run `sfi-data cut --out"):
+        run_split(tmp_path, SplitConfig())
+    build_toy_dataset(tmp_path, num_videos=2, write_media=False)
+    with pytest.raises(ValueError, match="not a clips manifest"):
+        run_split(tmp_path, SplitConfig(), clips_path=tmp_path / "videos.parquet")
