@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.driver import run_stage
 from sfi_core.manifest import finished_keys, merge_parts, read_rows, write_rows
@@ -220,9 +222,9 @@ def clips_to_caption(out_dir: Path, scales: list[int] | None = None, limit: int 
     manifest = out_dir / "clips.parquet"
     if not manifest.exists():
         raise FileNotFoundError(f"{manifest} not found: run `sfi-data cut --out {out_dir}` first")
+    if "clip_id" not in pq.read_schema(manifest).names:
+        raise ValueError(f"{manifest} is not a clips manifest (no clip_id column): run `sfi-data cut` first")
     rows = [row for row in read_rows(manifest) if row["status"] == STATUS_OK]
-    if "clip_id" not in (rows[0] if rows else {"clip_id": None}):
-        raise ValueError(f"{manifest} is not a clips manifest (no clip_id column)")
     if scales:
         rows = [row for row in rows if int(row["num_frames"]) in set(scales)]
     return rows[:limit] if limit is not None else rows

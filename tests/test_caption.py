@@ -313,3 +313,11 @@ def test_caption_reads_the_reader_cut_recorded_and_refuses_changed_settings(root
     # Servers, concurrency and batches only change speed: a rerun with others is no change.
     assert run_captions(root, config_for(server, concurrency=1, batch_size=5)).skipped == 3
     assert run_captions(root, config_for(server, max_side=48, overwrite=True)).ok == 12
+
+
+def test_caption_before_cut_or_on_the_wrong_manifest_says_what_to_do(root, tmp_path):
+    with pytest.raises(FileNotFoundError, match="run `sfi-data cut --out"):
+        run_captions(tmp_path / "empty", config_for(FakeVLLMServer()))
+    (root / "videos.parquet").replace(root / "clips.parquet")
+    with pytest.raises(ValueError, match="not a clips manifest"):
+        run_captions(root, config_for(FakeVLLMServer()))
