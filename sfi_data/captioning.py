@@ -65,6 +65,7 @@ class CaptionSummary:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reasons: Counter = field(default_factory=Counter)  # reason_code -> failed clips
+    examples: dict[str, str] = field(default_factory=dict)  # reason_code -> the first failed clip's reason
 
     @property
     def clips_per_s(self) -> float:
@@ -268,7 +269,9 @@ def run_captions(
             continue
         if row["status"] != STATUS_OK:
             summary.failed += 1
-            summary.reasons[row.get("reason_code") or failure_code(row.get("reason") or "")] += 1
+            code = row.get("reason_code") or failure_code(row.get("reason") or "")
+            summary.reasons[code] += 1
+            summary.examples.setdefault(code, row.get("reason") or "")
         elif row["clip_id"] not in done_before:
             summary.ok += 1
             summary.prompt_tokens += row["prompt_tokens"] or 0

@@ -158,7 +158,7 @@ def test_failures_keep_their_reason_and_a_rerun_retries_only_them(root, server):
     for row in failed:
         assert "HTTP 500" in row["reason"] and "gave up after 2 attempts" in row["reason"]
         assert row["attempts"] == 2 and row["caption"] is None and row["reason_code"] == "http_500"
-    assert summary.reasons == {"http_500": 2}
+    assert summary.reasons == {"http_500": 2} and "HTTP 500" in summary.examples["http_500"]
     requests_before = server.stats.requests
     again = run_captions(root, config)
     assert (again.skipped, again.ok, again.failed) == (10, 2, 0)
@@ -321,3 +321,20 @@ def test_caption_before_cut_or_on_the_wrong_manifest_says_what_to_do(root, tmp_p
     (root / "videos.parquet").replace(root / "clips.parquet")
     with pytest.raises(ValueError, match="not a clips manifest"):
         run_captions(root, config_for(FakeVLLMServer()))
+
+
+def test_cli_failures_name_their_code_and_an_example(root, server):
+    import typer
+    from click.testing import CliRunner
+
+    from sfi_data.app import app
+    from sfi_data.commands import caption as _caption  # noqa: F401 - registers the command
+
+    server.inject(error_500=2)
+    args = f"caption --out {root} --api-base {server.url} --model {FAKE_MODEL} --frames 3 --max-side 32"
+    outcome = CliRunner().invoke(
+        typer.main.get_group(app), [*args.split(), "--limit", "2", "--max-attempts", "1"]
+    )
+    assert outcome.exit_code == 1, outcome.output  # nothing captioned at all
+    assert "2 failed: http_500 (e.g. HTTP 500 from" in " ".join(outcome.output.split())
+    assert "Traceback" not in outcome.output

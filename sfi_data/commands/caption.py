@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from sfi_data.app import app
@@ -31,7 +32,8 @@ def print_caption_summary(summary: CaptionSummary, out: Path) -> None:
     )
     console.print(table)
     for code, count in summary.reasons.most_common(8):
-        console.print(f"  [yellow]{count} failed:[/] {code}")
+        example = escape(summary.examples.get(code, "")[:160])  # reasons may hold [brackets]
+        console.print(f"  [yellow]{count} failed:[/] {code}" + (f" (e.g. {example})" if example else ""))
     if summary.failed:
         console.print(
             f"The reasons are in {out / 'captions.parquet'} (column reason). Rerun the same command to "
