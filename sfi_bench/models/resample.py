@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -25,7 +27,7 @@ def even_native_length(num_frames: int, stride: int = 4, max_native: int = 81, m
     if num_frames < 2:
         raise ValueError(f"SFI needs N >= 2 frames (first and last), got {num_frames}")
     span = num_frames - 1
-    step = span * stride // np.gcd(span, stride)  # lcm(N - 1, stride): the smallest common span
+    step = span * stride // math.gcd(span, stride)  # lcm(N - 1, stride): the smallest common span
     exact = step
     while exact + 1 < max(num_frames, min_native):
         exact += step
