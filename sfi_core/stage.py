@@ -72,7 +72,8 @@ class Chain(Stage):
         self.shard_size = min(stage.shard_size for stage in stages)
 
     def settings(self) -> dict:
-        return {stage.name: stage.settings() for stage in self.stages if stage.settings()}
+        settings = {stage.name: stage.settings() for stage in self.stages}
+        return {name: value for name, value in settings.items() if value}
 
     def setup(self) -> None:
         for stage in self.stages:

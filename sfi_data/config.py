@@ -212,7 +212,7 @@ def _merge(obj: Any, updates: dict[str, Any], where: str) -> Any:
         if key not in specs:
             close = difflib.get_close_matches(str(key), list(specs), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown setting {where}{key!r}{hint}; known: {', '.join(specs)}")
+            raise ValueError(f"unknown setting '{where}{key}'{hint}; known: {', '.join(specs)}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             value = _merge(current, value, f"{where}{key}.")
@@ -223,8 +223,9 @@ def _merge(obj: Any, updates: dict[str, Any], where: str) -> Any:
     return dataclasses.replace(obj, **changes)
 
 
-def apply_overrides(obj: Any, updates: dict[str, Any] | None) -> Any:
-    return _merge(obj, updates or {}, "")
+def apply_overrides(obj: Any, updates: dict[str, Any] | None, where: str = "") -> Any:
+    """`obj` with `updates` applied and checked; `where` ("cut.") names the section in errors."""
+    return _merge(obj, updates or {}, where)
 
 
 def load_yaml(path: Path) -> dict[str, Any]:

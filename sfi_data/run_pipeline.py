@@ -127,7 +127,7 @@ class ScenesStep(PipelineStep):
     def configure(self, ctx: PipelineContext) -> ScenesConfig:
         from sfi_data.stages.scenes import detector_spec
 
-        config = apply_overrides(ScenesConfig(), ctx.section("scenes"))
+        config = apply_overrides(ScenesConfig(), ctx.section("scenes"), "scenes.")
         detector_spec(config.detector)  # an unknown detector fails with the others
         return config
 
@@ -157,7 +157,7 @@ class FilterStep(PipelineStep):
     name = "filter"
 
     def configure(self, ctx: PipelineContext) -> FilterStageConfig:
-        return apply_overrides(FilterStageConfig(), ctx.section("filter"))
+        return apply_overrides(FilterStageConfig(), ctx.section("filter"), "filter.")
 
     def preflight(self, ctx: PipelineContext, config: FilterStageConfig) -> None:
         from sfi_data.pipeline import filter_stage
@@ -196,8 +196,8 @@ class CutStep(PipelineStep):
     name = "cut"
 
     def configure(self, ctx: PipelineContext) -> tuple[CutConfig, Any]:
-        filter_config = apply_overrides(FilterStageConfig(), ctx.section("filter"))
-        cut = apply_overrides(CutConfig(), ctx.section("cut"))
+        filter_config = apply_overrides(FilterStageConfig(), ctx.section("filter"), "filter.")
+        cut = apply_overrides(CutConfig(), ctx.section("cut"), "cut.")
         if cut.reader is None:
             cut = dataclasses.replace(cut, reader=filter_config.score.reader)
         return cut, filter_config.score
@@ -229,7 +229,7 @@ class CaptionStep(PipelineStep):
             raise ValueError(f"setting caption.scales must be a list of frame counts, not {scales!r}")
         if limit is not None and type(limit) is not int:
             raise ValueError(f"setting caption.limit must be an integer, not {limit!r}")
-        config = apply_overrides(CaptionConfig(), section)
+        config = apply_overrides(CaptionConfig(), section, "caption.")
         check_choice("caption.executor", config.executor, EXECUTORS)
         return config, scales, limit
 
@@ -249,7 +249,7 @@ class SplitStep(PipelineStep):
     name = "split"
 
     def configure(self, ctx: PipelineContext) -> SplitConfig:
-        return apply_overrides(SplitConfig(), ctx.section("split"))
+        return apply_overrides(SplitConfig(), ctx.section("split"), "split.")
 
     def run(self, ctx: PipelineContext, config: SplitConfig) -> dict[str, Any]:
         from sfi_data.split import run_split
@@ -261,7 +261,7 @@ class StatsStep(PipelineStep):
     name = "stats"
 
     def configure(self, ctx: PipelineContext) -> StatsConfig:
-        return apply_overrides(StatsConfig(), ctx.section("stats"))
+        return apply_overrides(StatsConfig(), ctx.section("stats"), "stats.")
 
     def run(self, ctx: PipelineContext, config: StatsConfig) -> dict[str, Any]:
         from sfi_data.stats import write_card
@@ -319,7 +319,7 @@ def _steps(spec: dict[str, Any]) -> list[str]:
 def _context(
     spec: dict[str, Any], out_dir: Path, progress: ProgressFactory = _no_progress
 ) -> PipelineContext:
-    run = apply_overrides(RunConfig(), spec.get("run"))
+    run = apply_overrides(RunConfig(), spec.get("run"), "run.")
     return PipelineContext(spec, out_dir, run, spec.get("weights_dir"), progress)
 
 

@@ -135,12 +135,12 @@ def test_a_new_step_is_one_registry_entry(inputs, server, tmp_path, monkeypatch)
     ("change", "message"),
     [
         ({"captions": {}}, "unknown keys ['captions']"),
-        ({"cut": {"prest": "fast"}}, "unknown setting 'prest' (did you mean 'preset'?)"),
+        ({"cut": {"prest": "fast"}}, "unknown setting 'cut.prest' (did you mean 'preset'?)"),
         ({"filter": {"score": {"reader": "decrod"}}}, "score.reader 'decrod' is not one of"),
-        ({"filter": {"meta": {"max_fps": "thirty"}}}, "meta.max_fps must be float"),
-        ({"split": {"num_videos": "many"}}, "num_videos must be int"),
+        ({"filter": {"meta": {"max_fps": "thirty"}}}, "filter.meta.max_fps must be float"),
+        ({"split": {"num_videos": "many"}}, "split.num_videos must be int"),
         ({"caption": {"limit": "all"}}, "caption.limit must be an integer"),
-        ({"run": {"executor": "spark"}}, "executor 'spark' is not one of"),
+        ({"run": {"executor": "spark"}}, "run.executor 'spark' is not one of"),
         ({"inputs": "not-a-list"}, "`inputs` must be a list"),
         ({"steps": ["filter", "cutt"]}, "Did you mean cut"),
     ],
@@ -199,3 +199,25 @@ def test_cli_run_smoke_in_a_subprocess(inputs, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "filter: done" in " ".join(result.stderr.split())
     assert pq.read_table(tmp_path / "ds" / "videos.parquet").num_rows == 3
+
+
+def test_cli_run_mistakes_end_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    import sfi_data.commands.run  # noqa: F401  (registers run)
+    from sfi_data.app import app
+
+    def invoke(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, list(args), env={"COLUMNS": "400"})
+        return result.exit_code, " ".join(result.output.split())
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("steps: [filter\n")
+    code, text = invoke("run", str(broken))
+    assert code == 2 and "line 2 is not valid YAML" in text and "Traceback" not in text
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("inputs: [x]\ncut: {crff: 3}\n")
+    code, text = invoke("run", str(typo))
+    assert code == 2 and "unknown setting 'cut.crff' (did you mean 'crf'?)" in text
+    code, text = invoke("run", str(tmp_path / "absent.yaml"))
+    assert code == 2 and "cannot read" in text and "absent.yaml" in text

@@ -89,7 +89,7 @@ def test_user_mistakes_end_in_one_line(raw, tmp_path):
     typo = tmp_path / "typo.yaml"
     typo.write_text("filter:\n  meta: {max_fsp: 25}\n")
     code, text = invoke("filter", str(raw), "--out", str(tmp_path / "x"), "--config", str(typo))
-    assert code == 2 and "unknown setting meta.'max_fsp' (did you mean 'max_fps'?)" in text
+    assert code == 2 and "unknown setting 'filter.meta.max_fsp' (did you mean 'max_fps'?)" in text
 
 
 @pytest.mark.slow

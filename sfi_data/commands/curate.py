@@ -137,7 +137,7 @@ def filter_command(
         },
     }
     try:
-        settings = apply_overrides(apply_overrides(FilterStageConfig(), file.get("filter")), flags)
+        settings = apply_overrides(apply_overrides(FilterStageConfig(), file.get("filter"), "filter."), flags)
         run = run_config(executor, address, num_cpus, gpus_per_worker, shard_size, overwrite, file.get("run"))
     except ValueError as error:
         fail(str(error), 2)
@@ -211,14 +211,16 @@ def cut_command(
             fail(f"--frame-counts must be comma-separated integers, not {frame_counts!r}", 2)
     file = _config_file(config)
     try:
-        cut_settings = apply_overrides(CutConfig(), file.get("cut"))
+        cut_settings = apply_overrides(CutConfig(), file.get("cut"), "cut.")
         cut_settings = apply_overrides(
             cut_settings,
             given(frame_counts=sorted(set(counts)) if counts else None, crf=crf, preset=preset)
             | given(score_clips=score_clips, reader=reader)
             | off_when_zero(hard_cut_threshold=hard_cut_threshold, hard_cut_ratio=hard_cut_ratio),
         )
-        score = apply_overrides(filter_score_config(out), (file.get("filter") or {}).get("score"))
+        score = apply_overrides(
+            filter_score_config(out), (file.get("filter") or {}).get("score"), "filter.score."
+        )
         score = apply_overrides(score, given(similarity=similarity, flow=flow, device=device))
         run = run_config(executor, address, num_cpus, gpus_per_worker, shard_size, overwrite, file.get("run"))
     except ValueError as error:

@@ -61,7 +61,7 @@ def run_config(
     section: dict | None = None,
 ) -> RunConfig:
     """RunConfig from a --config file's `run:` section and the flags given (checked: `--executor rya` fails)."""
-    run = apply_overrides(RunConfig(), section)
+    run = apply_overrides(RunConfig(), section, "run.")
     return apply_overrides(
         run,
         given(

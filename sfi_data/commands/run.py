@@ -69,7 +69,7 @@ def run_and_report(
 ) -> None:
     """Run a checked pipeline with progress bars, a line per step and a closing table; errors in one line."""
     from sfi_core.weights import WeightsMissingError
-    from sfi_data.pipeline import NothingToDoError
+    from sfi_data.pipeline import NothingToDoError, SettingsChangedError
     from sfi_data.run_pipeline import run_pipeline
 
     table = Table(title=title)
@@ -85,6 +85,8 @@ def run_and_report(
 
     try:
         run_pipeline(spec, out, only, start_at, overwrite, progress_bar, on_step)
+    except SettingsChangedError as error:
+        fail(str(error))  # its own line says the two ways out
     except (WeightsMissingError, NothingToDoError, FileNotFoundError, ValueError, ImportError) as error:
         console.print(table)
         fail(f"{error} (fix it and rerun the same command: finished work is kept)")

@@ -58,7 +58,7 @@ def scenes_command(
         fail("give at least one INPUT or --list", 2)
     try:
         file = load_yaml(config) if config else {}
-        settings = apply_overrides(ScenesConfig(), file.get("scenes"))
+        settings = apply_overrides(ScenesConfig(), file.get("scenes"), "scenes.")
         settings = apply_overrides(
             settings,
             given(
