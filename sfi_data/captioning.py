@@ -238,6 +238,33 @@ def merge_captions(out_dir: Path, order: list[str]) -> list[dict]:
     return merged
 
 
+def adopt_manifest(out_dir: Path, stage: CaptionStage) -> int:
+    """Keep the captions of a dataset captioned before captioning was a Stage (a captions.parquet and
+    no part files): the rows made with this model, prompt version and frame size become one part file,
+    so a rerun asks the server only for the rest. Returns how many rows were adopted."""
+    manifest, parts_dir = out_dir / CAPTIONS_MANIFEST, out_dir / PARTS_DIR
+    if not manifest.is_file() or any(parts_dir.glob("part-*.parquet")):
+        return 0
+    same = {
+        "model": stage.config.model,
+        "prompt_version": stage.prompt.version,
+        "max_side": stage.config.max_side,
+    }
+    names = set(CAPTIONS.names)
+    rows = [
+        empty_row(CAPTIONS) | {k: v for k, v in row.items() if k in names and k != "schema_version"}
+        for row in read_rows(manifest)
+        if all(row.get(key) == value for key, value in same.items())
+    ]
+    for row in rows:
+        if row["status"] != STATUS_OK and not row.get("reason_code"):
+            row["reason_code"] = failure_code(row.get("reason") or "")
+    if rows:
+        write_rows(rows, CAPTIONS, parts_dir / "part-adopted-manifest.parquet")
+        log.info("caption: adopted %d rows of %s made before captioning was a Stage", len(rows), manifest)
+    return len(rows)
+
+
 def _run_config(config: CaptionConfig):
     from sfi_data.config import RunConfig
 
@@ -259,6 +286,8 @@ def run_captions(
     clips = clips_to_caption(out_dir, scales, limit)
     config = dataclasses.replace(config, reader=resolve_reader(out_dir, config.reader))
     stage = CaptionStage(out_dir, config, api_key if api_key is not None else api_key_from_env())
+    if not config.overwrite:
+        adopt_manifest(out_dir, stage)
     done_before = set() if config.overwrite else finished_keys(out_dir / PARTS_DIR, "clip_id")
     stage_summary = run_stage(stage, clips, out_dir, CAPTIONS, _run_config(config), progress)
     merged = merge_captions(out_dir, [row["clip_id"] for row in clips_to_caption(out_dir)])

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -338,3 +339,16 @@ def test_cli_failures_name_their_code_and_an_example(root, server):
     assert outcome.exit_code == 1, outcome.output  # nothing captioned at all
     assert "2 failed: http_500 (e.g. HTTP 500 from" in " ".join(outcome.output.split())
     assert "Traceback" not in outcome.output
+
+
+def test_captions_made_before_the_stage_are_kept(root, server):
+    """A captions.parquet from the old layout (parts merged away, no reason_code) is adopted, not redone."""
+    run_captions(root, config_for(server), limit=5)
+    shutil.rmtree(root / PARTS_DIR)
+    old = pq.read_table(root / CAPTIONS_MANIFEST).drop_columns(["reason_code"]).to_pylist()
+    old[0]["model"] = "another-model"  # made with another model: captioned again
+    pq.write_table(pa.Table.from_pylist(old), root / CAPTIONS_MANIFEST)
+    requests = server.stats.requests
+    summary = run_captions(root, config_for(server))
+    assert (summary.skipped, summary.ok) == (4, 8) and server.stats.requests - requests == 8
+    assert_exactly_once_and_own_caption(root, config_for(server))
