@@ -134,7 +134,9 @@ def changed_settings(old: dict, new: dict) -> list[str]:
 def check_settings(out_dir: Path, stage_name: str, settings: dict) -> None:
     """Raise SettingsChangedError (one line: the changed keys and the two ways out) on a mismatch."""
     held = recorded_settings(out_dir, stage_name)
-    changes = changed_settings(held, settings) if held is not None else []
+    # Settings recorded by a run that finished no shard guard nothing: there is no work to mix with.
+    has_parts = any(parts_dir_for(out_dir, stage_name).glob("part-*.parquet"))
+    changes = changed_settings(held, settings) if held is not None and has_parts else []
     if changes:
         raise SettingsChangedError(
             f"{out_dir} holds {stage_name} work done with other settings ({'; '.join(changes)}): "

@@ -80,6 +80,12 @@ def test_a_rerun_with_other_settings_stops_before_any_work_naming_the_keys(tmp_p
     assert [r["value"] for r in merged(tmp_path)] == [0, 2, 4]
 
 
+def test_settings_of_a_run_that_finished_no_shard_do_not_bind(tmp_path):
+    run_stage(Double(), [], tmp_path, SCHEMA, LOCAL)  # recorded, but no part file was written
+    run_stage(Double(factor=3), ROWS, tmp_path, SCHEMA, LOCAL)
+    assert recorded_settings(tmp_path, "double")["factor"] == 3
+
+
 def test_overwrite_redoes_the_work_with_the_new_settings(tmp_path):
     run_stage(Double(), ROWS, tmp_path, SCHEMA, LOCAL)
     redo = run_stage(Double(factor=3), ROWS, tmp_path, SCHEMA, RunConfig(executor="local", overwrite=True))
