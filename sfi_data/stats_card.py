@@ -64,6 +64,35 @@ def _split_section(tables: DatasetTables) -> list[str]:
     return lines
 
 
+def _flat(settings: dict, prefix: str = "") -> list[tuple[str, object]]:
+    items: list[tuple[str, object]] = []
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            items += _flat(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
+def _settings_section(tables: DatasetTables) -> list[str]:
+    """The settings each stage recorded next to its output: how to make this dataset again."""
+    if not tables.settings:
+        return []
+    rows = [
+        [stage, f"`{key}`", _cell(str(value))]
+        for stage, s in tables.settings.items()
+        for key, value in _flat(s)
+    ]
+    return [
+        "## Settings",
+        "",
+        "As each stage recorded them (DIR/work/<stage>/settings.json).",
+        "",
+        _table(["stage", "setting", "value"], rows),
+        "",
+    ]
+
+
 def _image(plots: dict[str, Path], name: str) -> list[str]:
     return [f"![{name.replace('_', ' ')}]({plots[name].as_posix()})", ""] if name in plots else []
 
@@ -194,6 +223,7 @@ def card_markdown(tables: DatasetTables, plots: dict[str, Path]) -> str:
             *_image(plots, "captions"),
         ]
     lines += _split_section(tables)
+    lines += _settings_section(tables)
     lines += [
         "## Files",
         "",

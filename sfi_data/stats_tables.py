@@ -26,6 +26,7 @@ class DatasetTables:
     test: list[dict] = field(default_factory=list)
     train: list[dict] = field(default_factory=list)
     split: dict = field(default_factory=dict)  # split.json: the test videos, near-duplicate groups...
+    settings: dict = field(default_factory=dict)  # stage -> the settings it recorded (work/<stage>/)
 
     @classmethod
     def load(cls, root: Path) -> DatasetTables:
@@ -42,6 +43,7 @@ class DatasetTables:
             rows("test.parquet"),
             rows("train.parquet"),
             json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {},
+            recorded_stage_settings(root),
         )
         if not tables.videos and not tables.clips:
             raise FileNotFoundError(
@@ -49,6 +51,16 @@ class DatasetTables:
                 f"and `sfi-data cut --out {root}` first"
             )
         return tables
+
+
+def recorded_stage_settings(root: Path) -> dict[str, dict]:
+    """Every stage's recorded settings (DIR/work/<stage>/settings.json), in the order the stages ran."""
+    from sfi_core.driver import recorded_settings
+
+    work = root / "work"
+    stages = sorted(work.iterdir(), key=lambda p: p.stat().st_mtime) if work.is_dir() else []
+    found = {stage.name: recorded_settings(root, stage.name) for stage in stages if stage.is_dir()}
+    return {name: settings for name, settings in found.items() if settings is not None}
 
 
 def values(rows: list[dict], key: str) -> np.ndarray:

@@ -73,6 +73,8 @@ def test_full_card(tmp_path):
     assert "similarity in [0.65, 0.92], flow in [4, 28]" in text
     assert "> a red ball rolls 0" in text
     assert "## Split" in text and "No near-duplicate footage found." in text
+    # The split's hashing recorded its settings; the card shows them.
+    assert "| phash | `frames` | 5 |" in text and "| phash | `reader` | pyav |" in text
 
 
 def test_card_before_captions_and_split(tmp_path):
