@@ -1,6 +1,6 @@
 """A static, offline HTML report: the leaderboard and plots first, then ground truth and every model per clip.
 
-One HTML file plus a sibling folder (plots as SVG and PNG, frame strips as PNG, looping previews as
+One HTML file plus a sibling folder (plots as SVG and PNG, frame strips as JPEG, looping previews as
 H.264 MP4 in <video> tags); nothing is fetched from anywhere. Per-clip metrics come from each run's
 scores_clips.parquet. A small inline script counts images and videos that failed to load into
 <body data-media-broken> (tests read it through headless Chromium).
@@ -19,7 +19,7 @@ import numpy as np
 from sfi_bench.leaderboard import Leaderboard, leaderboard_from_runs, read_run_scores
 from sfi_bench.plots import write_plots
 from sfi_bench.report_board import board_html, plots_html
-from sfi_bench.report_media import PREVIEW_SUFFIX, write_preview, write_strip
+from sfi_bench.report_media import PREVIEW_SUFFIX, STRIP_SUFFIX, write_preview, write_strip
 from sfi_bench.storage import STATUS_OK, FrameStore
 from sfi_bench.testset import TestClip, load_test_clips, read_ground_truth
 
@@ -143,12 +143,12 @@ class ReportBuilder:
         if frames is None:
             return f'<th>{html.escape(label)}</th><td colspan="2" class="muted">{html.escape(note or "not available")}</td>'
         write_preview(frames, self.assets / f"{key}{PREVIEW_SUFFIX}", fps)
-        write_strip(frames, self.assets / f"{key}_strip.png")
+        write_strip(frames, self.assets / f"{key}_strip{STRIP_SUFFIX}")
         return (
             f"<th>{html.escape(label)}</th>"
             f'<td><video src="{self._asset(key + PREVIEW_SUFFIX)}" autoplay loop muted playsinline '
             f'preload="auto" title="{html.escape(label)} preview"></video></td>'
-            f'<td><img class="strip" src="{self._asset(key + "_strip.png")}" '
+            f'<td><img class="strip" src="{self._asset(key + "_strip" + STRIP_SUFFIX)}" '
             f'alt="{html.escape(label)} frames"><div class="muted">{html.escape(note)}</div></td>'
         )
 
