@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 import sfi_data.commands.curate  # noqa: F401  (registers filter and cut)
 import sfi_data.commands.scenes  # noqa: F401  (registers scenes)
 from sfi_data.app import app
+from sfi_data.pipeline import filter_score_config
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -49,6 +50,10 @@ def test_weight_free_filter_then_cut_with_no_flags(raw, tmp_path):
     assert clips and {(c["similarity_backend"], c["flow_backend"]) for c in clips} == {
         ("hsv-hist-cosine", "opencv-dis")
     }
+    # A dataset filtered before settings were recorded: the backends named in videos.parquet serve.
+    (tmp_path / "D" / "work" / "filter" / "settings.json").unlink()
+    recorded = filter_score_config(tmp_path / "D")
+    assert (recorded.similarity, recorded.flow) == ("hsv-hist", "dis")
 
 
 def test_a_changed_flag_is_refused_with_its_keys_and_overwrite_redoes_it(raw, tmp_path):
