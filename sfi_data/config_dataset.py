@@ -146,3 +146,15 @@ def resolve_reader(out_dir: Path, reader: str | None) -> str:
         if found in READERS:
             return found
     return DEFAULT_READER
+
+
+def settings_changed(out_dir: Path, stage: Any) -> bool:
+    """Whether `stage`'s finished work in `out_dir` was made with other settings than `stage.settings()`.
+
+    The split's hashes and the card's sample frames are cheap and only feed what follows: on a change
+    they are redone (never mixed), instead of stopping the user as a curation stage does.
+    """
+    from sfi_core.driver import changed_settings, recorded_settings
+
+    held = recorded_settings(Path(out_dir), stage.name)
+    return held is not None and bool(changed_settings(held, stage.settings()))

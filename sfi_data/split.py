@@ -19,7 +19,7 @@ from sfi_core.clips import read_clip_manifest
 from sfi_core.constants import STATUS_OK
 from sfi_core.manifest import atomic_path, merge_parts, write_rows
 from sfi_core.schemas import SCHEMA_VERSION, SPLIT
-from sfi_data.config_dataset import EXECUTORS, SplitConfig, check_choice, resolve_reader
+from sfi_data.config_dataset import EXECUTORS, SplitConfig, check_choice, resolve_reader, settings_changed
 from sfi_data.near_dup import FRAME_HASHES, FrameHashStage, group_videos
 
 log = logging.getLogger(__name__)
@@ -139,15 +139,14 @@ def frame_hashes(
     out_dir: Path, clips: list[dict], config: SplitConfig
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """video_id -> uint64 frame hashes (by the shared driver, resumable), and the videos that failed."""
-    from sfi_core.driver import changed_settings, recorded_settings, run_stage
+    from sfi_core.driver import run_stage
     from sfi_data.config import RunConfig
 
     check_choice("executor", config.executor, EXECUTORS)
     stage = FrameHashStage(out_dir, config.hash_frames, resolve_reader(out_dir, config.reader))
-    held = recorded_settings(out_dir, stage.name)
-    # Hashes are cheap to redo and only feed the grouping: other hash settings redo them, never mix.
-    redo = held is not None and bool(changed_settings(held, stage.settings()))
-    run = RunConfig(executor=config.executor, shard_size=stage.shard_size, overwrite=redo)
+    run = RunConfig(
+        executor=config.executor, shard_size=stage.shard_size, overwrite=settings_changed(out_dir, stage)
+    )
     rows = hash_rows(clips)
     run_stage(stage, rows, out_dir, FRAME_HASHES, run)
     merged = merge_parts(

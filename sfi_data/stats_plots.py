@@ -10,6 +10,7 @@ import numpy as np
 
 from sfi_core.constants import DEFAULT_READER, STATUS_OK
 from sfi_core.manifest import atomic_path
+from sfi_data.stats_samples import sample_frames
 from sfi_data.stats_tables import DatasetTables, first_value, reject_counts, values
 
 log = logging.getLogger(__name__)
@@ -258,39 +259,6 @@ def plot_captions(tables: DatasetTables, out: Path) -> Path | None:
     ax_lat.set_xlabel("request latency, s")
     ax_lat.set_title("Caption latency")
     return _save(fig, out / "captions.png")
-
-
-def sample_frames(tables: DatasetTables, count: int, reader: str) -> list[tuple[str, np.ndarray]]:
-    """(clip_id, first/middle/last frames) of up to `count` clips of the longest scale, read with `reader`.
-
-    A clip that cannot be read is left out (and logged), so the sheet never shows an empty cell.
-    """
-    from sfi_core.video import VideoError, read_frames
-
-    clips = [c for c in tables.clips if c["status"] == STATUS_OK and c.get("clip_path")]
-    if not clips:
-        return []
-    longest = max(int(c["num_frames"]) for c in clips)
-    samples = []
-    for clip in (c for c in clips if int(c["num_frames"]) == longest):
-        last = int(clip["num_frames"]) - 1
-        path, indices = tables.root / clip["clip_path"], [0, last // 2, last]
-        try:
-            try:
-                frames = read_frames(path, indices, reader=reader)
-            except VideoError as error:
-                if reader == "pyav":
-                    raise
-                # A sheet to look at, not training data: the exact reader may show what decord refuses.
-                log.info("stats: %s with pyav, as %s refused it: %s", clip["clip_id"], reader, error)
-                frames = read_frames(path, indices, reader="pyav")
-        except (VideoError, OSError, ValueError) as error:
-            log.warning("stats: sample sheet leaves out %s: %s", clip["clip_id"], error)
-            continue
-        samples.append((clip["clip_id"], frames))
-        if len(samples) == count:
-            break
-    return samples
 
 
 def plot_samples(

@@ -191,3 +191,20 @@ def test_cli_and_a_mistyped_reader(tmp_path):
     outcome = CliRunner().invoke(group, ["stats", "--out", str(tmp_path), "--reader", "decrod"])
     assert outcome.exit_code == 2 and "did you mean 'decord'" in outcome.output
     assert "Traceback" not in outcome.output
+
+
+def test_sample_frames_stage_replaces_an_unreadable_clip_and_keeps_its_reason(tmp_path):
+    from sfi_core.manifest import merge_parts
+    from sfi_data.stats_samples import SAMPLES, sample_frames
+    from sfi_data.stats_tables import DatasetTables
+
+    clips = build_toy_dataset(tmp_path, num_videos=3, scales=(5, 9))
+    longest = [c for c in clips if c["num_frames"] == 9]
+    (tmp_path / longest[0]["clip_path"]).write_bytes(b"not a video")
+    samples = sample_frames(DatasetTables.load(tmp_path), 2, "pyav")
+    assert [clip_id for clip_id, _ in samples] == [c["clip_id"] for c in longest[1:]]
+    assert all(frames.shape == (3, 48, 64, 3) and frames.std() > 5 for _, frames in samples)
+    rows = {r["clip_id"]: r for r in merge_parts(tmp_path / "work" / "samples", SAMPLES, "clip_id")}
+    failed = rows[longest[0]["clip_id"]]
+    assert failed["status"] == "error" and failed["reason_code"] == "decode_failed"
+    assert longest[0]["clip_path"] in failed["reason"]
