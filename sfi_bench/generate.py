@@ -52,6 +52,14 @@ class ParallelConfig:
     gpus_per_worker: float = 0.0
     address: str | None = None
 
+    def __post_init__(self) -> None:
+        # Checked before any work (a typo must not surface only once clips are pending).
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {self.executor!r}: use {' or '.join(EXECUTORS)}")
+        if self.gpus_per_worker < 0 or (self.workers is not None and self.workers < 1):
+            raise ValueError("--gpus-per-worker must be >= 0 and --workers >= 1")
+        ShardSpec.parse(self.shard)
+
 
 @dataclass
 class BenchRunConfig:
@@ -278,8 +286,6 @@ def run_stage_on_clips(
     on_rows: Callable[[int], None] | None = None,
 ) -> None:
     """Run `stage` over `shards` on the chosen executor; part files land beside the shards' paths."""
-    if parallel.executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {parallel.executor!r}: use {' or '.join(EXECUTORS)}")
     executor = make_executor(parallel.executor, address=parallel.address, num_cpus=parallel.workers)
     try:
         for result in executor.map_shards(stage, shards, schema):

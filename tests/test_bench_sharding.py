@@ -107,3 +107,24 @@ def test_two_ray_workers_equal_one_worker(clips: Path, tmp_path: Path):
             assert len(parts) == 4  # one shard per clip (batch size 1), spread over the two workers
     finally:
         ray.shutdown()
+
+
+def test_bad_parallel_settings_are_one_line_errors_before_any_work(clips: Path, tmp_path: Path):
+    import importlib
+
+    from typer.testing import CliRunner
+
+    from sfi_bench.app import app
+    from sfi_bench.cli import COMMAND_MODULES
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+    base = ["run", "--model", "linear", "--clips", str(clips), "--out", str(tmp_path / "run")]
+    for extra, message in (
+        (["--executor", "slurm"], "unknown executor 'slurm'"),
+        (["--shard", "3/2"], "--shard 3/2"),
+        (["--gpus-per-worker", "-1"], "--gpus-per-worker"),
+    ):
+        result = CliRunner().invoke(app, base + extra)
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
@@ -28,7 +28,7 @@ SETUP_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
 
@@ -61,7 +61,10 @@ AddressOption = Annotated[
 def parallel_config(
     shard: str | None, executor: str, workers: int | None, gpus_per_worker: float, address: str | None
 ) -> ParallelConfig:
-    return ParallelConfig(shard, executor, workers, gpus_per_worker, address)
+    try:
+        return ParallelConfig(shard, executor, workers, gpus_per_worker, address)
+    except ValueError as err:
+        fail(str(err))
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:
