@@ -185,6 +185,7 @@ def test_the_demo_entry_point_runs_the_pipeline_file_with_the_fake_server(inputs
     assert captions and all(c["model"] == "fake-vllm" and c["status"] == "ok" for c in captions)
 
 
+@pytest.mark.slow
 def test_cli_run_smoke_in_a_subprocess(inputs, tmp_path):
     spec = {
         "inputs": [str(inputs)],
