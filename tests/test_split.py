@@ -209,3 +209,15 @@ def test_split_before_cut_or_on_the_wrong_manifest_says_what_to_do(tmp_path):
     build_toy_dataset(tmp_path, num_videos=2, write_media=False)
     with pytest.raises(ValueError, match="not a clips manifest"):
         run_split(tmp_path, SplitConfig(), clips_path=tmp_path / "videos.parquet")
+
+
+def test_command_in_a_real_process(root):
+    """One smoke test of the installed `sfi-data split` entry point (the rest run in-process)."""
+    import subprocess
+    import sys
+
+    command = Path(sys.executable).parent / "sfi-data"
+    args = [str(command), "split", "--out", str(root), "--num-videos", "2", "--no-near-duplicates"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "test: 2 videos, 12 clips" in done.stdout and pq.read_table(root / "test.parquet").num_rows == 12

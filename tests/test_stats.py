@@ -208,3 +208,21 @@ def test_sample_frames_stage_replaces_an_unreadable_clip_and_keeps_its_reason(tm
     failed = rows[longest[0]["clip_id"]]
     assert failed["status"] == "error" and failed["reason_code"] == "decode_failed"
     assert longest[0]["clip_path"] in failed["reason"]
+
+
+def test_command_in_a_real_process(tmp_path):
+    """One smoke test of the installed `sfi-data stats` entry point (the rest run in-process)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    build_toy_dataset(tmp_path, num_videos=1, scales=(5,), write_media=False)
+    command = Path(sys.executable).parent / "sfi-data"
+    done = subprocess.run(
+        [str(command), "stats", "--out", str(tmp_path), "--no-plots"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "dataset card:" in done.stdout + done.stderr and (tmp_path / CARD_NAME).is_file()
