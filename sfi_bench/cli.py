@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 from sfi_bench.app import app
+from sfi_core.cli_errors import run_cli
 
 # One module per command group under sfi_bench/commands/.
 COMMAND_MODULES: list[str] = [
@@ -19,10 +20,11 @@ COMMAND_MODULES: list[str] = [
 ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; argv (default: sys.argv) lets tests run it in-process, error handling included."""
     for module in COMMAND_MODULES:
         importlib.import_module(module)
-    app()
+    run_cli(app, argv)
 
 
 if __name__ == "__main__":

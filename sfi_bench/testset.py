@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from sfi_bench.models.resample import resample_frames
+from sfi_core.clip_checks import require_clips_beside
 from sfi_core.clips import read_clip_manifest
 
 
@@ -42,7 +43,7 @@ def load_test_clips(manifest: Path, frame_counts: set[int] | None = None) -> lis
     manifest = Path(manifest)
     if not manifest.is_file():
         raise FileNotFoundError(
-            f"test manifest {manifest} not found. Make one with `sfi-data split DIR` (DIR/test.parquet)."
+            f"test manifest {manifest} not found. Make one with `sfi-data split --out DIR` (DIR/test.parquet)."
         )
     clips = []
     for row in read_clip_manifest(manifest, resolve=True):
@@ -63,6 +64,7 @@ def load_test_clips(manifest: Path, frame_counts: set[int] | None = None) -> lis
                 video_id=row.get("video_id"),
             )
         )
+    require_clips_beside(manifest, [c.clip_path or c.first_frame_path for c in clips])
     if len({c.clip_id for c in clips}) != len(clips):
         raise ValueError(f"{manifest}: clip_id values are not unique")
     return clips

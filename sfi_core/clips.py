@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sfi_core.clip_checks import require_clip_manifest
 from sfi_core.constants import STATUS_OK
 
 CAPTIONS_FILE = "captions.parquet"
@@ -47,6 +48,7 @@ def read_clip_manifest(
         raise FileNotFoundError(
             f"no manifest at {manifest_path}; build one with `sfi-data cut` or `sfi-data split`"
         )
+    require_clip_manifest(manifest_path)
     table = pq.read_table(manifest_path)
     rows = [row for row in table.to_pylist() if (row.get("status") or STATUS_OK) == STATUS_OK]
     if "caption" not in table.column_names:

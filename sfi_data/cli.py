@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from sfi_core.cli_errors import run_cli
 from sfi_data.app import app
 
 # One module per command group under sfi_data/commands/.
@@ -17,10 +18,11 @@ COMMAND_MODULES = [
 ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; argv (default: sys.argv) lets tests run it in-process, error handling included."""
     for module in COMMAND_MODULES:
         importlib.import_module(module)
-    app()
+    run_cli(app, argv)
 
 
 if __name__ == "__main__":

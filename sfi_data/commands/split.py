@@ -59,7 +59,7 @@ def split(
     )
     try:
         result = run_split(out, config)
-    except (ValueError, FileNotFoundError, PermissionError) as error:
+    except (ValueError, FileNotFoundError) as error:
         Console(stderr=True).print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
     groups = result.near_duplicate_groups

@@ -26,7 +26,7 @@ def stats(
     config = with_options(StatsConfig(), plots=plots, samples=samples, reader=reader)
     try:
         card = write_card(out, config=config)
-    except (FileNotFoundError, ValueError, PermissionError) as error:
+    except (FileNotFoundError, ValueError) as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(2) from error
     console.print(f"dataset card: {card}  (plots in {card.parent / 'stats'})")
