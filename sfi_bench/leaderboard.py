@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -271,6 +272,33 @@ def footnotes(board: Leaderboard) -> tuple[dict[tuple[str, str], int], dict[str,
     return numbers, by_reason
 
 
+@dataclass
+class Cell:
+    value: float | None
+    rank: int | None  # 0 best, 1 second, 2 third in the metric's direction; None unmarked
+    note: int | None  # the footnote saying why the value is missing
+
+
+def table_rows(board: Leaderboard) -> Iterator[tuple[str, str, list[Cell]]]:
+    """(group, model, one cell per metric) in table order: what the Markdown and the HTML both show."""
+    numbers, _ = footnotes(board)
+    for group in board.groups:
+        marks = {m.name: rank_marks(board, group, m) for m in board.metrics}
+        for model in board.models:
+            yield (
+                group,
+                model,
+                [
+                    Cell(
+                        board.value(model, group, m.name),
+                        marks[m.name].get(model),
+                        numbers.get((model, m.name)),
+                    )
+                    for m in board.metrics
+                ],
+            )
+
+
 def cap_notes(board: Leaderboard) -> list[str]:
     return [
         f"{m.label} (`{m.id}`): every model sits at the metric's cap ({format_value(m.cap)}); "
@@ -286,7 +314,7 @@ def mixed_note(board: Leaderboard) -> str:
 
 
 def markdown(board: Leaderboard) -> str:
-    numbers, notes = footnotes(board)
+    _, notes = footnotes(board)
     capped = {m.name for m in board.metrics if board.at_cap(m)}
     headers = ["Frames", "Model", *[m.label + (" †" if m.name in capped else "") for m in board.metrics]]
     lines = [mixed_note(board), ""] if board.mixed else []
@@ -294,20 +322,16 @@ def markdown(board: Leaderboard) -> str:
         "| " + " | ".join(headers) + " |",
         "|" + "|".join(["---"] * 2 + ["---:"] * len(board.metrics)) + "|",
     ]
-    for group in board.groups:
-        marks = {m.name: rank_marks(board, group, m) for m in board.metrics}
-        for model in board.models:
-            cells = []
-            for metric in board.metrics:
-                value = board.value(model, group, metric.name)
-                if value is None:
-                    note = numbers.get((model, metric.name))
-                    cells.append(f"–[^{note}]" if note else "–")
-                    continue
-                text = format_value(value)
-                rank = marks[metric.name].get(model)
-                cells.append(RANK_MARKS[rank].format(text) if rank is not None else text)
-            lines.append(f"| {group} | {model} | " + " | ".join(cells) + " |")
+    for group, model, cells in table_rows(board):
+        texts = []
+        for cell in cells:
+            if cell.value is None:
+                texts.append(f"–[^{cell.note}]" if cell.note else "–")
+            elif cell.rank is not None:
+                texts.append(RANK_MARKS[cell.rank].format(format_value(cell.value)))
+            else:
+                texts.append(format_value(cell.value))
+        lines.append(f"| {group} | {model} | " + " | ".join(texts) + " |")
     lines += [
         "",
         "Best **bold**, second <u>underlined</u>, third *italic* per frame count (ties share a mark).",

@@ -12,7 +12,7 @@ from sfi_bench.leaderboard import (
     footnotes,
     format_value,
     mixed_note,
-    rank_marks,
+    table_rows,
 )
 
 RANK_CLASSES = ("best", "second", "third")
@@ -20,7 +20,7 @@ RANK_CLASSES = ("best", "second", "third")
 
 def board_html(board: Leaderboard) -> str:
     """<table id="leaderboard">: one row per (frame count, model), one column per metric."""
-    numbers, notes = footnotes(board)
+    _, notes = footnotes(board)
     capped = {m.name for m in board.metrics if board.at_cap(m)}
     head = "".join(
         f'<th title="{html.escape(m.name)} v{html.escape(m.version)}">{html.escape(m.label)}'
@@ -28,25 +28,18 @@ def board_html(board: Leaderboard) -> str:
         for m in board.metrics
     )
     rows = []
-    for group in board.groups:
-        marks = {m.name: rank_marks(board, group, m) for m in board.metrics}
-        for model in board.models:
-            cells = []
-            for metric in board.metrics:
-                value = board.value(model, group, metric.name)
-                if value is None:
-                    note = numbers.get((model, metric.name))
-                    cells.append(f'<td class="muted">–{f"<sup>{note}</sup>" if note else ""}</td>')
-                    continue
-                rank = marks[metric.name].get(model)
-                css = f' class="{RANK_CLASSES[rank]}"' if rank is not None else ""
-                cells.append(f"<td{css}>{format_value(value)}</td>")
-            scored = clips_scored(board, model, group)
-            rows.append(
-                f"<tr><td>{html.escape(group)}</td><td>{html.escape(model)}</td><td>{scored}</td>"
-                + "".join(cells)
-                + "</tr>"
-            )
+    for group, model, cells in table_rows(board):
+        tds = []
+        for cell in cells:
+            if cell.value is None:
+                tds.append(f'<td class="muted">–{f"<sup>{cell.note}</sup>" if cell.note else ""}</td>')
+            else:
+                css = f' class="{RANK_CLASSES[cell.rank]}"' if cell.rank is not None else ""
+                tds.append(f"<td{css}>{format_value(cell.value)}</td>")
+        rows.append(
+            f"<tr><td>{html.escape(group)}</td><td>{html.escape(model)}</td>"
+            f"<td>{clips_scored(board, model, group)}</td>" + "".join(tds) + "</tr>"
+        )
     parts = []
     if board.mixed:
         parts.append(f'<p class="warn">{html.escape(mixed_note(board).replace("**", ""))}</p>')
