@@ -62,7 +62,7 @@ def _sign_bits(hashes: np.ndarray) -> np.ndarray:
 
 
 def near_pairs(
-    hashes: dict[str, np.ndarray], max_distance: int, chunk_rows: int = 2048
+    hashes: dict[str, np.ndarray], max_distance: int, chunk_cells: int = 1 << 24
 ) -> set[tuple[str, str]]:
     """Pairs of videos in which most frames of each have a frame of the other within `max_distance` bits.
 
@@ -79,6 +79,8 @@ def near_pairs(
     signs = _sign_bits(np.concatenate([np.asarray(hashes[video], dtype=np.uint64) for video in ids]))
     # partners[a, b]: frames of video a with a near frame in video b (rows of a, kept sparse by majority).
     majority: dict[tuple[int, int], int] = {}
+    # Rows per chunk so one chunk's distance matrix stays near `chunk_cells` cells (64 MiB of float32).
+    chunk_rows = max(1, chunk_cells // len(signs))
     for row in range(0, len(signs), chunk_rows):
         distance = (HASH_BITS - signs[row : row + chunk_rows] @ signs.T) / 2
         near_video = np.logical_or.reduceat(distance <= max_distance + 0.5, starts, axis=1)

@@ -221,3 +221,23 @@ def test_command_in_a_real_process(root):
     done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "test: 2 videos, 12 clips" in done.stdout and pq.read_table(root / "test.parquet").num_rows == 12
+
+
+def test_near_pairs_need_most_frames_of_both_and_do_not_depend_on_chunks():
+    from sfi_data.near_dup import near_pairs
+
+    rng = np.random.default_rng(0)
+    hashes = {
+        f"v{i:02d}": rng.integers(0, 2**63, size=5, dtype=np.int64).astype(np.uint64) for i in range(40)
+    }
+    flip = np.uint64(0b1011011)  # 5 bits
+    hashes["copy"] = hashes["v07"] ^ flip  # a re-encode: every frame a few bits off
+    hashes["shifted"] = (
+        np.concatenate([hashes["v09"][1:], hashes["v00"][:1]]) ^ flip
+    )  # 4 of 5 frames, shifted
+    fresh = rng.integers(0, 2**63, size=3, dtype=np.int64).astype(np.uint64)
+    hashes["partial"] = np.concatenate([hashes["v11"][:2], fresh])  # 2 of 5 frames shared: not a copy
+    expected = {("copy", "v07"), ("shifted", "v09")}
+    assert near_pairs(hashes, 10) == expected
+    assert near_pairs(hashes, 10, chunk_cells=500) == expected
+    assert near_pairs(hashes, 4) == set()  # 5 bits apart is beyond a distance of 4
