@@ -28,7 +28,7 @@ def _os_mistake(error: OSError) -> UserMistake | None:
     where, why = _where(error), error.strerror or type(error).__name__
     if isinstance(error, PermissionError) or error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return UserMistake(
-            f"cannot write {where} ({why}). Give --out a folder you can write to, or fix its permissions"
+            f"cannot write {where} ({why}). Give an output path you can write to, or fix its permissions"
         )
     if error.errno == errno.ENOSPC:
         return UserMistake(f"no space left writing {where}. Free some space or give --out another disk")

@@ -96,17 +96,17 @@ class Mistake:
 MISTAKES = [
     # An output folder that cannot be written.
     Mistake("filter-read-only-out", "data", "filter {root}/raw --out {ro}/new " + " ".join(WEIGHT_FREE), 2,
-            r"cannot write .*read-only.* Give --out a folder you can write to"),
+            r"cannot write .*read-only.* Give an output path you can write to"),
     Mistake("run-read-only-out", "data", "run {root}/read-only-out.yaml", 2,
-            r"cannot write .*read-only.* Give --out a folder you can write to"),
+            r"cannot write .*read-only.* Give an output path you can write to"),
     Mistake("stats-read-only-dataset", "data", "stats --out {ro}/D", 2,
-            r"cannot write .*read-only/D.* Give --out a folder you can write to"),
+            r"cannot write .*read-only/D.* Give an output path you can write to"),
     Mistake("split-read-only-dataset", "data", "split --out {ro}/D --num-videos 1 --scales 5,9", 2,
-            r"cannot write .*read-only/D.* Give --out a folder you can write to"),
+            r"cannot write .*read-only/D.* Give an output path you can write to"),
     Mistake("bench-run-read-only-out", "bench", "run --model linear --clips {data}/test.parquet --out {ro}/R", 2,
-            r"cannot write .*read-only.* Give --out a folder you can write to"),
+            r"cannot write .*read-only.* Give an output path you can write to"),
     Mistake("report-read-only-out", "bench", "report {run} --out {ro}/report.html", 2,
-            r"cannot write .*read-only.* Give --out a folder you can write to"),
+            r"cannot write .*read-only.* Give an output path you can write to"),
     # An output folder that is missing, or missing the step before.
     Mistake("split-without-out", "data", "split", 2, r"Missing option '--out'"),
     Mistake("stats-of-nothing", "data", "stats --out {root}/nothing", 2,
@@ -218,3 +218,15 @@ def test_every_printed_hint_parses(tmp_path):
             parse_hint(hint, tmp_path)
         except click.UsageError as error:
             pytest.fail(f"the hint `{hint}` does not parse: {error.format_message()}")
+
+
+@pytest.mark.slow
+def test_a_leaderboard_into_a_read_only_folder_is_one_line(world, tmp_path, capsys):
+    run = tmp_path / "R"
+    shutil.copytree(world["run"], run)
+    assert run_main(sfi_bench.cli.main, ["score", run, "--metric", "psnr_all"], capsys)[0] == 0
+    code, text = run_main(
+        sfi_bench.cli.main, ["leaderboard", run, "--csv", world["ro"] / "board.csv"], capsys
+    )
+    assert code == 2 and "Traceback" not in text, text
+    assert re.search(r"cannot write .*read-only.* Give an output path you can write to", text), text
