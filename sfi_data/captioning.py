@@ -272,6 +272,13 @@ def _run_config(config: CaptionConfig):
     return RunConfig(executor=config.executor, shard_size=config.batch_size, overwrite=config.overwrite)
 
 
+def caption_stage(out_dir: Path, config: CaptionConfig, api_key: str | None = None) -> CaptionStage:
+    """The stage `run_captions` runs, its reader resolved (also for a pipeline's check of the settings
+    before any step runs: `caption_stage(DIR, config).settings()`)."""
+    config = dataclasses.replace(config, reader=resolve_reader(out_dir, config.reader))
+    return CaptionStage(out_dir, config, api_key if api_key is not None else api_key_from_env())
+
+
 def run_captions(
     out_dir: Path,
     config: CaptionConfig | None = None,
@@ -284,8 +291,8 @@ def run_captions(
     config = config or CaptionConfig()
     out_dir = Path(out_dir)
     clips = clips_to_caption(out_dir, scales, limit)
-    config = dataclasses.replace(config, reader=resolve_reader(out_dir, config.reader))
-    stage = CaptionStage(out_dir, config, api_key if api_key is not None else api_key_from_env())
+    stage = caption_stage(out_dir, config, api_key)
+    config = stage.config
     if not config.overwrite:
         adopt_manifest(out_dir, stage)
     done_before = set() if config.overwrite else finished_keys(out_dir / PARTS_DIR, "clip_id")
