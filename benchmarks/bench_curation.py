@@ -95,11 +95,13 @@ def grainy_frames(num_frames: int, width: int, height: int, seed: int) -> np.nda
     return frames
 
 
-def make_source(path: Path, fps: float, seed: int, gop_seconds: float = GOP_SECONDS) -> Path:
+def make_source(
+    path: Path, fps: float, seed: int, gop_seconds: float = GOP_SECONDS, b_frames: bool = True
+) -> Path:
     """A 10 s 640x360 H.264 video: crf 23, x264 veryfast (3 B-frames), a keyframe every gop_seconds."""
     frames = grainy_frames(int(round(fps * SECONDS)), WIDTH, HEIGHT, seed)
-    gop = str(int(round(fps * gop_seconds)))
-    encode_video(frames, path, fps, crf=23, preset="veryfast", extra={"g": gop})
+    extra = {"g": str(int(round(fps * gop_seconds)))} | ({} if b_frames else {"bf": "0"})
+    encode_video(frames, path, fps, crf=23, preset="veryfast", extra=extra)
     return path
 
 
@@ -283,8 +285,18 @@ def bench_first_last(sources: list[Path]) -> list[Check]:
     ]
 
 
-def reader_comparison(sources: list[Path]) -> None:
-    """Information only: the PyAV path (default) against decord on the same frames."""
+def reader_comparison(work: Path) -> None:
+    """Information only: the PyAV path (default) against decord on the same frames.
+
+    decord reads exactly only streams without B-frames (it refuses the others, see
+    sfi_core/video_fetch.py), so the comparison has sources of its own, encoded without them.
+    """
+    folder = work / "no_b_frames"
+    folder.mkdir()
+    sources = [
+        make_source(folder / f"source_{i}.mp4", fps, seed, b_frames=False)
+        for i, (fps, seed) in enumerate(SOURCES)
+    ]
     infos = {p: probe(p) for p in sources}
     centre = {
         p: list(range(info.num_frames // 2 - 40, info.num_frames // 2 + 41)) for p, info in infos.items()
@@ -587,7 +599,7 @@ def main() -> None:
         )
         checks.append(bench_probe(sources, work))
         checks += bench_first_last(sources)
-        reader_comparison(sources)
+        reader_comparison(work)
         gop_sensitivity(work)
         checks += bench_cut(sources[0], work)
         checks.append(bench_ray(sources, work))
