@@ -29,7 +29,11 @@ LIST_EXTENSIONS = {".txt", ".lst", ".parquet"}
 def video_id_for(path: str | Path) -> str:
     """Readable and deterministic: a slug of the file stem plus a hash of its absolute path."""
     absolute = os.path.abspath(os.fspath(path))
-    stem = Path(absolute).stem
+    # Path(absolute).stem's rule without building a Path: pathlib interns every path part for the life
+    # of the process, which for a million listed inputs is a million names never freed.
+    name = os.path.basename(absolute)
+    dot = name.rfind(".")
+    stem = name[:dot] if 0 < dot < len(name) - 1 else name
     slug = re.sub(r"[^A-Za-z0-9]+", "-", stem).strip("-")[:40] or "video"
     digest = hashlib.sha1(absolute.encode("utf-8", "surrogateescape")).hexdigest()[:10]
     return f"{slug}-{digest}"
