@@ -52,4 +52,4 @@ def plan_table_shards(table: pa.Table, key: str, parts_dir: Path, shard_size: in
         todo = table.filter(
             pc.invert(pc.is_in(table.column(key), value_set=pa.array(sorted(done), pa.string())))
         )
-    return ShardPlan(todo.combine_chunks(), key, Path(parts_dir), shard_size, table.num_rows - todo.num_rows)
+    return ShardPlan(todo, key, Path(parts_dir), shard_size, table.num_rows - todo.num_rows)

@@ -7,13 +7,13 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sfi_data.discover import LIST_EXTENSIONS, expand_inputs, video_id_for
 
-CHUNK_ROWS = 65_536
+CHUNK_ROWS = 16_384
 INPUT_SCHEMA = pa.schema([("video_id", pa.string()), ("source", pa.string()), ("path", pa.string())])
 # The columns a Parquet list may name its paths in, by preference (as sfi_data.discover reads them).
 PATH_COLUMNS = ("path", "source", "video_path", "url")
@@ -52,31 +52,50 @@ def input_paths(inputs: Iterable[str], list_files: Iterable[str] = ()) -> Iterat
         yield from list_entries(Path(list_file))
 
 
-def _chunk_table(items: list[str], root: str, first_index: int) -> pa.Table:
+def _chunk_table(items: list[str], root: str) -> tuple[pa.Table, np.ndarray]:
+    """A chunk's rows, and a hash of each absolute path (the key `discover` drops repeats by)."""
     absolute = [os.path.abspath(item) for item in items]
-    columns = {
-        "video_id": [video_id_for(item) for item in items],
-        "source": items,
-        "path": [os.path.relpath(path, root) for path in absolute],
-        "_absolute": absolute,
-        "_index": pa.array(range(first_index, first_index + len(items)), pa.int64()),
-    }
-    return pa.table(columns)
+    columns = [
+        [video_id_for(item) for item in items],
+        items,
+        [os.path.relpath(path, root) for path in absolute],
+    ]
+    # The system allocator: pyarrow's default (mimalloc) keeps the builders' freed growth steps, and
+    # a million rows' worth of them came to more than the table itself.
+    pool = pa.system_memory_pool()
+    arrays = [pa.array(column, pa.string(), memory_pool=pool) for column in columns]
+    hashes = np.fromiter((hash(path) for path in absolute), np.int64, len(absolute))
+    return pa.Table.from_arrays(arrays, schema=INPUT_SCHEMA), hashes
+
+
+def _first_occurrences(table: pa.Table, hashes: np.ndarray) -> pa.Table:
+    """Drop rows naming an absolute path named before: only rows whose hash repeats are compared as text."""
+    ordered = np.sort(hashes)
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    if not len(repeated):
+        return table  # the usual case: no copy at all
+    candidates = np.flatnonzero(np.isin(hashes, repeated))
+    seen: set[str] = set()
+    dropped = []
+    for index, source in zip(candidates, table.column("source").take(candidates).to_pylist(), strict=True):
+        absolute = os.path.abspath(source)
+        if absolute in seen:
+            dropped.append(index)
+        seen.add(absolute)
+    keep = np.ones(table.num_rows, bool)
+    keep[dropped] = False
+    return table.filter(pa.array(keep))
 
 
 def discover_table(inputs: Iterable[str], root: Path, list_files: Iterable[str] = ()) -> pa.Table:
     """`discover(inputs, root, list_files)` as an Arrow table (INPUT_SCHEMA): same rows, same order."""
     root_abs = os.path.abspath(root)
     paths = input_paths(inputs, list_files)
-    chunks, start = [], 0
+    tables, hashes = [], []
     while items := list(islice(paths, CHUNK_ROWS)):
-        chunks.append(_chunk_table(items, root_abs, start))
-        start += len(items)
-    if not chunks:
+        table, chunk_hashes = _chunk_table(items, root_abs)
+        tables.append(table)
+        hashes.append(chunk_hashes)
+    if not tables:
         return INPUT_SCHEMA.empty_table()
-    table = pa.concat_tables(chunks)
-    # Duplicates (the same absolute path named twice) keep their first occurrence, as `discover` does.
-    first = table.group_by("_absolute", use_threads=False).aggregate([("_index", "min")])
-    keep = pc.sort_indices(first.column("_index_min"))
-    table = table.take(pc.take(first.column("_index_min"), keep))
-    return table.select(INPUT_SCHEMA.names).cast(INPUT_SCHEMA)
+    return _first_occurrences(pa.concat_tables(tables), np.concatenate(hashes))

@@ -67,3 +67,17 @@ def test_plan_table_shards_equals_plan_shards_and_resumes_the_same(tmp_path):
     assert [(s.rows, s.part_path) for s in plan] == [(s.rows, s.part_path) for s in expected]
     empty = plan_table_shards(pa.Table.from_pylist(rows[:4]), "video_id", parts, shard_size=5)
     assert len(empty) == 0 and not empty and list(empty) == []
+
+
+@pytest.mark.parametrize(
+    "name", ["clip.mp4", "a.tar.gz", ".hidden", "ends.", "no_suffix", "..", "x..mp4", "sp ace.MKV", "ünï.webm"]
+)
+def test_video_id_slug_follows_pathlib_stem(tmp_path, name):
+    import re
+    from pathlib import Path
+
+    from sfi_data.discover import video_id_for
+
+    stem = Path(tmp_path / "dir" / name).resolve().stem if name == ".." else Path(name).stem
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", stem).strip("-")[:40] or "video"
+    assert video_id_for(tmp_path / "dir" / name).rsplit("-", 1)[0] == slug
