@@ -31,6 +31,9 @@ DECORD_PIX_FMTS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv4
 # Containers whose timestamps decord misreads (its MPEG-TS index is shifted by whole frames).
 DECORD_REFUSED_FORMATS = ("mpegts",)
 FIELD_ORDER_PROGRESSIVE = 1
+# Decoders that apply skip_frame when a frame comes out rather than when its packet goes in, so the
+# setting meant for a later packet drops a wanted frame (libdav1d lost every other AV1 frame).
+SKIP_UNSAFE_DECODERS = frozenset({"libdav1d"})
 # Frames to seek back for a frame the first seek missed: H.264's largest reorder depth.
 REORDER_MARGIN = 16  # AVFieldOrder: 0 unknown, 1 progressive, 2..5 interlaced orders
 
@@ -88,12 +91,13 @@ def _decode_run(
     order), and it saves decoding the frames that only fill the reorder and frame-thread delay.
     """
     ctx = stream.codec_context
+    droppable = "DEFAULT" if ctx.name in SKIP_UNSAFE_DECODERS else "NONREF"
     unsent = set(run)
     for packet in container.demux(stream):
         if packet.pts is not None and packet.size:
             index = timeline.index(packet.pts)
             seen.add(timeline.exact_index(packet.pts))
-            ctx.skip_frame = "DEFAULT" if index in run else "NONREF"
+            ctx.skip_frame = "DEFAULT" if index in run else droppable
             unsent.discard(index)
         else:
             ctx.skip_frame = "DEFAULT"  # unknown timing, or the flush packet at the end
