@@ -10,6 +10,7 @@ from sfi_core.cli_errors import run_cli
 # One module per command group under sfi_bench/commands/.
 COMMAND_MODULES: list[str] = [
     "sfi_bench.commands.train",
+    "sfi_bench.commands.generate",
     "sfi_bench.commands.run",
     "sfi_bench.commands.models",
     "sfi_bench.commands.import_",

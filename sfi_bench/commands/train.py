@@ -105,7 +105,8 @@ def train_command(
     summary = trainer.train()
     if trainer.accelerator.is_main_process:
         console.print(
-            f"trained {summary['steps']} steps; adapters in {summary['adapters']}; "
+            f"trained {summary['steps']} steps on {summary['processes']} processes; "
+            f"adapters in {summary['adapters']}; "
             f"log in {summary['metrics']}"
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from collections import defaultdict
@@ -121,6 +122,12 @@ class SemFiTrainer:
             mixed_precision="no",
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
+        launched = int(os.environ.get("WORLD_SIZE", "1"))
+        if launched != self.accelerator.num_processes:
+            raise ValueError(
+                f"launched as {launched} processes but accelerate set up {self.accelerator.num_processes}: "
+                f"without a GPU set ACCELERATE_USE_CPU=true (accelerate launch --cpu)"
+            )
         folder = resolve_folder("wan2.1-i2v-14b-480p", cfg.weights_dir, cfg.weights)
         base_dtype = torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float32
         self.pipe = load_wan_pipeline(
@@ -388,5 +395,6 @@ class SemFiTrainer:
             "adapters": str(final) if final else None,
             "metrics": str(self.metrics_path),
             "steps_per_epoch": self.steps_per_epoch,
+            "processes": self.accelerator.num_processes,
             "epochs": math.ceil(stop / self.steps_per_epoch),
         }
