@@ -233,6 +233,14 @@ class CaptionStep(PipelineStep):
         check_choice("caption.executor", config.executor, EXECUTORS)
         return config, scales, limit
 
+    def preflight(self, ctx: PipelineContext, config: tuple) -> None:
+        from sfi_data.captioning import caption_stage
+
+        caption = config[0]
+        if not (ctx.run.overwrite or caption.overwrite):
+            stage = caption_stage(ctx.out_dir, caption)
+            check_settings(ctx.out_dir, stage.name, stage.settings())
+
     def run(self, ctx: PipelineContext, config: tuple) -> dict[str, Any]:
         from sfi_data.captioning import run_captions
 

@@ -84,6 +84,12 @@ def test_whole_chain_then_resume_then_a_changed_setting_is_refused(inputs, serve
     with pytest.raises(SettingsChangedError, match=r"preset: \"ultrafast\" -> \"veryfast\".*--overwrite"):
         rp.run_pipeline(changed, out)
     assert (out / "videos.parquet").stat().st_mtime_ns == videos_before
+    # A caption setting too: refused before the filter runs, not when the caption step starts.
+    spec = spec_for(inputs, server)
+    spec["caption"] = spec["caption"] | {"frames": 4}
+    with pytest.raises(SettingsChangedError, match=r"frames: 3 -> 4.*--overwrite"):
+        rp.run_pipeline(spec, out)
+    assert (out / "videos.parquet").stat().st_mtime_ns == videos_before
     redo = rp.run_pipeline(changed, out, overwrite=True, only=["filter", "cut"])
     assert [o.summary["processed"] for o in redo] == [3, 3]
 
