@@ -1,7 +1,7 @@
 """Scoring (`sfi-bench score`): per-clip metric values and mergeable states, then per-group results.
 
 Each clip's generated frames and ground truth are decoded once and every metric updates a fresh state
-with it. The value and the state of every (clip, metric) are kept in RUNDIR/scores/clips/{clip_id}.pkl,
+with it. The value and the state of every (clip, metric) are kept in RUNDIR/scores/clips/{clip_id}.npz,
 so a rerun (or `--metric X` later) computes only what is missing, clips can be scored on several
 workers (`--executor ray`, `--shard I/N`), and the per-group results are the merge of the per-clip
 states in manifest order -- the same numbers whatever the number of workers.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import pickle
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 
 from sfi_bench.metrics.base import ClipSample, ConfiguredMetric, Metric, MetricResult, MetricUnavailable
+from sfi_bench.state_io import StateEncoder, decode, read_npz, write_npz
 from sfi_bench.storage import ClipRecord, FrameStore
 from sfi_bench.testset import TestClip, fit_to_clip, read_conditions, read_ground_truth
-from sfi_core.manifest import atomic_path
 from sfi_core.stage import Stage, describe_error
 
 log = logging.getLogger(__name__)
@@ -57,37 +56,40 @@ def record_digest(store: FrameStore, clip_id: str) -> str:
 
 
 def scores_path(run_dir: Path, clip_id: str) -> Path:
-    return Path(run_dir) / "scores" / "clips" / f"{clip_id}.pkl"
+    return Path(run_dir) / "scores" / "clips" / f"{clip_id}.npz"
 
 
 def read_clip_scores(run_dir: Path, clip_id: str, digest: str) -> ClipScores:
-    """What was scored for this clip (our own cache file), or nothing if its frames changed since."""
+    """What was scored for this clip, or nothing if its frames changed since."""
     path = scores_path(run_dir, clip_id)
-    if path.is_file():
-        with open(path, "rb") as fh:
-            scores = pickle.load(fh)
-        if isinstance(scores, ClipScores) and scores.record_digest == digest:
-            return scores
-    return ClipScores(digest)
+    if not path.is_file():
+        return ClipScores(digest)
+    meta, arrays = read_npz(path)
+    if meta.get("record_digest") != digest:
+        return ClipScores(digest)
+    entries = {
+        name: ClipEntry(
+            e["value"], None if e["state"] is None else decode(e["state"], arrays), e["version"], e["reason"]
+        )
+        for name, e in meta["entries"].items()
+    }
+    return ClipScores(digest, entries)
 
 
 def write_clip_scores(run_dir: Path, clip_id: str, scores: ClipScores) -> None:
-    with atomic_path(scores_path(run_dir, clip_id)) as tmp, open(tmp, "wb") as fh:
-        pickle.dump(scores, fh, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-# ---------------------------------------------------------------- metric state as plain data
-
-
-def _to_cpu(value: Any) -> Any:
-    torch = __import__("sys").modules.get("torch")
-    if torch is not None and isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, list):
-        return [_to_cpu(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    return value
+    encoder = StateEncoder()
+    entries = {
+        name: {
+            "value": e.value,
+            "state": None if e.state is None else encoder.encode(e.state),
+            "version": e.version,
+            "reason": e.reason,
+        }
+        for name, e in scores.entries.items()
+    }
+    write_npz(
+        scores_path(run_dir, clip_id), {"record_digest": scores.record_digest, "entries": entries}, encoder
+    )
 
 
 def state_of(metric: Metric, prototype: Metric) -> dict[str, Any]:
@@ -97,11 +99,13 @@ def state_of(metric: Metric, prototype: Metric) -> dict[str, Any]:
     own objects; what differs is the state (torchmetrics' declared states, found instead of declared).
     """
     shared = vars(prototype)
-    return {
-        key: _to_cpu(value)
+    state = {
+        key: value
         for key, value in vars(metric).items()
         if value is not shared.get(key, _MISSING) and not callable(value)
     }
+    StateEncoder().encode(state)  # a state a score file cannot hold fails here, as this metric's error
+    return state
 
 
 _MISSING = object()
@@ -214,10 +218,11 @@ class ScoreStage(Stage):
         state = prototype.fresh()
         try:
             value = state.update(sample)
+            kept = state_of(state, prototype)
         except Exception as err:  # noqa: BLE001 - one metric failing on one clip leaves the others standing
             log.warning("metric %s failed on %s: %s", name, sample.clip_id, err)
             return ClipEntry(None, None, version, describe_error(err))
-        return ClipEntry(None if value is None else float(value), state_of(state, prototype), version)
+        return ClipEntry(None if value is None else float(value), kept, version)
 
 
 def _version(name: str) -> str:

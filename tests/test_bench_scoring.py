@@ -102,3 +102,27 @@ def test_uncertainty_is_the_standard_error_and_a_bootstrap_interval():
     assert result["stderr"] == pytest.approx(np.std(values, ddof=1) / np.sqrt(5))
     assert result["ci95_low"] < np.mean(values) < result["ci95_high"]
     assert scoring.uncertainty([1.0])["stderr"] is None
+
+
+def test_score_files_round_trip_states_without_pickle(tmp_path: Path):
+    import numpy as np
+    import torch
+
+    from sfi_bench.state_io import StateEncoder, decode, read_npz, write_npz
+
+    state = {
+        "total": 3.5,
+        "count": np.int64(2),
+        "features": [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones((1, 3), np.float32)],
+        "sums": torch.tensor([1.0, 2.0]),
+        "names": {"a": None, "b": "x"},
+    }
+    encoder = StateEncoder()
+    write_npz(tmp_path / "s.npz", {"state": encoder.encode(state)}, encoder)
+    meta, arrays = read_npz(tmp_path / "s.npz")
+    back = decode(meta["state"], arrays)
+    assert back["total"] == 3.5 and back["count"] == 2 and back["names"] == {"a": None, "b": "x"}
+    assert all(np.array_equal(x, y) for x, y in zip(back["features"], state["features"], strict=True))
+    assert isinstance(back["sums"], torch.Tensor) and torch.equal(back["sums"], state["sums"])
+    with pytest.raises(TypeError, match="cannot store"):
+        StateEncoder().encode({"model": object()})
