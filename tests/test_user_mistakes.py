@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import pytest
 import typer
+
+# Typer vendors its own click: its parser raises these, not the click package's.
+from typer._click.exceptions import UsageError
 
 import sfi_bench.cli
 import sfi_data.cli
@@ -162,7 +164,8 @@ def test_an_unexpected_error_keeps_its_traceback(monkeypatch, capsys):
 
 # --- every command printed as a hint parses --------------------------------------------------------
 
-HINT = re.compile(r"`((?:sfi-data|sfi-bench) [^`]+)`")
+# A hint in backticks, or a bare one after "next:", "Try:" or "again:" (up to the end of the clause).
+HINT = re.compile(r"`((?:sfi-data|sfi-bench) [^`]+)`|(?:next|Try|again): ((?:sfi-data|sfi-bench) [^;()`\n]+)")
 PLACEHOLDER = re.compile(
     r"\{[^}]*\}|\b(?:DIR|OUT|FILE|RUNDIR|MANIFEST|CLIPS|INPUT|TEST)\b(?:\.\w+)?(?:\.\.\.)?"
 )
@@ -178,11 +181,15 @@ def _strings(tree: ast.AST) -> Iterator[str]:
         and isinstance(node.body[0], ast.Expr)
         and isinstance(node.body[0].value, ast.Constant)
     }
+    f_string_parts = {
+        id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for v in node.values
+    }
     for node in ast.walk(tree):
         if isinstance(node, ast.JoinedStr):
             yield "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-            yield node.value
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) not in docstrings and id(node) not in f_string_parts:
+                yield node.value
 
 
 def printed_hints() -> set[str]:
@@ -190,7 +197,7 @@ def printed_hints() -> set[str]:
     for package in ("sfi_data", "sfi_bench", "sfi_core"):
         for path in (REPO / package).rglob("*.py"):
             for text in _strings(ast.parse(path.read_text(encoding="utf-8"))):
-                hints.update(HINT.findall(text))
+                hints.update(quoted or bare.strip() for quoted, bare in HINT.findall(text))
     return hints
 
 
@@ -204,7 +211,7 @@ def parse_hint(hint: str, folder: Path) -> None:
         __import__(module)
     group = typer.main.get_command(app)
     name, *rest = words
-    command = group.get_command(click.Context(group), name)
+    command = group.get_command(typer.Context(group), name)
     assert command is not None, f"`{hint}` names no command"
     if rest:  # a bare `sfi-data cut` names a command; one with arguments must be complete
         command.make_context(name, rest)
@@ -216,7 +223,7 @@ def test_every_printed_hint_parses(tmp_path):
     for hint in sorted(hints):
         try:
             parse_hint(hint, tmp_path)
-        except click.UsageError as error:
+        except UsageError as error:
             pytest.fail(f"the hint `{hint}` does not parse: {error.format_message()}")
 
 
