@@ -180,7 +180,8 @@ def test_score_fails_when_no_requested_metric_could_be_computed(bench: Path):
             str(bench / "no-weights"),
         ],
     )
-    assert result.exit_code == 1 and "not computed" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 1 and "not computed [1]" in result.output and "Traceback" not in result.output
+    assert re.search(r"\[1\] weights .* not found", " ".join(result.output.split()))  # the reason, in full
 
 
 class _Outline(HTMLParser):

@@ -25,17 +25,24 @@ from sfi_bench.score_run import ScoreOutputs, score_run
 from sfi_bench.storage import STATUS_OK, FrameStore
 
 
-def scores_table(run_dir: Path, outputs: ScoreOutputs) -> Table:
-    """The All-group value of every metric of the run, this call's first, with why a value is missing."""
+def scores_table(run_dir: Path, outputs: ScoreOutputs) -> tuple[Table, list[str]]:
+    """The All-group value of every metric of the run, this call's first; reasons as numbered notes."""
     table = Table(title=f"sfi-bench score {run_dir}")
     table.add_column("metric (id)", overflow="fold")
     for column in ("value", "± stderr", "clips"):
         table.add_column(column, justify="right")
     table.add_column("scored")
-    table.add_column("status", overflow="fold")
+    table.add_column("status")
     rows = [r for r in outputs.summary if r["group"] == ALL_GROUP]
     rows.sort(key=lambda r: r["metric"] not in outputs.requested)
+    reasons: list[str] = []
     for row in rows:
+        status = "ok"
+        if row["value"] is None:
+            reason = " ".join(str(row["reason"]).split())
+            if reason not in reasons:
+                reasons.append(reason)
+            status = f"not computed [{reasons.index(reason) + 1}]"
         name = row["metric"] if row["id"] == row["metric"] else f"{row['metric']} ({row['id']})"
         table.add_row(
             name,
@@ -43,9 +50,9 @@ def scores_table(run_dir: Path, outputs: ScoreOutputs) -> Table:
             format_value(row.get("stderr")),
             f"{row['clips_scored']}/{row['clips_in_test']}",
             "now" if row["metric"] in outputs.requested else "earlier",
-            "ok" if row["value"] is not None else f"not computed: {row['reason']}",
+            status,
         )
-    return table
+    return table, [f"[{number}] {reason}" for number, reason in enumerate(reasons, 1)]
 
 
 @app.command("score")
@@ -93,8 +100,10 @@ def score_command(
                 )
             except SETUP_ERRORS as err:
                 fail(f"{run_dir}: {err}")
-        typer.echo("")
-        console.print(scores_table(run_dir, outputs))
+        table, notes = scores_table(run_dir, outputs)
+        console.print(table)
+        for note in notes:
+            console.print(note, style="dim", highlight=False)
         if not any(outputs.computed(name) for name in outputs.requested):
             nothing.append(str(run_dir))
     if shard:
