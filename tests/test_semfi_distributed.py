@@ -4,6 +4,7 @@ clip, and still every rank runs one synchronised backward per step and the resul
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -43,9 +44,18 @@ def test_two_gloo_processes_with_a_partial_last_batch_match_one_process(tmp_path
     command += ["--weights", str(tmp_path / "wan"), "--scale", "5", *options]
     # Without a GPU, accelerate sets up gloo only when told to use the CPU (what `accelerate launch --cpu` sets).
     env = os.environ | {"ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "trained 2 steps on 2 processes" in " ".join(done.stdout.split())
+    # Its own session: a rank that hangs (a skipped backward) is killed with its launcher, not orphaned.
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("the 2-process run hung: a rank waited for a backward another rank skipped")
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "trained 2 steps on 2 processes" in " ".join(stdout.split())
 
     single = SemFiTrainer(
         TrainConfig(

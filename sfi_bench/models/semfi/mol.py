@@ -165,6 +165,8 @@ class MixtureOfLoRA:
         from peft import get_peft_model_state_dict
 
         state = get_peft_model_state_dict(self.transformer, adapter_name=name)
+        # Under FSDP2 a parameter is a sharded DTensor: gather the whole tensor before writing it.
+        state = {k: v.full_tensor() if hasattr(v, "full_tensor") else v for k, v in state.items()}
         return {COMPONENT_PREFIX + k: v.detach().float().cpu().contiguous() for k, v in state.items()}
 
     def merged_state(self, scale: int) -> dict:
