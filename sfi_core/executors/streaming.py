@@ -101,7 +101,10 @@ class StreamingExecutor(RayExecutor):
     name = "ray"
 
     def map_shards(self, stage: Stage, shards: list[Shard], schema: pa.Schema) -> Iterator[ShardResult]:
-        if not (isinstance(stage, SplitChain) and stage.streamed):
+        # A stage that asks for a GPU on a cluster without one runs as before: a scorer per CPU beats
+        # one CPU scorer fed by the rest.
+        gpu_missing = stage.num_gpus > 0 and self._num_gpus == 0
+        if not (isinstance(stage, SplitChain) and stage.streamed) or gpu_missing:
             yield from super().map_shards(stage, shards, schema)
             return
         if not shards:
