@@ -1,4 +1,4 @@
-"""Curation core performance (issue 2): probe, first/last fetch, cutting, Ray scaling, memory.
+"""Curation core performance (issue 2): probe, first/last fetch, cutting, Ray scaling (memory: bench_memory).
 
 Every ratio compares the project's own code path against a baseline measured in the same run on the
 same generated corpus (640x360 H.264, 10 s, 24/30 fps, a keyframe every second, B-frames as x264's
@@ -40,7 +40,6 @@ GOP_SECONDS = 1.0
 PROBE_FILES = 32
 RAY_VIDEOS = 192
 RAY_SHARD_SIZE = 4
-RSS_SMALL, RSS_LARGE = 100, 2000
 
 
 @dataclass
@@ -518,66 +517,6 @@ def bench_ray(sources: list[Path], work: Path) -> Check:
     return check("Ray 2 CPUs vs 1 CPU (steady state)", ratio, ">= 1.7x", ratio >= 1.7)
 
 
-# ---------------------------------------------------------------- memory
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident set size.
-
-    Linux's VmHWM belongs to the process image and starts afresh at exec; ru_maxrss would carry the
-    high-water mark of the (large) benchmark parent that forked this child.
-    """
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _rss_child(files: list[str], out_dir: str, queue) -> None:
-    from sfi_data.pipeline import run_filter
-
-    imported = peak_rss_mib()
-
-    score = ScoreConfig(similarity="hsv-hist", flow="dis", device="cpu", flow_width=64, flow_height=36)
-    start = time.perf_counter()
-    summary = run_filter(
-        files, Path(out_dir), FilterStageConfig(score=score), RunConfig(executor="local", shard_size=8)
-    )
-    queue.put(
-        {
-            "peak_mib": peak_rss_mib(),
-            "imported_mib": imported,
-            "seconds": time.perf_counter() - start,
-            "ok": summary.statuses["ok"],
-        }
-    )
-
-
-def bench_rss(work: Path) -> Check:
-    tiny = [make_tiny(work / f"tiny_{i}.mp4", seed=i) for i in range(4)]
-    files = [str(p) for p in copies(tiny, work / "rss_inputs", RSS_LARGE)]
-    results = {n: run_child(_rss_child, files[:n], str(work / f"rss_{n}")) for n in (RSS_SMALL, RSS_LARGE)}
-    small, large = results[RSS_SMALL], results[RSS_LARGE]
-    growth = large["peak_mib"] / small["peak_mib"] - 1
-    for n, result in results.items():
-        if result["ok"] == 0:
-            raise RuntimeError(f"no tiny video passed the filter in the {n}-video run")
-    print(
-        f"  peak RSS of run_filter (local executor, after imports of {small['imported_mib']:.0f} MiB): "
-        f"{RSS_SMALL} videos {small['peak_mib']:.0f} MiB ({small['seconds']:.1f} s), "
-        f"{RSS_LARGE} videos {large['peak_mib']:.0f} MiB ({large['seconds']:.1f} s)"
-    )
-    return check("peak RSS growth 100 -> 2,000 videos", 1 + growth, "< 1.20x", growth < 0.20)
-
-
-def make_tiny(path: Path, seed: int) -> Path:
-    frames = moving_texture_frames(81, 32, 32, dx=1.0, seed=seed)
-    encode_video(frames, path, 24.0, crf=30, preset="ultrafast", extra={"g": "24"})
-    return path
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -603,7 +542,6 @@ def main() -> None:
         gop_sensitivity(work)
         checks += bench_cut(sources[0], work)
         checks.append(bench_ray(sources, work))
-        checks.append(bench_rss(work))
     failed = [c.name for c in checks if not c.passed]
     print(
         f"  {len(checks) - len(failed)}/{len(checks)} targets met" + (f"; missed: {failed}" if failed else "")
