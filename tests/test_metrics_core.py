@@ -20,8 +20,8 @@ from sfi_bench.metrics.dynamic_degree import (
 )
 from sfi_bench.metrics.fid import frechet_distance, gaussian_stats
 from sfi_bench.metrics.kid import kernel_inception_distance, mmd2_unbiased
-from sfi_bench.metrics.psnr import MAX_PSNR_DB, EndpointPSNR, psnr
-from sfi_bench.metrics.ssim import EndpointSSIM, ssim_batch
+from sfi_bench.metrics.psnr import MAX_PSNR_DB, AllFramePSNR, EndpointPSNR, psnr
+from sfi_bench.metrics.ssim import AllFrameSSIM, EndpointSSIM, _ssim_batch_torch, ssim_batch
 from sfi_bench.metrics.suite import DEFAULT_METRICS, evaluate, metric_info
 from sfi_bench.metrics.temporal_flickering import TemporalFlickering, temporal_flickering_score
 from sfi_data.synthetic import moving_texture_frames
@@ -67,6 +67,10 @@ def test_ssim_equals_skimage():
     ours = ssim_batch(np.stack([b for _, b in pairs]), np.stack([a for a, _ in pairs]))
     for (a, b), value in zip(pairs, ours, strict=True):
         assert value == pytest.approx(structural_similarity(a, b, channel_axis=-1, data_range=255), abs=1e-10)
+    torch_path = _ssim_batch_torch(
+        np.stack([b for _, b in pairs]), np.stack([a for a, _ in pairs]), 255.0, "cpu"
+    )
+    assert np.allclose(torch_path, ours, rtol=0, atol=1e-10)  # the GPU path, run on the CPU here
     odd = noisy_pair(rng, shape=(23, 31, 3))
     assert ssim_batch(odd[1][None], odd[0][None])[0] == pytest.approx(
         structural_similarity(odd[0], odd[1], channel_axis=-1, data_range=255), abs=1e-10
@@ -94,6 +98,49 @@ def test_endpoint_metrics_use_first_and_last_frames():
     )
     assert EndpointPSNR(device="cpu").update(sample) == pytest.approx(expected_psnr)
     assert EndpointSSIM(device="cpu").update(sample) == pytest.approx(expected_ssim)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero")  # skimage's inf for the exact frame
+def test_all_frame_psnr_and_ssim_average_skimage_per_frame_then_per_clip():
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    rng = np.random.default_rng(8)
+    clips = []
+    for i, n in enumerate((3, 5)):
+        truth = rng.integers(0, 256, (n, 24, 40, 3), dtype=np.uint8)
+        generated = np.stack([noisy_pair(rng, truth.shape[1:], noise=5 + 10 * k)[1] for k in range(n)])
+        generated[0] = truth[0]  # an exact frame: skimage says inf, we cap at 100 dB
+        clips.append(ClipSample(f"c{i}", n, generated, truth, truth[0], truth[-1]))
+    psnr_metric, ssim_metric = AllFramePSNR(device="cpu"), AllFrameSSIM(device="cpu")
+    expected_psnr, expected_ssim = [], []
+    for sample in clips:
+        frame_psnr = [
+            min(MAX_PSNR_DB, peak_signal_noise_ratio(t, g, data_range=255))
+            for g, t in zip(sample.generated, sample.reference, strict=True)
+        ]
+        frame_ssim = [
+            structural_similarity(t, g, channel_axis=-1, data_range=255)
+            for g, t in zip(sample.generated, sample.reference, strict=True)
+        ]
+        expected_psnr.append(np.mean(frame_psnr))
+        expected_ssim.append(np.mean(frame_ssim))
+        assert psnr_metric.update(sample) == pytest.approx(expected_psnr[-1], abs=1e-9)
+        assert ssim_metric.update(sample) == pytest.approx(expected_ssim[-1], abs=1e-9)
+    # Each clip weighs the same, whatever its length.
+    assert psnr_metric.compute().value == pytest.approx(np.mean(expected_psnr), abs=1e-9)
+    assert ssim_metric.compute().value == pytest.approx(np.mean(expected_ssim), abs=1e-9)
+    assert (
+        AllFramePSNR(device="cpu").update(
+            ClipSample("x", 3, clips[0].generated, None, clips[0].generated[0], clips[0].generated[-1])
+        )
+        is None
+    )
+    with pytest.raises(ValueError, match="ground-truth frames"):
+        AllFrameSSIM(device="cpu").update(
+            ClipSample(
+                "y", 3, clips[0].generated, clips[1].reference, clips[0].generated[0], clips[0].generated[-1]
+            )
+        )
 
 
 # ---- FID / KID math ----
@@ -169,8 +216,7 @@ def test_temporal_flickering_by_hand_and_vbench_loop():
 def test_dynamic_degree_parameters_follow_vbench():
     assert subsample_indices(17, 24.0) == [0, 3, 6, 9, 12, 15]
     assert subsample_indices(5, 8.0) == [0, 1, 2, 3, 4]
-    assert motion_threshold(96, 128, 24.0) == pytest.approx(6 * 96 / 256)
-    assert motion_threshold(96, 128, 4.0) == pytest.approx(2 * 6 * 96 / 256)  # low fps doubles it
+    assert motion_threshold(96, 128) == pytest.approx(6 * 96 / 256)  # no frame-rate factor (VBench 0.1.5)
     assert required_moving_pairs(6) == 2  # round(1.5) = 2
     assert required_moving_pairs(2) == 0  # round(0.5) = 0 (Python rounding, as VBench)
     assert is_dynamic([0.0], 1.0, 0) and not is_dynamic([], 1.0, 0)
@@ -250,6 +296,18 @@ def test_metric_info_declares_direction_version_and_label():
         assert row["label"].endswith("↑" if row["direction"] == "higher" else "↓")
     assert info["fid"]["direction"] == "lower" and info["endpoint_psnr"]["direction"] == "higher"
     assert info["dynamic_degree_dis"]["variant_of"] == "dynamic_degree"
+    ids = [row["id"] for row in info.values()]
+    assert len(set(ids)) == len(ids) and all(i.isidentifier() for i in ids)  # usable as CSV column names
+    assert {info[n]["id"] for n in ("psnr_all", "ssim_all", "endpoint_psnr", "temporal_flickering")} == {
+        "psnr_all",
+        "ssim_all",
+        "psnr_endpoints",
+        "tf",
+    }
+    assert info["endpoint_psnr"]["cap"] == MAX_PSNR_DB and info["ssim_all"]["cap"] == 1.0
+    assert info["kid"]["cap"] is None  # unbiased: can go below 0
+    assert "(endpoints)" in info["endpoint_ssim"]["label"] and "(endpoints)" not in info["ssim_all"]["label"]
+    assert {"psnr_all", "ssim_all"} <= set(DEFAULT_METRICS)  # weight-free fidelity on a CPU-only board
 
 
 def test_suite_groups_merge_and_missing_weights(tmp_path, monkeypatch):
@@ -288,3 +346,68 @@ def test_suite_groups_merge_and_missing_weights(tmp_path, monkeypatch):
 def test_suite_rejects_unknown_metric_before_work():
     with pytest.raises(UnknownMetricError, match="Did you mean"):
         evaluate(iter([]), ["lpipz"])
+
+
+def _weights_without_digest(monkeypatch, name):
+    """A random stand-in cannot carry the real file's digest: this test's table entry has none."""
+    from dataclasses import fields, replace
+
+    from sfi_core.weights import WEIGHTS
+
+    cleared = {f.name: None for f in fields(WEIGHTS[name]) if f.name in ("sha256", "sha256_prefix")}
+    monkeypatch.setitem(WEIGHTS, name, replace(WEIGHTS[name], **cleared))
+    return WEIGHTS[name].filename
+
+
+def test_suite_isolates_a_corrupt_weights_file(tmp_path, monkeypatch):
+    import torch
+    from torchvision.models.optical_flow import raft_large
+
+    filename = _weights_without_digest(monkeypatch, "raft_large_things")
+    weights_dir = tmp_path / "weights"
+    weights_dir.mkdir()
+    buffer = tmp_path / "whole.pth"
+    torch.save(raft_large(weights=None).state_dict(), buffer)
+    data = buffer.read_bytes()
+    (weights_dir / filename).write_bytes(data[: len(data) // 3])  # a download cut short
+    rng = np.random.default_rng(9)
+    truth = rng.integers(0, 256, (5, 24, 32, 3), dtype=np.uint8)
+    result = evaluate(
+        [clip("c", truth.copy(), reference=truth)],
+        ["temporal_flickering", "dynamic_degree", "psnr_all"],
+        device="cpu",
+        weights_dir=weights_dir,
+    )
+    summary = {row["metric"]: row for row in result.summary if row["group"] == "All"}
+    broken = summary["dynamic_degree"]
+    assert broken["status"] == "not computed" and broken["value"] is None
+    assert "Error" in broken["reason"] and "\n" not in broken["reason"]
+    assert summary["temporal_flickering"]["value"] == pytest.approx(temporal_flickering_score(truth))
+    assert summary["psnr_all"]["value"] == MAX_PSNR_DB
+
+
+def test_suite_isolates_one_clip_that_a_network_cannot_take(tmp_path, monkeypatch):
+    import torch
+    from torchvision.models.optical_flow import raft_large
+
+    filename = _weights_without_digest(monkeypatch, "raft_large_things")
+    weights_dir = tmp_path / "weights"
+    weights_dir.mkdir()
+    torch.manual_seed(0)
+    torch.save(raft_large(weights=None).state_dict(), weights_dir / filename)
+    small = moving_texture_frames(3, width=96, height=64, dx=3.0)  # RAFT needs 128 px: ValueError
+    large = moving_texture_frames(2, width=128, height=128, dx=3.0)  # one RAFT pair: seconds on a CPU
+    result = evaluate(
+        [clip("small", small), clip("large", large)],
+        ["dynamic_degree", "temporal_flickering"],
+        device="cpu",
+        weights_dir=weights_dir,
+    )
+    rows = {row["clip_id"]: row for row in result.per_clip}
+    assert rows["small"]["dynamic_degree"] is None
+    assert rows["small"]["dynamic_degree_reason"].startswith("not computed: ValueError")
+    assert rows["large"]["dynamic_degree"] in (0.0, 1.0) and "dynamic_degree_reason" not in rows["large"]
+    assert rows["small"]["temporal_flickering"] is not None
+    summary = {row["metric"]: row for row in result.summary if row["group"] == "All"}
+    assert summary["dynamic_degree"]["num_samples"] == 1 and summary["dynamic_degree"]["value"] is not None
+    assert "1 clip(s) not computed, e.g. small: ValueError" in summary["dynamic_degree"]["reason"]

@@ -95,20 +95,14 @@ def test_fid_kid_metrics_merge_groups_with_tiny_extractor():
 
 
 def test_aesthetic_preprocessing_and_score_follow_vbench():
-    from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Lambda, Normalize, Resize
+    pytest.importorskip("vbench", reason="the reference: pip install -e '.[reference]' (see Makefile)")
+    from vbench.utils import clip_transform
 
-    from sfi_bench.metrics.aesthetic_quality import CLIP_MEAN, CLIP_STD, AestheticQuality, clip_preprocess
+    from sfi_bench.metrics.aesthetic_quality import AestheticQuality, clip_preprocess
 
     frames = video(4, 60, 90, 4)
-    vbench_transform = Compose(
-        [
-            Resize(224, interpolation=InterpolationMode.BICUBIC),
-            CenterCrop(224),
-            Lambda(lambda x: x.float().div(255.0)),
-            Normalize(CLIP_MEAN, CLIP_STD),
-        ]
-    )
-    expected = vbench_transform(torch.Tensor(frames).permute(0, 3, 1, 2))  # VBench's load_video: float frames
+    # VBench's load_video gives float frames; its own clip_transform (antialias=False) is the reference.
+    expected = clip_transform(224)(torch.Tensor(frames).permute(0, 3, 1, 2))
     assert torch.allclose(clip_preprocess(frames), expected, atol=1e-5)
     torch.manual_seed(0)
     projection = torch.nn.Linear(3, 768)
@@ -125,13 +119,15 @@ def test_aesthetic_preprocessing_and_score_follow_vbench():
 
 
 def test_imaging_preprocessing_resizes_longer_side_and_scores_over_100():
-    from torchvision import transforms
+    pytest.importorskip("vbench", reason="the reference: pip install -e '.[reference]' (see Makefile)")
+    from vbench.imaging_quality import transform
 
     from sfi_bench.metrics.imaging_quality import ImagingQuality, imaging_preprocess
 
     big = video(2, 600, 800, 5)
-    expected = transforms.Resize(size=(384, 512))(torch.Tensor(big).permute(0, 3, 1, 2)) / 255.0
-    assert torch.allclose(imaging_preprocess(big), expected, atol=1e-5)
+    expected = transform(torch.Tensor(big).permute(0, 3, 1, 2), "longer")  # VBench's own, antialias=False
+    assert expected.shape[-2:] == (384, 512)
+    assert torch.allclose(imaging_preprocess(big), expected, atol=1e-6)
     small = video(2, 40, 56, 6)
     assert torch.equal(imaging_preprocess(small), torch.Tensor(small).permute(0, 3, 1, 2) / 255.0)
     seen = []
@@ -145,24 +141,16 @@ def test_imaging_preprocessing_resizes_longer_side_and_scores_over_100():
 
 
 def test_viclip_sampling_preprocessing_and_cosine():
-    from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Lambda, Normalize, Resize
+    pytest.importorskip("vbench", reason="the reference: pip install -e '.[reference]' (see Makefile)")
+    from vbench.utils import clip_transform, get_frame_indices
 
-    from sfi_bench.metrics.aesthetic_quality import CLIP_MEAN, CLIP_STD
     from sfi_bench.metrics.viclip import ViCLIPScore, middle_indices, viclip_preprocess
 
-    assert middle_indices(8, 17) == [0, 2, 4, 6, 8, 10, 12, 15]
-    assert middle_indices(8, 5) == [0, 1, 2, 3, 4, 4, 4, 4]
-    assert middle_indices(8, 81) == [4, 14, 24, 34, 44, 54, 64, 75]
+    for length in (5, 17, 81):
+        assert middle_indices(8, length) == list(get_frame_indices(8, length, sample="middle"))
     frames = video(8, 50, 70, 7)
-    vbench_transform = Compose(
-        [
-            Resize(224, interpolation=InterpolationMode.BICUBIC),
-            CenterCrop(224),
-            Lambda(lambda x: x.float().div(255.0)),
-            Normalize(CLIP_MEAN, CLIP_STD),
-        ]
-    )
-    expected = vbench_transform(torch.from_numpy(frames).permute(0, 3, 1, 2)).unsqueeze(0)  # uint8 input
+    # VBench's read_frames_decord_by_fps gives uint8 frames; its clip_transform resizes them as uint8.
+    expected = clip_transform(224)(torch.from_numpy(frames).permute(0, 3, 1, 2)).unsqueeze(0)
     assert torch.allclose(viclip_preprocess(frames), expected, atol=1e-6)
 
     class Stub:

@@ -12,6 +12,8 @@ METRIC_REGISTRY: dict[str, str] = {
     "lpips": "sfi_bench.metrics.lpips_distance:VideoLPIPS",
     "fid": "sfi_bench.metrics.fid:FID",
     "kid": "sfi_bench.metrics.kid:KID",
+    "psnr_all": "sfi_bench.metrics.psnr:AllFramePSNR",
+    "ssim_all": "sfi_bench.metrics.ssim:AllFrameSSIM",
     "endpoint_psnr": "sfi_bench.metrics.psnr:EndpointPSNR",
     "endpoint_ssim": "sfi_bench.metrics.ssim:EndpointSSIM",
     "endpoint_lpips": "sfi_bench.metrics.lpips_distance:EndpointLPIPS",

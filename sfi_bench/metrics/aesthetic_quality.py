@@ -1,13 +1,14 @@
 """VBench aesthetic quality: LAION's linear head on L2-normalised CLIP ViT-L/14 image features, mean of score/10.
 
-Preprocessing is VBench's `clip_transform(224)` on float frames in 0..255: bicubic resize of the
-shorter side to 224 (antialiased, torchvision's tensor default), centre crop 224, /255, CLIP mean/std.
+Preprocessing is VBench 0.1.5's `clip_transform(224)` on float frames in 0..255: bicubic resize of the
+shorter side to 224 with antialias=False (as VBench passes it), centre crop 224, /255, CLIP mean/std.
 The CLIP tower is OpenAI's ViT-L/14 (QuickGELU) loaded through open_clip from the weights table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 
@@ -28,7 +29,7 @@ def clip_preprocess(frames: np.ndarray, device: str = "cpu", size: int = CLIP_SI
     from torchvision.transforms import functional as TF
 
     x = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float()
-    x = TF.resize(x, size, interpolation=InterpolationMode.BICUBIC, antialias=True)
+    x = TF.resize(x, size, interpolation=InterpolationMode.BICUBIC, antialias=False)
     x = TF.center_crop(x, size) / 255.0
     return TF.normalize(x, CLIP_MEAN, CLIP_STD)
 
@@ -53,11 +54,14 @@ def load_laion_head(path) -> object:
 
 class AestheticQuality(MeanMetric):
     name = "aesthetic_quality"
+    id = "aq"
     label_text = "AQ"
     direction = "higher"
-    version = "vbench-1 (OpenAI CLIP ViT-L/14 + LAION sa_0_4_vit_l_14_linear, all frames)"
+    version = "vbench-0.1.5 (OpenAI CLIP ViT-L/14 + LAION sa_0_4_vit_l_14_linear, all frames)"
     group = "Video Quality"
     weights = ("clip-vit-l-14-openai", "laion-aesthetic-vit-l-14")
+    # open_clip's name for OpenAI's ViT-L/14 (QuickGELU); a test swaps in a narrow config of the same family.
+    architecture: ClassVar[str] = "ViT-L-14-quickgelu"
 
     def __init__(
         self, device: str = "auto", weights_dir=None, encode_image: Callable | None = None, head=None
@@ -72,7 +76,7 @@ class AestheticQuality(MeanMetric):
         if self.encode_image is None:
             open_clip = require_package("open_clip", OPEN_CLIP_PIP)
             tower = require_weights(self.weights[0], self.weights_dir)
-            model = open_clip.create_model("ViT-L-14-quickgelu", pretrained=str(tower), device=self.device)
+            model = open_clip.create_model(self.architecture, pretrained=str(tower), device=self.device)
             self.encode_image = model.eval().encode_image
 
     def clip_value(self, sample: ClipSample) -> tuple[float, float]:

@@ -42,7 +42,9 @@ class MetricUnavailable(RuntimeError):
 
 
 class Metric:
-    name: ClassVar[str] = "metric"
+    name: ClassVar[str] = "metric"  # registry name (what `--metric` takes)
+    id: ClassVar[str] = ""  # short stable column name for tables and CSV headers (lpips, psnr_all, tf, ...)
+    cap: ClassVar[float | None] = None  # best value the metric can take, where one exists (PSNR 100, SSIM 1)
     # Table 2 direction: "higher" (↑) or "lower" (↓).
     direction: ClassVar[str] = "higher"
     version: ClassVar[str] = "1"

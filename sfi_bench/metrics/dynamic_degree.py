@@ -1,8 +1,9 @@
 """VBench dynamic degree: is the video moving? RAFT flow on ~8 fps frames, top-5% magnitudes, a count rule.
 
 Per video: frames are subsampled every max(1, round(fps / 8)) frames; for each consecutive pair the
-flow magnitude's top 5% mean is compared with 6 · max(1, 8 / fps) · min(H, W) / 256; the video is dynamic
-when at least round(4 · n / 16) pairs exceed it (n: subsampled frames, Python rounding). The score is the
+flow magnitude's top 5% mean is compared with 6 · min(H, W) / 256 (VBench 0.1.5 `set_params`; no frame-rate
+factor: a max(1, 8 / fps) one lived briefly in VBench's git history but is in no release); the video is
+dynamic when at least round(4 · n / 16) pairs exceed it (n: subsampled frames, Python rounding). The score is the
 share of dynamic videos. `dynamic_degree` uses RAFT (raft-things weights, 20 iterations, inputs padded
 to a multiple of 8 by edge replication, as VBench does); `dynamic_degree_dis` swaps in OpenCV DIS flow and
 is a different, weight-free metric.
@@ -29,9 +30,8 @@ def subsample_indices(num_frames: int, fps: float) -> list[int]:
     return list(range(0, num_frames, interval))
 
 
-def motion_threshold(height: int, width: int, fps: float) -> float:
-    factor = max(1.0, TARGET_FPS / fps)
-    return factor * 6.0 * (min(height, width) / 256.0)
+def motion_threshold(height: int, width: int) -> float:
+    return 6.0 * (min(height, width) / 256.0)
 
 
 def required_moving_pairs(num_subsampled_frames: int) -> int:
@@ -59,7 +59,7 @@ def video_is_dynamic(frames: np.ndarray, fps: float | None, flow_fn: FlowFn) -> 
     pairs = list(zip(kept[:-1], kept[1:], strict=True))
     scores = [top_magnitude_mean(flow) for flow in flow_fn(pairs)] if pairs else []
     height, width = frames.shape[1:3]
-    return is_dynamic(scores, motion_threshold(height, width, fps), required_moving_pairs(len(kept)))
+    return is_dynamic(scores, motion_threshold(height, width), required_moving_pairs(len(kept)))
 
 
 def pad_to_multiple(batch, multiple: int = 8):
@@ -112,9 +112,11 @@ def dis_pair_flow(pairs):
 
 class DynamicDegree(MeanMetric):
     name = "dynamic_degree"
+    id = "dd"
+    cap = 1.0
     label_text = "DD"
     direction = "higher"
-    version = "vbench-1 (RAFT raft-things = torchvision raft_large C_T_V1, 20 iters, ~8 fps)"
+    version = "vbench-0.1.5 (RAFT raft-things = torchvision raft_large C_T_V1, 20 iters, ~8 fps)"
     group = "Video Quality"
     weights = ("raft_large_things",)
 
@@ -141,6 +143,7 @@ class DynamicDegree(MeanMetric):
 
 class DynamicDegreeDIS(DynamicDegree):
     name = "dynamic_degree_dis"
+    id = "dd_dis"
     label_text = "DD (DIS)"
     version = "1 (VBench rule, OpenCV DIS flow instead of RAFT: not the reference metric)"
     weights = ()

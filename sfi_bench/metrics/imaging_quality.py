@@ -1,7 +1,7 @@
 """VBench imaging quality: MUSIQ (SPAQ checkpoint, pyiqa's architecture), mean over frames, divided by 100.
 
 Preprocessing is VBench's default 'longer' mode: when the longer side exceeds 512, frames are resized
-(torchvision bilinear, antialiased, on the float tensor) to (int(s·H), int(s·W)) with s = 512 / longer
+(torchvision bilinear with antialias=False, as VBench 0.1.5 passes it, on the float tensor) to (int(s·H), int(s·W)) with s = 512 / longer
 side; then /255. MUSIQ itself maps to [-1, 1] and builds its multi-scale patches. pyiqa is optional.
 """
 
@@ -26,7 +26,7 @@ def imaging_preprocess(frames: np.ndarray, device: str = "cpu"):
     height, width = x.shape[-2:]
     if max(height, width) > MAX_LONGER_SIDE:
         scale = MAX_LONGER_SIDE / max(height, width)
-        x = TF.resize(x, [int(scale * height), int(scale * width)], antialias=True)
+        x = TF.resize(x, [int(scale * height), int(scale * width)], antialias=False)
     return x / 255.0
 
 
@@ -50,9 +50,10 @@ def load_musiq(path, device: str):
 
 class ImagingQuality(MeanMetric):
     name = "imaging_quality"
+    id = "iq"
     label_text = "IQ"
     direction = "higher"
-    version = "vbench-1 (pyiqa MUSIQ-SPAQ, longer side <= 512, mean/100)"
+    version = "vbench-0.1.5 (pyiqa MUSIQ-SPAQ, longer side <= 512 without antialias, mean/100)"
     group = "Video Quality"
     weights = ("musiq-spaq",)
 

@@ -15,7 +15,6 @@ from sfi_bench.metrics.base import (
     ClipSample,
     MeanMetric,
     MetricUnavailable,
-    match_size,
     require_package,
     require_weights,
 )
@@ -78,6 +77,7 @@ def load_lpips(net: str, device: str, weights_dir: str | None):
 
 class _LPIPSBase(MeanMetric):
     direction = "lower"
+    cap = 0.0
     net = "alex"
     weights = BACKBONES["alex"]
 
@@ -99,6 +99,7 @@ class _LPIPSBase(MeanMetric):
 
 class VideoLPIPS(_LPIPSBase):
     name = "lpips"
+    id = "lpips"
     label_text = "LPIPS"
     version = "lpips-0.1.4 v0.1 alex; mean over all generated/ground-truth frame pairs"
     group = "Video Fidelity"
@@ -107,23 +108,20 @@ class VideoLPIPS(_LPIPSBase):
         return "no clips with ground truth"
 
     def clip_value(self, sample: ClipSample) -> tuple[float, float] | None:
-        if sample.reference is None:
+        from sfi_bench.metrics.psnr import ground_truth_pairs
+
+        pairs = ground_truth_pairs(sample, self.name)
+        if pairs is None:
             return None
-        if len(sample.reference) != len(sample.generated):
-            raise ValueError(
-                f"{sample.clip_id}: {len(sample.generated)} generated frames but "
-                f"{len(sample.reference)} ground-truth frames"
-            )
-        reference = sample.reference
-        generated = match_size(sample.generated, reference.shape[1], reference.shape[2])
-        values = self.distances(generated, reference)
+        values = self.distances(*pairs)
         # Weighted by pairs, so the overall value is the mean over every frame pair.
         return float(values.mean()), float(len(values))
 
 
 class EndpointLPIPS(_LPIPSBase):
     name = "endpoint_lpips"
-    label_text = "LPIPS (first/last)"
+    id = "lpips_endpoints"
+    label_text = "LPIPS (endpoints)"
     version = "lpips-0.1.4 v0.1 alex; first/last generated frame vs condition image"
     group = "Frame Fidelity"
 

@@ -107,9 +107,11 @@ def load_amt_s(path, device: str) -> AMTInterpolator:
 
 class MotionSmoothness(MeanMetric):
     name = "motion_smoothness"
+    id = "ms"
+    cap = 1.0
     label_text = "MS"
     direction = "higher"
-    version = "vbench-1 (AMT-S amt-s.pth, odd frames from even neighbours)"
+    version = "vbench-0.1.5 (AMT-S amt-s.pth, odd frames from even neighbours)"
     group = "Video Quality"
     weights = ("amt-s",)
     pad_multiple = AMT_PAD_MULTIPLE

@@ -2,12 +2,14 @@
 
 8 frames by uniform 'middle' sampling (the video split into 8 equal intervals, the middle frame of
 each; padded with the last index for shorter clips), VBench's clip_transform(224) on the uint8 frames
-(bicubic antialiased resize of the shorter side, centre crop, /255, CLIP mean/std), raw cosine between
+(bicubic resize of the shorter side with antialias=False, as VBench 0.1.5, centre crop, /255, CLIP mean/std), raw cosine between
 the L2-normalised video and text features. The ViCLIP network code and tokenizer come from the optional
 `vbench` package; the weights from the weights table (loaded with weights_only=True).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -15,7 +17,7 @@ from sfi_bench.metrics.aesthetic_quality import CLIP_MEAN, CLIP_SIZE, CLIP_STD
 from sfi_bench.metrics.base import ClipSample, MeanMetric, MetricUnavailable, require_package, require_weights
 
 NUM_FRAMES = 8
-VBENCH_PIP = "pip install --no-deps vbench  (ViCLIP network code; its own dependencies are not needed)"
+VBENCH_PIP = "pip install einops && pip install --no-deps vbench==0.1.5  (ViCLIP network code)"
 
 
 def middle_indices(num_samples: int, num_frames: int) -> list[int]:
@@ -33,7 +35,7 @@ def viclip_preprocess(frames: np.ndarray, device: str = "cpu"):
     from torchvision.transforms import functional as TF
 
     x = torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2)
-    x = TF.resize(x, CLIP_SIZE, interpolation=InterpolationMode.BICUBIC, antialias=True)
+    x = TF.resize(x, CLIP_SIZE, interpolation=InterpolationMode.BICUBIC, antialias=False)
     x = TF.center_crop(x, CLIP_SIZE).float() / 255.0
     return TF.normalize(x, CLIP_MEAN, CLIP_STD).unsqueeze(0)
 
@@ -49,9 +51,40 @@ def text_video_cosine(model, pixels, prompt: str) -> float:
     return float((video @ text.T)[0, 0])
 
 
+def provide_pkg_resources() -> None:
+    """ViCLIP's text module does `from pkg_resources import packaging` (for a torch version check), and
+    setuptools 81+ no longer ships pkg_resources: hand it the `packaging` it asks for."""
+    import importlib.util
+    import sys
+    import types
+
+    if "pkg_resources" in sys.modules or importlib.util.find_spec("pkg_resources") is not None:
+        return
+    import packaging.version
+
+    shim = types.ModuleType("pkg_resources")
+    shim.packaging = packaging  # type: ignore[attr-defined]
+    sys.modules["pkg_resources"] = shim
+
+
+def provide_vbench_vocab(vocab: Path) -> None:
+    """ViCLIP's text encoder opens the BPE vocabulary at VBench's cache path ($VBENCH_CACHE_DIR, else
+    ~/.cache/vbench), and VBench's tokenizer module runs wget for it on import when it is absent: put
+    the weights table's copy there first, so nothing is fetched and the same vocabulary is used."""
+    import shutil
+
+    utils = require_package("vbench.utils", VBENCH_PIP)
+    target = Path(utils.CACHE_DIR) / "ViCLIP" / "bpe_simple_vocab_16e6.txt.gz"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(vocab, target)
+
+
 def load_viclip(path, vocab, device: str):
     import torch
 
+    provide_pkg_resources()
+    provide_vbench_vocab(Path(vocab))
     viclip = require_package("vbench.third_party.ViCLIP.viclip", VBENCH_PIP)
     tokenizer_module = require_package("vbench.third_party.ViCLIP.simple_tokenizer", VBENCH_PIP)
     model = viclip.ViCLIP(tokenizer=tokenizer_module.SimpleTokenizer(str(vocab)), pretrain=None)
@@ -66,9 +99,10 @@ def load_viclip(path, vocab, device: str):
 
 class ViCLIPScore(MeanMetric):
     name = "viclip"
+    id = "viclip"
     label_text = "Semantic Fidelity"
     direction = "higher"
-    version = "1 (ViClip-InternVid-10M-FLT, 8 frames middle sampling, 224 px, raw cosine)"
+    version = "vbench-0.1.5 overall_consistency (ViClip-InternVid-10M-FLT, 8 frames middle sampling, 224 px, raw cosine, eval mode)"
     group = "Semantic Fidelity"
     weights = ("viclip-internvid-10m-flt", "clip-bpe-vocab")
 
