@@ -7,9 +7,10 @@ import json
 import pytest
 import torch
 
+from sfi_bench.models.semfi.distributed import rank_share
 from sfi_bench.models.semfi.flow import warmup_cosine
 from sfi_bench.models.semfi.tiny import save_tiny_semfi
-from sfi_bench.models.semfi.train import SemFiTrainer, TrainConfig, rank_share
+from sfi_bench.models.semfi.train import SemFiTrainer, TrainConfig
 from sfi_data.testing.toy_dataset import build_toy_dataset
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sfi_bench.models.semfi.distributed import StepCounter, rank_share
 from sfi_core.constants import FRAME_COUNTS
 
 STATE_FILE = "trainer_state.json"  # written last: a checkpoint folder without it is incomplete
@@ -57,31 +58,6 @@ class TrainConfig:
 
     def record(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
-
-
-class StepCounter:
-    """The optimizer step, saved and restored with the accelerate state (register_for_checkpointing)."""
-
-    def __init__(self) -> None:
-        self.step = 0
-
-    def state_dict(self) -> dict:
-        return {"step": self.step}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step = int(state["step"])
-
-
-def rank_share(batch_size: int, world: int, rank: int, micro_batch: int) -> list[list[int | None]]:
-    """This rank's micro-batches of batch positions; None pads so that every rank gets the same count.
-
-    Positions rank, rank + world, ...; the count of micro-batches is the same on every rank, so each rank
-    runs the same number of forwards and one synchronised backward, whatever the batch size.
-    """
-    per_rank = math.ceil(batch_size / world)
-    mine: list[int | None] = list(range(rank, batch_size, world))
-    mine += [None] * (per_rank - len(mine))
-    return [mine[i : i + micro_batch] for i in range(0, per_rank, micro_batch)]
 
 
 class SemFiTrainer:
@@ -193,6 +169,11 @@ class SemFiTrainer:
         mine = list(range(acc.process_index, len(self.dataset), acc.num_processes))
         self.cache.fill(self.pipe, self.dataset, mine, cfg.micro_batch, cfg.max_sequence_length, acc.device)
         acc.wait_for_everyone()
+        self._encoders_to("cpu")  # the epoch reads the cache: UMT5 (~11 GB), CLIP and the VAE leave the GPU
+
+    def _encoders_to(self, device) -> None:
+        for module in (self.pipe.text_encoder, self.pipe.image_encoder, self.pipe.vae):
+            module.to(device)
 
     # ----- checkpoints: accelerate state (optimizer, scheduler, RNG, step) + the adapters, never the base ----
     def checkpoint_dir(self) -> Path:
@@ -327,10 +308,13 @@ class SemFiTrainer:
         )
         self.mol.activate(item["num_frames"])
         self.model.eval()
+        self._encoders_to(self.accelerator.device)
         with torch.inference_mode():
             frames, _ = sample_first_last(
                 self.pipe, first, last, item["caption"], item["num_frames"], 0, settings
             )
+        if self.cache is not None:
+            self._encoders_to("cpu")
         path = Path(self.config.out) / "samples" / f"step_{self.step:07d}_{item['clip_id']}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
         encode_video(frames, path, fps=16.0)
