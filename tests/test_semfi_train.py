@@ -139,3 +139,27 @@ def test_cached_latents_give_the_same_loss_without_decoding(setup_dirs, tmp_path
     )
     with pytest.raises(ValueError, match="cached with"):
         other.setup()
+
+
+def test_cache_only_pass_resumes_where_it_stopped(setup_dirs, tmp_path):
+    from typer.testing import CliRunner
+
+    from sfi_bench.app import app
+    from sfi_bench.commands import generate, train  # noqa: F401  (registers the commands)
+
+    cache = tmp_path / "cache"
+    args = ["train", str(setup_dirs / "data" / "clips.parquet"), "--out", str(tmp_path / "run")]
+    args += ["--weights", str(setup_dirs / "wan"), "--cache", str(cache), "--cache-only", "--height", "16"]
+    args += ["--width", "16", "--mixed-precision", "no", "--max-sequence-length", "8", "--scale", "5"]
+    args += ["--scale", "9"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    files = sorted(cache.glob("*.safetensors"))
+    assert len(files) == 4 and not (tmp_path / "run" / "checkpoints").exists()
+    kept = {f.name: f.stat().st_mtime_ns for f in files[1:]}
+    files[0].unlink()  # an interrupted pass: one clip never finished
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert files[0].is_file() and {f.name: f.stat().st_mtime_ns for f in files[1:]} == kept
+    refused = CliRunner().invoke(app, [a for a in args if a not in ("--cache", str(cache))])
+    assert refused.exit_code == 2 and "--cache-only needs --cache" in refused.output

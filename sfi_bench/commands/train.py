@@ -61,6 +61,9 @@ def train_command(
     sample_every: Annotated[int, typer.Option(help="Write a sample video every K steps (0: never).")] = 500,
     sample_steps: Annotated[int, typer.Option(help="Sampler steps of those sample videos.")] = 30,
     seed: Annotated[int, typer.Option(help="Batch order and noise seed.")] = 0,
+    cache_only: Annotated[
+        bool, typer.Option(help="Fill --cache and stop (a separate, resumable encoding pass).")
+    ] = False,
 ) -> None:
     """Train SemFi's MoL on a frozen Wan2.1-I2V. Multi-GPU: `accelerate launch --config_file
     configs/accelerate/fsdp_8gpu.yaml $(which sfi-bench) train ...` (docs/semfi.md)."""
@@ -94,12 +97,19 @@ def train_command(
         sample_steps=sample_steps,
         seed=seed,
     )
+    if cache_only and cache is None:
+        console.print("[red]--cache-only needs --cache DIR (where the encoded clips go)[/]")
+        raise typer.Exit(2)
     trainer = SemFiTrainer(config)
     try:
         trainer.setup()
     except (WeightsMissingError, ValueError, FileNotFoundError) as err:
         console.print(f"[red]{err}[/]")
         raise typer.Exit(2) from err
+    if cache_only:
+        if trainer.accelerator.is_main_process:
+            console.print(f"cached {len(trainer.dataset)} clips in {cache}")
+        return
     if trainer.step:
         console.print(f"resumed from step {trainer.step}")
     summary = trainer.train()
