@@ -1,6 +1,6 @@
 """Full-size GPU check of SemFi (`make gpu-check`): the Wan2.1-I2V-14B transformer from its published config with
 random weights (nothing downloaded), a 2-step SemFi generation of 81 frames at 480x832 with the MoL in bf16,
-one training step with gradient checkpointing, the tiny pipeline and the metric networks on CUDA.
+one training step with gradient checkpointing, the fp32 VAE decode, the tiny pipeline and the metric networks.
 
 Prints peak GPU memory and seconds per step for each part, and writes them as JSON (--out). Without CUDA it
 says so and exits 0. `--scale tiny` runs the same code with a small config (a CPU dry run of this script).
@@ -38,6 +38,8 @@ WAN_I2V_14B = {
 }
 TINY = WAN_I2V_14B | {"num_attention_heads": 2, "attention_head_dim": 16, "ffn_dim": 64, "num_layers": 2}
 TINY |= {"text_dim": 32, "freq_dim": 32, "image_dim": 16, "added_kv_proj_dim": 32}
+WAN_VAE: dict = {}  # AutoencoderKLWan's defaults are Wan2.1's VAE (base_dim 96, z_dim 16)
+TINY_VAE = {"base_dim": 8, "dim_mult": [1, 1, 1, 1], "num_res_blocks": 1}
 FULL_SHAPE = {"frames": 81, "height": 480, "width": 832, "text_tokens": 512, "clip_tokens": 257}
 TINY_SHAPE = {"frames": 9, "height": 32, "width": 32, "text_tokens": 8, "clip_tokens": 5}
 
@@ -113,6 +115,18 @@ def check_generation(transformer, inputs: dict, steps: int, results: dict, devic
     results[f"generate_{steps}_steps"]["seconds_per_step"] = round(
         results[f"generate_{steps}_steps"]["seconds"] / steps, 2
     )
+    return latents
+
+
+def check_vae_decode(latents: torch.Tensor, vae_config: dict, results: dict, device: str) -> None:
+    """Decode the generated latents with Wan2.1's VAE (its default config, random weights) in fp32, as SemFi does."""
+    from diffusers import AutoencoderKLWan
+
+    with torch.device(device):
+        vae = AutoencoderKLWan(**vae_config).eval().requires_grad_(False)
+    with measured(results, "vae_decode_fp32", device) as record, torch.inference_mode():
+        video = vae.decode(latents.float(), return_dict=False)[0]
+        record["video_shape"] = list(video.shape)
 
 
 def check_training_step(transformer, inputs: dict, results: dict, device: str) -> None:
@@ -197,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         record["parameters"] = sum(p.numel() for p in transformer.parameters())
     inputs = dit_inputs(shape, config, args.device, torch.bfloat16, torch.Generator().manual_seed(0))
     check_training_step(transformer, inputs, results, args.device)
-    check_generation(transformer, inputs, args.steps, results, args.device)
+    latents = check_generation(transformer, inputs, args.steps, results, args.device)
     del transformer
+    check_vae_decode(latents, WAN_VAE if args.scale == "full" else TINY_VAE, results, args.device)
     check_tiny_pipeline(results, args.device)
     check_metrics(results, args.device)
     if args.out is not None:

@@ -42,7 +42,9 @@ def test_generation_and_training_step_run_tiny_on_cpu(gpu_check):
         gpu_check.TINY_SHAPE, gpu_check.TINY, "cpu", torch.bfloat16, torch.Generator()
     )
     gpu_check.check_training_step(transformer, inputs, results, "cpu")
-    gpu_check.check_generation(transformer, inputs, 2, results, "cpu")
+    latents = gpu_check.check_generation(transformer, inputs, 2, results, "cpu")
+    gpu_check.check_vae_decode(latents, gpu_check.TINY_VAE, results, "cpu")
+    assert results["vae_decode_fp32"]["video_shape"] == [1, 3, 9, 32, 32]
     assert results["train_step_gradient_checkpointing"]["loss"] > 0
     assert results["generate_2_steps"]["latent_shape"] == [1, 16, 3, 4, 4]
     assert results["generate_2_steps"]["seconds_per_step"] >= 0
