@@ -386,6 +386,7 @@ def test_suite_isolates_a_corrupt_weights_file(tmp_path, monkeypatch):
     assert summary["psnr_all"]["value"] == MAX_PSNR_DB
 
 
+@pytest.mark.slow  # one pass of a full-size random RAFT
 def test_suite_isolates_one_clip_that_a_network_cannot_take(tmp_path, monkeypatch):
     import torch
     from torchvision.models.optical_flow import raft_large

@@ -17,7 +17,7 @@ from sfi_bench.metrics.base import ClipSample, MeanMetric, MetricUnavailable, re
 
 AMT_PAD_MULTIPLE = 16
 BATCH_SIZE = 4
-VBENCH_PIP = "pip install --no-deps vbench  (AMT-S network code; its own dependencies are not needed)"
+VBENCH_PIP = "pip install --no-deps vbench==0.1.5  (AMT-S network code; its own dependencies are not needed)"
 AMT_S_PARAMS = {"corr_radius": 3, "corr_lvls": 4, "num_flows": 3}  # VBench's AMT-S.yaml
 
 # (first, last) float (B, 3, H, W) in [0, 1] -> middle frames, same shape.
