@@ -52,7 +52,8 @@ class SplitChain(Chain):
 
 
 def _prepare(stage: Stage, rows: list[dict]) -> list[dict]:
-    """One shard's CPU half, in a Ray task (its worker process is reused, so setup is the stage's own cost)."""
+    """One shard's CPU half, in a Ray task: setup runs per shard, so the CPU half must keep it cheap
+    (probe, meta filter and fetch have none); models belong in the finishing half."""
     limit_threads(max(1, math.ceil(stage.num_cpus)))  # the one core Ray gave this task, not every core
     stage.setup()
     return list(stage.run(rows))
@@ -130,9 +131,7 @@ class StreamingExecutor(RayExecutor):
                 shard = next(todo, None)
                 if shard is None:
                     return
-                # The part path travels with the prepared rows; the input rows need not come back.
-                ref = prepare_task.remote(prepare_ref, shard.rows)
-                preparing[ref] = shard
+                preparing[prepare_task.remote(prepare_ref, shard.rows)] = shard
 
         def hand_out() -> None:
             while ready:
@@ -140,7 +139,7 @@ class StreamingExecutor(RayExecutor):
                 if load[id(scorer)] >= SHARDS_IN_FLIGHT:
                     return
                 ref, shard = ready.popleft()
-                part = Shard([], shard.part_path)
+                part = Shard([], shard.part_path)  # where to write; the rows come prepared, through `ref`
                 scoring[scorer.run.remote(ref, len(shard.rows), part, schema_ref)] = scorer
                 load[id(scorer)] += 1
 
