@@ -18,6 +18,7 @@ def _draw(board: Leaderboard, metric: MetricColumn, axes) -> int:
     groups = board.groups
     width = 0.8 / max(1, len(board.models))
     drawn = 0
+    heights_all: list[float] = []
     for index, model in enumerate(board.models):
         xs, heights = [], []
         for position, group in enumerate(groups):
@@ -27,8 +28,20 @@ def _draw(board: Leaderboard, metric: MetricColumn, axes) -> int:
                 heights.append(value)
         axes.bar(xs, heights, width=width, label=model)
         drawn += len(xs)
+        heights_all += heights
+    _zoom(axes, heights_all)
     axes.set_xticks(range(len(groups)), labels=[g if g == ALL_GROUP else f"N={g}" for g in groups])
     return drawn
+
+
+def _zoom(axes, values: list[float]) -> None:
+    """Models often differ by a few percent (PSNR 26.6 vs 27.9): show that range, not 0..max."""
+    if not values:
+        return
+    low, high = min(values), max(values)
+    pad = max((high - low) * 0.15, abs(high) * 0.01, 1e-9)
+    if low > 0 and low - pad > 0:
+        axes.set_ylim(low - pad, high + pad)
 
 
 def place_legend(axes):
@@ -52,7 +65,7 @@ def write_plots(board: Leaderboard, folder: Path, formats: tuple[str, ...] = PLO
         else:
             axes.text(0.5, 0.5, "not computed", ha="center", va="center", transform=axes.transAxes)
         axes.set_ylabel(metric.label)
-        axes.set_title(f"{metric.label} ({metric.id}, v{metric.version})")
+        axes.set_title(f"{metric.label} ({metric.id})")  # versions are in the results JSON and the Markdown
         axes.grid(axis="y", alpha=0.3)
         figure.tight_layout()
         for suffix in formats:

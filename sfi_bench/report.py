@@ -29,7 +29,7 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-botto
 table { border-collapse: collapse; margin: 0.6em 0; }
 td, th { border: 1px solid #ddd; padding: 4px 6px; vertical-align: top; font-size: 0.85em; }
 th { background: #f4f4f4; }
-#leaderboard td { text-align: right; } #leaderboard td:nth-child(-n+2) { text-align: left; }
+#leaderboard td { text-align: right; white-space: nowrap; } #leaderboard td:nth-child(-n+2) { text-align: left; }
 .best { font-weight: bold; } .second { text-decoration: underline; } .third { font-style: italic; }
 #plots { display: flex; flex-wrap: wrap; gap: 1em; } .plot { width: 34em; max-width: 100%; }
 .clip { margin: 1em 0 2em 0; }
