@@ -179,24 +179,27 @@ class MixtureOfLoRA:
             for key in universal
         }
 
-    def save(self, folder: Path) -> Path:
+    def save(self, folder: Path, write: bool = True) -> Path:
         """Every adapter plus one merged file per scale, loadable by `pipe.load_lora_weights(folder,
-        weight_name="<name>.safetensors", adapter_name=...)`, and mol_config.json for MixtureOfLoRA.load."""
+        weight_name="<name>.safetensors", adapter_name=...)`, and mol_config.json for MixtureOfLoRA.load.
+
+        Under FSDP every rank must call this (gathering a sharded tensor is collective); only the rank with
+        `write` writes the files.
+        """
         from safetensors.torch import save_file
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        metadata = self.config.diffusers_metadata()
-        for name in self.config.adapter_names:
-            save_file(self.adapter_state(name), folder / f"{name}.safetensors", metadata=metadata)
+        files = {
+            name: (self.adapter_state(name), self.config.diffusers_metadata())
+            for name in self.config.adapter_names
+        }
         merged_metadata = self.config.diffusers_metadata(rank_factor=2)
-        for scale in self.config.scales:
-            save_file(
-                self.merged_state(scale),
-                folder / f"{merged_name(scale)}.safetensors",
-                metadata=merged_metadata,
-            )
-        self.config.save(folder)
+        files |= {merged_name(s): (self.merged_state(s), merged_metadata) for s in self.config.scales}
+        folder = Path(folder)
+        if write:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, (state, metadata) in files.items():
+                save_file(state, folder / f"{name}.safetensors", metadata=metadata)
+            self.config.save(folder)
         return folder
 
     def upcast(self) -> None:

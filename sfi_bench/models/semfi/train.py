@@ -185,15 +185,17 @@ class SemFiTrainer:
 
     def _save_adapters_not_base(self, models: list, weights: list, output_dir: str) -> None:
         weights.clear()  # the 14B base is frozen and already on disk: save only the adapters
-        if self.accelerator.is_main_process:
-            self.mol.save(Path(output_dir) / "adapters")
+        self.mol.save(Path(output_dir) / "adapters", write=self.accelerator.is_main_process)
 
     def _load_adapters_not_base(self, models: list, input_dir: str) -> None:
+        from accelerate.utils import DistributedType
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
         from sfi_bench.models.semfi.mol import COMPONENT_PREFIX
 
+        if self.accelerator.distributed_type == DistributedType.FSDP:
+            return  # accelerate restores the sharded model state, LoRA shards included
         models.clear()
         for name in self.mol.config.adapter_names:
             state = load_file(Path(input_dir) / "adapters" / f"{name}.safetensors")
@@ -372,11 +374,11 @@ class SemFiTrainer:
             if cfg.sample_every and self.step % cfg.sample_every == 0:
                 self.write_sample()
         self.accelerator.wait_for_everyone()
-        final = self.mol.save(Path(cfg.out) / "adapters") if self.accelerator.is_main_process else None
+        final = self.mol.save(Path(cfg.out) / "adapters", write=self.accelerator.is_main_process)
         return {
             "steps": self.step,
             "total_steps": self.total_steps,
-            "adapters": str(final) if final else None,
+            "adapters": str(final),
             "metrics": str(self.metrics_path),
             "steps_per_epoch": self.steps_per_epoch,
             "processes": self.accelerator.num_processes,
