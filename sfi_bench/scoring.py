@@ -92,6 +92,9 @@ def write_clip_scores(run_dir: Path, clip_id: str, scores: ClipScores) -> None:
     )
 
 
+_MISSING = object()
+
+
 def state_of(metric: Metric, prototype: Metric) -> dict[str, Any]:
     """The attributes `reset`/`update` made for this state: everything not shared with the loaded prototype.
 
@@ -106,9 +109,6 @@ def state_of(metric: Metric, prototype: Metric) -> dict[str, Any]:
     }
     StateEncoder().encode(state)  # a state a score file cannot hold fails here, as this metric's error
     return state
-
-
-_MISSING = object()
 
 
 def empty_metric(name: str) -> ConfiguredMetric:
