@@ -278,6 +278,18 @@ def plan_clip_shards(clips: list[TestClip], batch_size: int, work_dir: Path) -> 
     ]
 
 
+def require_gpus(per_worker: float) -> None:
+    """--gpus-per-worker on a Ray cluster without GPUs would quietly run every replica on CPU."""
+    import ray
+
+    available = float(ray.cluster_resources().get("GPU", 0))
+    if available < per_worker:
+        raise ValueError(
+            f"--gpus-per-worker {per_worker:g} but the Ray cluster has {available:g} GPU(s); "
+            "drop the option to run on CPUs, or join a cluster with GPUs (--address)"
+        )
+
+
 def run_stage_on_clips(
     stage: Stage,
     shards: list[Shard],
@@ -286,8 +298,12 @@ def run_stage_on_clips(
     on_rows: Callable[[int], None] | None = None,
 ) -> None:
     """Run `stage` over `shards` on the chosen executor; part files land beside the shards' paths."""
+    if not shards:
+        return  # nothing pending: do not start Ray for it
     executor = make_executor(parallel.executor, address=parallel.address, num_cpus=parallel.workers)
     try:
+        if parallel.gpus_per_worker > 0 and parallel.executor == "ray":
+            require_gpus(parallel.gpus_per_worker)
         for result in executor.map_shards(stage, shards, schema):
             if on_rows is not None:
                 on_rows(result.outputs)

@@ -128,3 +128,14 @@ def test_bad_parallel_settings_are_one_line_errors_before_any_work(clips: Path, 
         result = CliRunner().invoke(app, base + extra)
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_gpus_per_worker_without_gpus_is_refused(clips: Path, tmp_path: Path):
+    parallel = ParallelConfig(executor="ray", workers=1, gpus_per_worker=1)
+    config = BenchRunConfig(
+        model="linear", clips=clips, out=tmp_path / "run", device="cpu", parallel=parallel
+    )
+    with pytest.raises(ValueError, match="--gpus-per-worker 1 but the Ray cluster has 0 GPU"):
+        run_model(config)
+    assert not any(FrameStore(tmp_path / "run").records())  # refused before any clip
