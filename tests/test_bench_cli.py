@@ -250,3 +250,46 @@ def test_report_renders_in_headless_chromium_with_the_table_at_the_top(bench: Pa
     assert int(re.search(r'data-videos-total="(\d+)"', dom).group(1)) == 2 * 3
     assert 'data-media-broken="0"' in dom  # every image and every video decoded
     assert int(re.search(r'data-leaderboard-top="(-?\d+)"', dom).group(1)) < 300  # on the first screen
+
+
+@pytest.mark.slow
+def test_every_command_runs_as_a_real_process(bench: Path, tmp_path: Path):
+    """One subprocess per command: the installed entry point, exit codes and files, not only CliRunner."""
+    import sys
+
+    exe = Path(sys.executable).with_name("sfi-bench")
+    clips = bench / "data" / "clips.parquet"
+
+    def real(*args) -> subprocess.CompletedProcess:
+        done = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    assert "linear" in real("models", "--plain").stdout
+    real("run", "--model", "repeat", "--clips", clips, "--out", tmp_path / "repeat", "--limit", "2")
+    real(
+        "import", "--model", "oracle", "--dir", bench / "made", "--clips", clips, "--out", tmp_path / "oracle"
+    )
+    for run in ("repeat", "oracle"):
+        real("score", tmp_path / run, "--metric", "psnr_all", "--device", "cpu")
+    real(
+        "leaderboard",
+        tmp_path / "repeat",
+        tmp_path / "oracle",
+        "--csv",
+        tmp_path / "lb.csv",
+        "--sort-by",
+        "psnr_all",
+    )
+    real(
+        "report",
+        tmp_path / "repeat",
+        tmp_path / "oracle",
+        "--out",
+        tmp_path / "report.html",
+        "--per-scale",
+        "1",
+    )
+    assert (tmp_path / "lb.json").is_file() and (tmp_path / "report.html").is_file()
+    rows = (tmp_path / "lb.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[1].startswith("oracle,All")  # the ground truth itself ranks first by all-frame PSNR
