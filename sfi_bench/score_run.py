@@ -104,8 +104,9 @@ def score_run(
     weights_dir: str | None = None,
     progress: Callable[[int], None] | None = None,
     parallel: ParallelConfig | None = None,
+    overwrite: bool = False,
 ) -> ScoreOutputs:
-    """Score the clips that still lack a requested metric; rebuild the tables from every clip's scores."""
+    """Score the clips that still lack a requested metric (all of them with `overwrite`); rebuild the tables."""
     from sfi_bench.metrics import metric_class
     from sfi_bench.metrics.suite import DEFAULT_METRICS
 
@@ -121,7 +122,7 @@ def score_run(
     ok_ids = {r.clip_id for r in store.records() if r.status == STATUS_OK}
     generated = [c for c in test_clips if c.clip_id in ok_ids]
     mine = ShardSpec.parse(parallel.shard).select(generated)
-    stage = ScoreStage(run_dir, requested, device, weights_dir, parallel.gpus_per_worker)
+    stage = ScoreStage(run_dir, requested, device, weights_dir, parallel.gpus_per_worker, overwrite)
     run_stage_on_clips(
         stage, plan_clip_shards(mine, 1, run_dir / "work" / "score"), SCORE_PART_SCHEMA, parallel, progress
     )

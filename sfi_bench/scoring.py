@@ -163,9 +163,16 @@ class ScoreStage(Stage):
     key = "clip_id"
 
     def __init__(
-        self, run_dir: Path, metrics: list[str], device: str, weights_dir: str | None, gpus: float = 0.0
+        self,
+        run_dir: Path,
+        metrics: list[str],
+        device: str,
+        weights_dir: str | None,
+        gpus: float = 0.0,
+        overwrite: bool = False,
     ) -> None:
         self.run_dir = Path(run_dir)
+        self.overwrite = overwrite  # recompute the requested metrics even where they are stored
         self.metrics = metrics
         self.device = device
         self.weights_dir = weights_dir
@@ -193,7 +200,7 @@ class ScoreStage(Stage):
             clip: TestClip = row["clip"]
             record = store.read_record(clip.clip_id)
             scores = read_clip_scores(self.run_dir, clip.clip_id, record_digest(store, clip.clip_id))
-            todo = [n for n, p in self.prototypes.items() if not _is_done(scores, n, p)]
+            todo = [n for n, p in self.prototypes.items() if self.overwrite or not _is_done(scores, n, p)]
             if not todo and not self.unavailable:
                 yield {"clip_id": clip.clip_id, "status": "ok", "reason": None}
                 continue

@@ -48,6 +48,10 @@ def test_a_rerun_scores_nothing_again_and_a_new_metric_only_that(run_dir: Path, 
     assert len(decoded) == 3  # each clip decoded once more, for the new metric only
     assert all_row(added, "temporal_flickering") == all_row(first, "temporal_flickering")
     assert all_row(added, "endpoint_psnr")["clips_scored"] == 3
+    redone = score_run(run_dir, ["endpoint_psnr"], device="cpu", overwrite=True)
+    assert len(decoded) == 6 and all_row(redone, "temporal_flickering") == all_row(
+        first, "temporal_flickering"
+    )
 
 
 def test_regenerated_clips_are_rescored(run_dir: Path, tmp_path: Path, monkeypatch):

@@ -69,6 +69,9 @@ def score_command(
     workers: WorkersOption = None,
     gpus_per_worker: GpusOption = 0.0,
     address: AddressOption = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Recompute the requested metrics on every clip (other metrics are kept).")
+    ] = False,
 ) -> None:
     """Writes RUNDIR/scores_clips.parquet, scores_summary.parquet and scores.json; prints what it computed.
 
@@ -97,6 +100,7 @@ def score_command(
                     str(weights_dir) if weights_dir else None,
                     progress=lambda n, task=task: bar.advance(task, n),
                     parallel=parallel,
+                    overwrite=overwrite,
                 )
             except SETUP_ERRORS as err:
                 fail(f"{run_dir}: {err}")
