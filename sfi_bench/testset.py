@@ -92,7 +92,8 @@ class ShardSpec:
 
     def select(self, clips: list[TestClip]) -> list[TestClip]:
         """Every count-th clip of each frame count (so shards get equal work), in manifest order."""
-        by_length = sorted(range(len(clips)), key=lambda i: clips[i].num_frames)  # stable: manifest order kept
+        # sorted() is stable: within one frame count the manifest order is kept.
+        by_length = sorted(range(len(clips)), key=lambda i: clips[i].num_frames)
         mine = set(by_length[self.index :: self.count])
         return [clip for i, clip in enumerate(clips) if i in mine]
 
