@@ -85,7 +85,7 @@ def summary_rows(
                 "clips_scored": outcome.clips_scored if computed else 0,
                 "clips_in_test": in_test.get(group, 0),
                 "status": "ok" if computed else "not computed",
-                "reason": None if computed else outcome.result.reason,
+                "reason": outcome.result.reason,  # beside a value: clips that failed
                 "direction": definition["direction"],
                 "version": definition["version"],
                 "label": definition["label"],

@@ -265,11 +265,17 @@ def merge_group(name: str, states: list[dict[str, Any]]) -> MetricResult:
 
 def _group_result(name: str, entries: list[ClipEntry]) -> GroupResult:
     done = [e for e in entries if e.done]
+    failed = [e.reason for e in entries if e.reason]
     if not done:
-        failed = [e.reason for e in entries if e.reason]
         return GroupResult(MetricResult(None, 0, failed[0] if failed else "no clips scored"), 0, [])
     values = [e.value for e in done if e.value is not None]
-    return GroupResult(merge_group(name, [e.state for e in done]), len(done), values)
+    result = merge_group(name, [e.state for e in done])
+    if failed and result.value is not None:
+        # The value stands on the other clips; say so beside it.
+        result = MetricResult(
+            result.value, result.num_samples, f"{len(failed)} clip(s) not computed, e.g. {failed[0]}"
+        )
+    return GroupResult(result, len(done), values)
 
 
 def group_results(name: str, clips: list[TestClip], scores: dict[str, ClipScores]) -> dict[str, GroupResult]:

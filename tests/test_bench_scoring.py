@@ -76,6 +76,10 @@ def test_a_metric_failing_on_one_clip_is_not_computed_there_and_the_rest_stands(
     by_group = {r["group"]: r for r in outputs.summary if r["metric"] == "temporal_flickering"}
     assert by_group["9"]["value"] is None and "frames under 128 px" in by_group["9"]["reason"]
     assert by_group["All"]["clips_scored"] == 2 and by_group["All"]["value"] is not None
+    assert by_group["All"]["reason"].startswith(
+        "1 clip(s) not computed, e.g. ValueError: frames under 128 px"
+    )
+    assert by_group["5"]["reason"] is None
     assert all_row(outputs, "endpoint_psnr")["clips_scored"] == 3
     monkeypatch.setattr(TemporalFlickering, "update", real)
     retried = score_run(run_dir, ["temporal_flickering"], device="cpu")  # failures are retried

@@ -38,11 +38,12 @@ def scores_table(run_dir: Path, outputs: ScoreOutputs) -> tuple[Table, list[str]
     reasons: list[str] = []
     for row in rows:
         status = "ok"
-        if row["value"] is None:
+        if row["reason"]:  # not computed, or computed on the clips that did not fail
             reason = " ".join(str(row["reason"]).split())
             if reason not in reasons:
                 reasons.append(reason)
-            status = f"not computed [{reasons.index(reason) + 1}]"
+            kind = "not computed" if row["value"] is None else "partial"
+            status = f"{kind} [{reasons.index(reason) + 1}]"
         name = row["metric"] if row["id"] == row["metric"] else f"{row['metric']} ({row['id']})"
         table.add_row(
             name,
