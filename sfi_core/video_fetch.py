@@ -256,12 +256,24 @@ def _first_line(error: Exception) -> str:
     return re.sub(r"^\[[\d:]+\]\s+\S+:\d+:\s*", "", lines[0])
 
 
-def read_frames_decord(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
-    # decord bundles zlib 1.2.3; loaded first, OpenCV's libpng binds to it and every PNG read fails
-    # ("libpng error: bad parameters to zlib"). OpenCV first keeps its own zlib (tests/test_stats.py).
+def load_decord():
+    """Import decord after the libraries whose symbols its bundled ones would otherwise replace.
+
+    decord loads its FFmpeg 4 build with RTLD_GLOBAL, so its old bundled libraries win every symbol
+    lookup made after it: OpenCV's libpng then binds to its zlib 1.2.3 and every PNG read fails
+    ("libpng error: bad parameters to zlib", tests/test_stats.py), and PyAV's libavcodec binds to its
+    libvpx 1.6, so every VP8/VP9 encoder fails to open (EINVAL, tests/test_video_conformance.py).
+    Loaded first, OpenCV and PyAV have bound their own.
+    """
+    import av  # noqa: F401
     import cv2  # noqa: F401
     import decord
 
+    return decord
+
+
+def read_frames_decord(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
+    decord = load_decord()
     reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
     if wanted and wanted[-1] >= len(reader):
         raise VideoError(f"could not decode frame(s) [{wanted[-1]}]: past the end ({len(reader)} frames)")

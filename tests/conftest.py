@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import av  # noqa: F401 - before any test module imports decord (vbench does): see load_decord
+import cv2  # noqa: F401
 import pytest
 
 from sfi_data.synthetic import moving_texture_frames, write_video

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import random
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -257,3 +259,30 @@ def test_decord_refuses_what_it_would_read_wrong(zoo, name):
     assert video_fetch.decord_refusal(path)
     with pytest.raises(VideoError, match="--reader pyav"):
         read_frames(path, [0, 5], reader="decord")
+
+
+def test_loading_decord_leaves_pyav_encoders_and_opencv_png_working(tmp_path):
+    """decord's RTLD_GLOBAL libraries must not replace PyAV's libvpx or OpenCV's zlib (a fresh process:
+    this one loaded them long ago)."""
+    script = """
+import sys
+import numpy as np
+from sfi_core.video_fetch import load_decord
+load_decord()
+import av, cv2
+folder = sys.argv[1]
+with av.open(folder + "/v.webm", "w") as container:
+    stream = container.add_stream("libvpx-vp9", rate=24)
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    for _ in range(3):
+        for packet in stream.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+assert cv2.imwrite(folder + "/f.png", np.full((8, 8, 3), 7, np.uint8))
+assert cv2.imread(folder + "/f.png")[0, 0, 0] == 7
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
