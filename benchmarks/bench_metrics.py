@@ -131,6 +131,7 @@ def weight_free_set(folder: Path) -> None:
     print(
         f"  {'all (decode included)':22s} {sum(seconds.values()):7.2f} s measured  -> {total:6.1f} min per model"
     )
+    print(f"  target < 10 min per model on 2 cores: {'PASS' if total < 10 else 'FAIL'}")
 
 
 def inception_per_frame() -> None:

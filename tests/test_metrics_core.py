@@ -64,14 +64,15 @@ def test_ssim_equals_skimage():
     pairs = [noisy_pair(rng, noise=n) for n in (2, 15, 60)]
     ours = ssim_batch(np.stack([b for _, b in pairs]), np.stack([a for a, _ in pairs]))
     for (a, b), value in zip(pairs, ours, strict=True):
-        assert value == pytest.approx(structural_similarity(a, b, channel_axis=-1, data_range=255), abs=1e-10)
+        # float32 maps (ssim_frame): within 1e-6 of skimage's float64; a wrong window or covariance is ~1e-3 off.
+        assert value == pytest.approx(structural_similarity(a, b, channel_axis=-1, data_range=255), abs=1e-6)
     torch_path = _ssim_batch_torch(
         np.stack([b for _, b in pairs]), np.stack([a for a, _ in pairs]), 255.0, "cpu"
     )
-    assert np.allclose(torch_path, ours, rtol=0, atol=1e-10)  # the GPU path, run on the CPU here
+    assert np.allclose(torch_path, ours, rtol=0, atol=1e-6)  # the GPU path (float64), run on the CPU here
     odd = noisy_pair(rng, shape=(23, 31, 3))
     assert ssim_batch(odd[1][None], odd[0][None])[0] == pytest.approx(
-        structural_similarity(odd[0], odd[1], channel_axis=-1, data_range=255), abs=1e-10
+        structural_similarity(odd[0], odd[1], channel_axis=-1, data_range=255), abs=1e-6
     )
 
 
@@ -95,7 +96,7 @@ def test_endpoint_metrics_use_first_and_last_frames():
         ]
     )
     assert EndpointPSNR(device="cpu").update(sample) == pytest.approx(expected_psnr)
-    assert EndpointSSIM(device="cpu").update(sample) == pytest.approx(expected_ssim)
+    assert EndpointSSIM(device="cpu").update(sample) == pytest.approx(expected_ssim, abs=1e-6)
 
 
 @pytest.mark.filterwarnings("ignore:divide by zero")  # skimage's inf for the exact frame
@@ -123,10 +124,10 @@ def test_all_frame_psnr_and_ssim_average_skimage_per_frame_then_per_clip():
         expected_psnr.append(np.mean(frame_psnr))
         expected_ssim.append(np.mean(frame_ssim))
         assert psnr_metric.update(sample) == pytest.approx(expected_psnr[-1], abs=1e-9)
-        assert ssim_metric.update(sample) == pytest.approx(expected_ssim[-1], abs=1e-9)
+        assert ssim_metric.update(sample) == pytest.approx(expected_ssim[-1], abs=1e-6)
     # Each clip weighs the same, whatever its length.
     assert psnr_metric.compute().value == pytest.approx(np.mean(expected_psnr), abs=1e-9)
-    assert ssim_metric.compute().value == pytest.approx(np.mean(expected_ssim), abs=1e-9)
+    assert ssim_metric.compute().value == pytest.approx(np.mean(expected_ssim), abs=1e-6)
     assert (
         AllFramePSNR(device="cpu").update(
             ClipSample("x", 3, clips[0].generated, None, clips[0].generated[0], clips[0].generated[-1])

