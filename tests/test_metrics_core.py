@@ -23,25 +23,13 @@ from sfi_bench.metrics.psnr import MAX_PSNR_DB, AllFramePSNR, EndpointPSNR, psnr
 from sfi_bench.metrics.ssim import AllFrameSSIM, EndpointSSIM, _ssim_batch_torch, ssim_batch
 from sfi_bench.metrics.temporal_flickering import TemporalFlickering, temporal_flickering_score
 from sfi_data.synthetic import moving_texture_frames
+from tests.metrics_reference import clip
 
 
 def noisy_pair(rng, shape=(40, 56, 3), noise=20):
     a = rng.integers(0, 256, shape, dtype=np.uint8)
     b = np.clip(a.astype(int) + rng.integers(-noise, noise + 1, shape), 0, 255).astype(np.uint8)
     return a, b
-
-
-def clip(clip_id, generated, reference=None, fps=8.0):
-    return ClipSample(
-        clip_id,
-        len(generated),
-        generated,
-        reference,
-        generated[0].copy(),
-        generated[-1].copy(),
-        prompt="a test",
-        fps=fps,
-    )
 
 
 # ---- PSNR / SSIM against scikit-image ----

@@ -6,26 +6,11 @@ import numpy as np
 import pytest
 
 from sfi_bench.metrics import METRIC_REGISTRY, UnknownMetricError, metric_class
-from sfi_bench.metrics.base import ClipSample
 from sfi_bench.metrics.psnr import MAX_PSNR_DB
 from sfi_bench.metrics.suite import DEFAULT_METRICS, evaluate, metric_info
 from sfi_bench.metrics.temporal_flickering import temporal_flickering_score
 from sfi_data.synthetic import moving_texture_frames
-from tests.metrics_reference import table_entry_without_digest
-
-
-def clip(clip_id, generated, reference=None, fps=8.0):
-    return ClipSample(
-        clip_id,
-        len(generated),
-        generated,
-        reference,
-        generated[0].copy(),
-        generated[-1].copy(),
-        prompt="a test",
-        fps=fps,
-    )
-
+from tests.metrics_reference import clip, table_entry_without_digest
 
 # ---- Registry and suite ----
 
