@@ -18,6 +18,7 @@ from sfi_bench.metrics.base import (
     require_package,
     require_weights,
 )
+from sfi_bench.metrics.psnr import GroundTruthMetric
 
 LPIPS_PIP = "pip install lpips==0.1.4"
 BACKBONES = {"alex": ("lpips-alex-linear", "alexnet"), "vgg": ("lpips-vgg-linear", "vgg16")}
@@ -97,23 +98,15 @@ class _LPIPSBase(MeanMetric):
         return lpips_distances(self.model, images, references, self.device)
 
 
-class VideoLPIPS(_LPIPSBase):
+class VideoLPIPS(GroundTruthMetric, _LPIPSBase):
     name = "lpips"
     id = "lpips"
     label_text = "LPIPS"
     version = "lpips-0.1.4 v0.1 alex; mean over all generated/ground-truth frame pairs"
     group = "Video Fidelity"
 
-    def empty_reason(self) -> str:
-        return "no clips with ground truth"
-
-    def clip_value(self, sample: ClipSample) -> tuple[float, float] | None:
-        from sfi_bench.metrics.psnr import ground_truth_pairs
-
-        pairs = ground_truth_pairs(sample, self.name)
-        if pairs is None:
-            return None
-        values = self.distances(*pairs)
+    def pairs_value(self, generated: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+        values = self.distances(generated, reference)
         # Weighted by pairs, so the overall value is the mean over every frame pair.
         return float(values.mean()), float(len(values))
 

@@ -54,6 +54,22 @@ def ground_truth_pairs(sample: ClipSample, metric: str) -> tuple[np.ndarray, np.
     return match_size(sample.generated, reference.shape[1], reference.shape[2]), reference
 
 
+class GroundTruthMetric(MeanMetric):
+    """A per-clip value from every generated frame and its ground-truth frame; a clip without ground truth
+    does not apply. Subclasses implement `pairs_value`."""
+
+    def empty_reason(self) -> str:
+        return "no clips with ground truth"
+
+    def clip_value(self, sample: ClipSample) -> tuple[float, float] | None:
+        pairs = ground_truth_pairs(sample, self.name)
+        return None if pairs is None else self.pairs_value(*pairs)
+
+    def pairs_value(self, generated: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+        """(per-clip value, its weight in the mean) for equal-shape (N, H, W, C) frame arrays."""
+        raise NotImplementedError
+
+
 class EndpointPSNR(MeanMetric):
     name = "endpoint_psnr"
     id = "psnr_endpoints"
@@ -68,7 +84,7 @@ class EndpointPSNR(MeanMetric):
         return float(np.mean(values)), 1.0
 
 
-class AllFramePSNR(MeanMetric):
+class AllFramePSNR(GroundTruthMetric):
     """Per-frame PSNR of every generated frame against its ground-truth frame, averaged per clip, then over clips."""
 
     name = "psnr_all"
@@ -79,12 +95,5 @@ class AllFramePSNR(MeanMetric):
     version = "1 (skimage definition per frame, RGB, data_range=255, capped at 100 dB; clip mean, then mean)"
     group = "Video Fidelity"
 
-    def empty_reason(self) -> str:
-        return "no clips with ground truth"
-
-    def clip_value(self, sample: ClipSample) -> tuple[float, float] | None:
-        pairs = ground_truth_pairs(sample, self.name)
-        if pairs is None:
-            return None
-        generated, reference = pairs
+    def pairs_value(self, generated: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
         return float(np.mean([psnr(g, r) for g, r in zip(generated, reference, strict=True)])), 1.0

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 
 from sfi_bench.metrics.base import ClipSample, MeanMetric
-from sfi_bench.metrics.psnr import endpoint_pairs, ground_truth_pairs
+from sfi_bench.metrics.psnr import GroundTruthMetric, endpoint_pairs
 
 SSIM_WINDOW = 7  # skimage's default uniform window
 SSIM_K1, SSIM_K2 = 0.01, 0.03
@@ -165,7 +165,7 @@ class EndpointSSIM(MeanMetric):
         return float(np.mean(values)), 1.0
 
 
-class AllFrameSSIM(MeanMetric):
+class AllFrameSSIM(GroundTruthMetric):
     """Per-frame SSIM of every generated frame against its ground-truth frame, averaged per clip, then over clips."""
 
     name = "ssim_all"
@@ -176,11 +176,5 @@ class AllFrameSSIM(MeanMetric):
     version = "1 (skimage definition per frame: 7x7 uniform window, sample covariance, RGB mean; clip mean, then mean)"
     group = "Video Fidelity"
 
-    def empty_reason(self) -> str:
-        return "no clips with ground truth"
-
-    def clip_value(self, sample: ClipSample) -> tuple[float, float] | None:
-        pairs = ground_truth_pairs(sample, self.name)
-        if pairs is None:
-            return None
-        return float(ssim_frames(*pairs, device=self.device).mean()), 1.0
+    def pairs_value(self, generated: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+        return float(ssim_frames(generated, reference, device=self.device).mean()), 1.0
