@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: setup demo test lint bench bench-demo ffmpeg clean
+.PHONY: setup demo test lint bench bench-demo ffmpeg chromium clean
 
 setup: $(BIN)/sfi-data
 
@@ -26,7 +26,7 @@ $(BIN)/sfi-data: pyproject.toml
 demo: setup
 	$(BIN)/python -m sfi_data.demo pipelines/demo.yaml --out demo_out
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 lint: setup
@@ -37,6 +37,12 @@ lint: setup
 ffmpeg:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null)
+
+# The report test renders the HTML report in headless Chromium (Debian's): install it where apt can;
+# elsewhere that one test is skipped, with its reason.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+		echo "chromium not installed (needs root and apt): the report render test will be skipped"
 
 bench: setup ffmpeg
 	$(BIN)/python -m benchmarks
