@@ -25,13 +25,14 @@ from sfi_core.driver import (  # noqa: F401 - re-exported for the CLI
     run_stage,
     setup_logging,
 )
+from sfi_core.executors.streaming import SplitChain
 from sfi_core.manifest import merge_parts, read_rows, write_rows
 from sfi_core.schemas import CLIPS, STATUS_OK, VIDEOS
-from sfi_core.stage import Chain
 from sfi_data.config import CutConfig, FilterStageConfig, RunConfig, ScoreConfig, to_dict, validate
 from sfi_data.discover import discover
 from sfi_data.scoring import PairScorer
 from sfi_data.stages.cut import CutStage
+from sfi_data.stages.fetch import FirstLastFetchStage
 from sfi_data.stages.meta_filter import MetaFilterStage
 from sfi_data.stages.probe import ProbeStage
 from sfi_data.stages.score import FirstLastScoreStage
@@ -51,14 +52,17 @@ def gpu_share(score: ScoreConfig | None, run: RunConfig) -> float:
     return min(1.0, run.num_gpus or 1.0)
 
 
-def filter_stage(out_dir: Path, config: FilterStageConfig, weights_dir: str | None = None) -> Chain:
-    """Probe -> meta filter -> first/last scores, run as one stage named "filter"."""
-    stage = Chain(
+def filter_stage(out_dir: Path, config: FilterStageConfig, weights_dir: str | None = None) -> SplitChain:
+    """Probe -> meta filter -> first/last fetch -> scores, one stage named "filter"; streamed, the first
+    three run in CPU tasks while GPU actors score (sfi_core.executors.streaming)."""
+    stage = SplitChain(
         [
             ProbeStage(out_dir, config.probe),
             MetaFilterStage(config.meta),
+            FirstLastFetchStage(out_dir, config.score.reader),
             FirstLastScoreStage(out_dir, config.score, weights_dir),
-        ]
+        ],
+        split=3,
     )
     stage.name = FILTER_STAGE
     return stage
@@ -90,6 +94,7 @@ def run_filter(
     PairScorer(config.score, weights_dir).check_weights()
     stage = filter_stage(out_dir, config, weights_dir)
     stage.num_gpus = gpu_share(config.score, run)
+    stage.streamed = stage.num_gpus > 0  # without a GPU, a whole chain per CPU is faster
     summary = run_stage(stage, rows, out_dir, VIDEOS, run, progress)
     merged = merge_parts(out_dir / "work" / stage.name, VIDEOS, "video_id", [r["video_id"] for r in rows])
     if len(merged) != len(rows):

@@ -13,9 +13,10 @@ def make_executor(
 
         return LocalExecutor()
     if kind == "ray":
-        from sfi_core.executors.ray import RayExecutor
+        # RayExecutor, which also overlaps a streamed SplitChain's CPU and GPU halves.
+        from sfi_core.executors.streaming import StreamingExecutor
 
-        return RayExecutor(address=address, num_cpus=num_cpus, num_gpus=num_gpus)
+        return StreamingExecutor(address=address, num_cpus=num_cpus, num_gpus=num_gpus)
     raise ValueError(f"unknown executor {kind!r}: use 'local' or 'ray'")
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from sfi_core.schemas import STATUS_ERROR, STATUS_OK
 from sfi_core.stage import UNEXPECTED, Stage, describe_error
-from sfi_core.video import VideoError, read_frames
+from sfi_core.video import VideoError
 from sfi_data.config import ScoreConfig
 from sfi_data.scoring import PairScorer
-from sfi_data.stages.probe import resolve_source
+from sfi_data.stages.fetch import FRAMES, fetch_first_last
 
 
 class FirstLastScoreStage(Stage):
@@ -30,12 +30,9 @@ class FirstLastScoreStage(Stage):
         self.scorer.setup()
 
     def _fetch(self, row: dict):
-        last = row["num_frames"] - 1
-        offset = row.get("segment_start") or 0
-        frames = read_frames(
-            resolve_source(row, self.root), [0, last], offset=offset, reader=self.config.reader
-        )
-        return frames[0], frames[1]
+        # A streamed filter's fetch stage decoded them ahead (sfi_data.stages.fetch); else, or when that
+        # failed, they are read here, where a failure is recorded.
+        return row.pop(FRAMES, None) or fetch_first_last(row, self.root, self.config.reader)
 
     def run(self, rows: Iterable[dict]) -> Iterator[dict]:
         rows = list(rows)
