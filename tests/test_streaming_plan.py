@@ -70,7 +70,8 @@ def test_plan_table_shards_equals_plan_shards_and_resumes_the_same(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["clip.mp4", "a.tar.gz", ".hidden", "ends.", "no_suffix", "..", "x..mp4", "sp ace.MKV", "ünï.webm"]
+    "name",
+    ["clip.mp4", "a.tar.gz", ".hidden", "ends.", "no_suffix", "..", "x..mp4", "sp ace.MKV", "ünï.webm"],
 )
 def test_video_id_slug_follows_pathlib_stem(tmp_path, name):
     import re
