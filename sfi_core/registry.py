@@ -71,6 +71,10 @@ class Registry(Generic[T]):
 
     __getitem__ = get
 
+    def create(self, name: str, *args, **kwargs):
+        """An instance of the class registered as `name` (for registries of classes)."""
+        return self.get(name)(*args, **kwargs)  # type: ignore[operator]
+
     def _check_name(self, name: str) -> None:
         if name not in self._entries:
             close = difflib.get_close_matches(name, list(self._entries), n=3)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sfi_bench.metrics.base import ClipSample, Metric, MetricResult, MetricUnavailable
 from sfi_core.registry import Registry, UnknownNameError
 
@@ -34,13 +32,9 @@ class UnknownMetricError(UnknownNameError):
 
 METRICS: Registry[type[Metric]] = Registry("metric", Metric, METRIC_REGISTRY, UnknownMetricError)
 
-
-def metric_class(name: str) -> type[Metric]:
-    return METRICS.get(name)
-
-
-def make_metric(name: str, **kwargs: Any) -> Metric:
-    return metric_class(name)(**kwargs)
+# The metric class registered as a name, and an instance of it.
+metric_class = METRICS.get
+make_metric = METRICS.create
 
 
 __all__ = [

@@ -25,13 +25,9 @@ class UnknownModelError(UnknownNameError):
 
 MODELS: Registry[type[SFIModel]] = Registry("model", SFIModel, MODEL_REGISTRY, UnknownModelError)
 
-
-def model_class(name: str) -> type[SFIModel]:
-    return MODELS.get(name)
-
-
-def make_model(name: str, **kwargs) -> SFIModel:
-    return model_class(name)(**kwargs)
+# The model class registered as a name, and an instance of it.
+model_class = MODELS.get
+make_model = MODELS.create
 
 
 __all__ = ["MODELS", "MODEL_REGISTRY", "SFIModel", "SFIRequest", "SFIResult", "make_model", "model_class"]
