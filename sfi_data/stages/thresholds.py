@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sfi_core.schemas import STATUS_OK, STATUS_REJECTED
 from sfi_data.config import RangeConfig, ThresholdConfig
@@ -32,7 +34,13 @@ class Bounds:
 
 def resolve_bounds(values: list[float], config: RangeConfig) -> Bounds:
     """Explicit bounds win; quantiles are taken over the scored corpus (linear interpolation)."""
-    arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
+    return bounds_of_finite(
+        np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64), config
+    )
+
+
+def bounds_of_finite(arr: np.ndarray, config: RangeConfig) -> Bounds:
+    """`resolve_bounds` over values already freed of nulls and non-finite numbers."""
     parts = []
     low, high = config.low, config.high
     quantile_of = 0
@@ -89,3 +97,75 @@ def apply_thresholds(rows: list[dict], config: ThresholdConfig) -> dict[str, Bou
         if verdict:
             row.update(status=STATUS_REJECTED, stage="threshold", reason=verdict[1], reason_code=verdict[0])
     return bounds
+
+
+# The verdicts in the order `apply_thresholds` tries them: the first that fires names the reason.
+_RULES = (("similarity", "similarity", "similarity"), ("flow", "flow_score", "flow score"))
+
+
+def _finite_ok(table: pa.Table, column: str, ok: np.ndarray) -> np.ndarray:
+    values = table.column(column).filter(pa.array(ok)).to_numpy(zero_copy_only=False).astype(np.float64)
+    return values[np.isfinite(values)]
+
+
+def _constant(value, type_: pa.DataType, length: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, type_), length)
+
+
+def apply_thresholds_table(table: pa.Table, config: ThresholdConfig) -> tuple[pa.Table, dict[str, Bounds]]:
+    """`apply_thresholds` on a table's columns: the same bounds, verdicts and values; a new table."""
+    table = table.combine_chunks()
+    length = table.num_rows
+    ok = pc.fill_null(pc.equal(table.column("status"), STATUS_OK), False).to_numpy(zero_copy_only=False)
+    bounds = {
+        name: bounds_of_finite(_finite_ok(table, column, ok), getattr(config, name))
+        for name, column, _ in _RULES
+    }
+    similarity, flow = bounds["similarity"], bounds["flow"]
+    mode = f"similarity[{similarity.mode}] flow[{flow.mode}]"
+    warning = small_corpus_warning(bounds)
+    verdicts: dict[int, tuple[str, str]] = {}
+    open_rows = ok.copy()
+    for name, column, label in _RULES:
+        b = bounds[name]
+        for bound, compare in ((b.low, pc.less), (b.high, pc.greater)):
+            if bound is None:
+                continue
+            fired = pc.fill_null(compare(table.column(column), bound), False).to_numpy(zero_copy_only=False)
+            fired &= open_rows
+            open_rows &= ~fired
+            indices = np.flatnonzero(fired)
+            for index, value in zip(indices, table.column(column).take(indices).to_pylist(), strict=True):
+                verdicts[int(index)] = b.verdict(label, name, value)
+    schema = table.schema
+    columns = {
+        "similarity_low": similarity.low,
+        "similarity_high": similarity.high,
+        "flow_low": flow.low,
+        "flow_high": flow.high,
+        "threshold_mode": mode,
+        "threshold_warning": warning,
+    }
+    for name, value in columns.items():
+        table = table.set_column(
+            schema.get_field_index(name),
+            schema.field(name),
+            _constant(value, schema.field(name).type, length),
+        )
+    if verdicts:
+        mask = np.zeros(length, bool)
+        mask[list(verdicts)] = True
+        order = sorted(verdicts)
+        replacements = {
+            "status": [STATUS_REJECTED] * len(order),
+            "stage": ["threshold"] * len(order),
+            "reason": [verdicts[i][1] for i in order],
+            "reason_code": [verdicts[i][0] for i in order],
+        }
+        for name, values in replacements.items():
+            index = schema.get_field_index(name)
+            column = pc.replace_with_mask(
+                table.column(name).combine_chunks(), pa.array(mask), pa.array(values, pa.string())
+            )
+            table = table.set_column(index, schema.field(name), column)
+    return table, bounds
