@@ -20,10 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
 from sfi_core.constants import STATUS_OK
 from sfi_core.executors import make_executor
 from sfi_core.executors.base import ShardResult, plan_shards
 from sfi_core.manifest import atomic_path
+from sfi_core.shard_plan import plan_table_shards
 from sfi_core.stage import Stage
 
 log = logging.getLogger("sfi_data")
@@ -166,7 +171,7 @@ def prepare_parts(out_dir: Path, stage: Stage, settings: dict, overwrite: bool) 
 
 def run_stage(
     stage: Stage,
-    rows: list[dict],
+    rows: list[dict] | pa.Table,
     out_dir: Path,
     schema,
     run,
@@ -178,18 +183,28 @@ def run_stage(
 
     `settings` defaults to `stage.settings()`; a stage that depends on more than its own object (the
     filter's thresholds are applied after the merge, for one) passes what it records itself.
+    `rows` may be an Arrow table: its shards are then planned from it and each shard's rows made only
+    when an executor takes it, so a list of a million inputs never lives as dicts in the driver.
     """
     settings = stage.settings() if settings is None else settings
     parts_dir = prepare_parts(out_dir, stage, settings, run.overwrite)
-    had_rows = _keys_with_rows(parts_dir, stage.key)
     shard_size = run.shard_size or stage.shard_size
-    shards, skipped = plan_shards(rows, stage.key, parts_dir, shard_size)
-    summary = StageSummary(stage.name, total=len(rows), skipped=skipped)
-    summary.retried = sum(row[stage.key] in had_rows for shard in shards for row in shard.rows)
+    if isinstance(rows, pa.Table):
+        shards = plan_table_shards(rows, stage.key, parts_dir, shard_size)
+        skipped = shards.skipped
+        had_rows = pa.array(sorted(_keys_with_rows(parts_dir, stage.key)), pa.string())
+        retried = pc.sum(pc.is_in(shards.todo.column(stage.key), value_set=had_rows)).as_py() or 0
+    else:
+        had_rows = _keys_with_rows(parts_dir, stage.key)
+        shards, skipped = plan_shards(rows, stage.key, parts_dir, shard_size)
+        retried = sum(row[stage.key] in had_rows for shard in shards for row in shard.rows)
+    total = rows.num_rows if isinstance(rows, pa.Table) else len(rows)
+    summary = StageSummary(stage.name, total=total, skipped=skipped)
+    summary.retried = retried
     start = time.perf_counter()
     done = skipped
     if progress:
-        progress(done, len(rows))
+        progress(done, total)
     if shards:
         executor = make_executor(
             run.executor, address=run.address, num_cpus=run.num_cpus, num_gpus=run.num_gpus
@@ -200,14 +215,14 @@ def run_stage(
                 summary.processed += result.inputs
                 done += result.inputs
                 if progress:
-                    progress(done, len(rows))
+                    progress(done, total)
         finally:
             executor.close()
     summary.seconds = time.perf_counter() - start
     log.info(
         "%s: %d inputs, %d done earlier, %d processed (%d retried after an error) in %.1f s",
         stage.name,
-        len(rows),
+        total,
         skipped,
         summary.processed,
         summary.retried,
@@ -217,8 +232,6 @@ def run_stage(
 
 
 def _keys_with_rows(parts_dir: Path, key: str) -> set[str]:
-    import pyarrow.parquet as pq
-
     keys: set[str] = set()
     for part in parts_dir.glob("part-*.parquet"):
         keys.update(pq.read_table(part, columns=[key]).column(key).to_pylist())
@@ -232,4 +245,19 @@ def count(summary: StageSummary, rows: list[dict]) -> StageSummary:
         if row["status"] != STATUS_OK:
             code = row.get("reason_code") or "unknown"
             summary.reasons[f"{row['status']}: {code}"] += 1
+    return summary
+
+
+def count_table(summary: StageSummary, table: pa.Table) -> StageSummary:
+    """`count` over a table's columns: the same counts, first-seen order kept, no row dicts."""
+    status = table.column("status")
+    for entry in pc.value_counts(status).to_pylist():
+        summary.statuses[entry["values"]] += entry["counts"]
+    not_ok = table.filter(pc.fill_null(pc.not_equal(status, STATUS_OK), True))
+    code = pc.fill_null(
+        pc.if_else(pc.equal(not_ok.column("reason_code"), ""), None, not_ok.column("reason_code")), "unknown"
+    )
+    labels = pc.binary_join_element_wise(pc.fill_null(not_ok.column("status"), "None"), code, ": ")
+    for entry in pc.value_counts(labels).to_pylist():
+        summary.reasons[entry["values"]] += entry["counts"]
     return summary

@@ -12,6 +12,10 @@ import dataclasses
 import logging
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
 from sfi_core.driver import (  # noqa: F401 - re-exported for the CLI
     LOG_FILE,
     NothingToDoError,
@@ -19,6 +23,7 @@ from sfi_core.driver import (  # noqa: F401 - re-exported for the CLI
     SettingsChangedError,
     StageSummary,
     count,
+    count_table,
     reason_kind,
     recorded_settings,
     remove_stale_temporaries,
@@ -26,17 +31,18 @@ from sfi_core.driver import (  # noqa: F401 - re-exported for the CLI
     setup_logging,
 )
 from sfi_core.executors.streaming import SplitChain
-from sfi_core.manifest import merge_parts, read_rows, write_rows
+from sfi_core.manifest import read_rows, write_table
+from sfi_core.manifest_table import merge_parts_table
 from sfi_core.schemas import CLIPS, STATUS_OK, VIDEOS
 from sfi_data.config import CutConfig, FilterStageConfig, RunConfig, ScoreConfig, to_dict, validate
-from sfi_data.discover import discover
+from sfi_data.discover_table import discover_table
 from sfi_data.scoring import PairScorer
 from sfi_data.stages.cut import CutStage
 from sfi_data.stages.fetch import FirstLastFetchStage
 from sfi_data.stages.meta_filter import MetaFilterStage
 from sfi_data.stages.probe import ProbeStage
 from sfi_data.stages.score import FirstLastScoreStage
-from sfi_data.stages.thresholds import apply_thresholds, small_corpus_warning
+from sfi_data.stages.thresholds import apply_thresholds_table, small_corpus_warning
 
 log = logging.getLogger("sfi_data")
 
@@ -81,36 +87,44 @@ def run_filter(
     """Discover, probe, meta-filter and score every input, then apply thresholds; write videos.parquet.
 
     `videos` may hand in ready input rows (e.g. virtual scene segments) instead of paths to discover.
+    Discovered inputs, the merge, the thresholds and the counts stay in Arrow (no row dicts).
     """
     config = validate(config or FilterStageConfig())
     run = validate(run or RunConfig())
     out_dir = Path(out_dir)
     setup_logging(out_dir)
     remove_stale_temporaries(out_dir)
-    rows = videos if videos is not None else discover(inputs, out_dir, list_files or [])
-    if not rows:
+    rows = videos if videos is not None else discover_table(inputs, out_dir, list_files or [])
+    if isinstance(rows, pa.Table):
+        total, wanted = rows.num_rows, rows.column("video_id")
+    else:
+        total, wanted = len(rows), pa.array([row["video_id"] for row in rows], pa.string())
+    if not total:
         raise NothingToDoError(f"no inputs found in {inputs}")
-    log.info("filter: %d inputs; settings %s", len(rows), to_dict(config))
+    log.info("filter: %d inputs; settings %s", total, to_dict(config))
     PairScorer(config.score, weights_dir).check_weights()
     stage = filter_stage(out_dir, config, weights_dir)
     stage.num_gpus = gpu_share(config.score, run)
     stage.streamed = stage.num_gpus > 0  # without a GPU, a whole chain per CPU is faster
     summary = run_stage(stage, rows, out_dir, VIDEOS, run, progress)
-    merged = merge_parts(out_dir / "work" / stage.name, VIDEOS, "video_id", [r["video_id"] for r in rows])
-    if len(merged) != len(rows):
-        raise RuntimeError(f"internal error: {len(rows) - len(merged)} inputs have no row after the filter")
-    bounds = apply_thresholds(merged, config.thresholds)
+    merged = merge_parts_table(out_dir / "work" / stage.name, VIDEOS, "video_id", wanted)
+    if merged.num_rows != total:
+        raise RuntimeError(f"internal error: {total - merged.num_rows} inputs have no row after the filter")
+    merged, bounds = apply_thresholds_table(merged, config.thresholds)
     summary.thresholds = {name: (b.low, b.high, b.mode) for name, b in bounds.items()}
     warning = small_corpus_warning(bounds)
     if warning:
         summary.warnings.append(warning)
         log.warning("filter: %s", warning)
-    write_rows(merged, VIDEOS, out_dir / VIDEOS_MANIFEST)
-    count(summary, merged)
-    if summary.statuses.get("error", 0) == len(merged):
-        codes = ", ".join(sorted({row.get("reason_code") or "unknown" for row in merged}))
+    write_table(merged, out_dir / VIDEOS_MANIFEST)
+    count_table(summary, merged)
+    if summary.statuses.get("error", 0) == merged.num_rows:
+        codes = ", ".join(
+            sorted({code or "unknown" for code in pc.unique(merged.column("reason_code")).to_pylist()})
+        )
+        first = merged.column("reason")[0].as_py()
         raise NothingToDoError(
-            f"none of the {len(merged)} inputs could be read ({codes}; first: {merged[0]['reason']}); "
+            f"none of the {merged.num_rows} inputs could be read ({codes}; first: {first}); "
             f"see {out_dir / VIDEOS_MANIFEST}"
         )
     return summary
@@ -173,8 +187,10 @@ def run_cut(
     if not manifest.exists():
         raise FileNotFoundError(f"{manifest} not found: run `sfi-data filter INPUT... --out {out_dir}` first")
     remove_stale_temporaries(out_dir)
-    kept = [row for row in read_rows(manifest) if row["status"] == STATUS_OK]
-    if not kept:
+    videos = pq.ParquetFile(manifest).read()  # not read_table: its dataset machinery costs more memory
+    kept = videos.filter(pc.fill_null(pc.equal(videos.column("status"), STATUS_OK), False))
+    del videos
+    if not kept.num_rows:
         raise NothingToDoError(f"no video passed the filter in {manifest}")
     recorded = filter_score_config(out_dir)
     score = validate(score or recorded)
@@ -185,10 +201,10 @@ def run_cut(
     stage = CutStage(out_dir, config, score, weights_dir)
     stage.num_gpus = gpu_share(score, run)
     summary = run_stage(stage, kept, out_dir, CLIPS, run, progress)
-    merged = merge_parts(out_dir / "work" / stage.name, CLIPS, "video_id", [v["video_id"] for v in kept])
-    write_rows(merged, CLIPS, out_dir / CLIPS_MANIFEST)
-    count(summary, merged)
-    for row in merged:
-        if row["status"] == STATUS_OK:
-            summary.per_scale[row["num_frames"]] += 1
+    merged = merge_parts_table(out_dir / "work" / stage.name, CLIPS, "video_id", kept.column("video_id"))
+    write_table(merged, out_dir / CLIPS_MANIFEST)
+    count_table(summary, merged)
+    ok_clips = merged.filter(pc.fill_null(pc.equal(merged.column("status"), STATUS_OK), False))
+    for entry in pc.value_counts(ok_clips.column("num_frames")).to_pylist():
+        summary.per_scale[entry["values"]] += entry["counts"]
     return summary
