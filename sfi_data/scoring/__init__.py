@@ -113,13 +113,9 @@ def weights_checksum(name: str) -> str | None:
 
 def file_checksum(path) -> str:
     """sha256 of a checkpoint the user named as a file (no table digest to go by)."""
-    import hashlib
+    from sfi_core.weights_lock import sha256_file
 
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return f"sha256:{digest.hexdigest()}"
+    return f"sha256:{sha256_file(path)}"
 
 
 __all__ = ["PairScorer", "file_checksum", "resolve_device", "weights_checksum"]

@@ -7,19 +7,12 @@ from typing import Any, ClassVar
 
 from sfi_bench.models.base import SFIModel, SFIRequest, SFIResult
 from sfi_bench.models.semfi.pipeline import SamplerSettings, sample_first_last, semfi_pipeline_class
+from sfi_core.device import resolve_device
 from sfi_core.weights import WeightsMissingError, resolve_folder
 
 ADAPTERS_SUBFOLDER = "semfi_mol"  # where make-tiny-wan and `sfi-bench train` put adapters next to a model
 _LOAD_OPTIONS = ("adapters", "dtype", "cpu_offload", "weights_dir")
 _TRUE = {"1", "true", "yes", "on"}
-
-
-def pick_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def pick_dtype(name: str | None, device: str):
@@ -92,7 +85,7 @@ class _WanFirstLastModel(SFIModel):
         self.folder = resolve_folder(
             self.weights_name, Path(weights_dir) if weights_dir else None, self.weights
         )
-        self.device = pick_device(self.device)
+        self.device = resolve_device(self.device)
         dtype = pick_dtype(self.options.get("dtype"), self.device)
         cpu_offload = str(self.options.get("cpu_offload", "false")).lower() in _TRUE
         self.pipe = load_wan_pipeline(self._pipeline_class(), self.folder, self.device, dtype, cpu_offload)
