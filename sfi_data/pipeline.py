@@ -16,15 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sfi_core.driver import (  # noqa: F401 - re-exported for the CLI
-    LOG_FILE,
+from sfi_core.driver import (
     NothingToDoError,
     Progress,
-    SettingsChangedError,
     StageSummary,
-    count,
     count_table,
-    reason_kind,
     recorded_settings,
     remove_stale_temporaries,
     run_stage,

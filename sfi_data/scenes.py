@@ -11,20 +11,20 @@ import logging
 import os
 from pathlib import Path
 
-from sfi_core.driver import SettingsChangedError  # noqa: F401 - re-exported: scenes refused a rerun
-from sfi_core.manifest import merge_parts, read_rows, write_rows
-from sfi_core.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK
-from sfi_data.config import RunConfig, ScenesConfig, to_dict, validate
-from sfi_data.discover import discover
-from sfi_data.pipeline import (
+from sfi_core.driver import (
     NothingToDoError,
     Progress,
+    SettingsChangedError,  # noqa: F401 - re-exported: scenes refused a rerun
     StageSummary,
     count,
     remove_stale_temporaries,
     run_stage,
     setup_logging,
 )
+from sfi_core.manifest import merge_parts, read_rows, write_rows
+from sfi_core.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK
+from sfi_data.config import RunConfig, ScenesConfig, to_dict, validate
+from sfi_data.discover import discover
 from sfi_data.stages.scenes import ScenesStage
 
 log = logging.getLogger("sfi_data")

@@ -11,10 +11,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from sfi_core.driver import NothingToDoError
 from sfi_core.schemas import SCHEMA_VERSION
 from sfi_core.video import decode_all, encode_video
 from sfi_data.config import CutConfig, FilterStageConfig, RangeConfig, RunConfig, ScoreConfig, ThresholdConfig
-from sfi_data.pipeline import NothingToDoError, run_cut, run_filter
+from sfi_data.pipeline import run_cut, run_filter
 from sfi_data.synthetic import write_video
 
 WEIGHT_FREE = ScoreConfig(similarity="hsv-hist", flow="dis", flow_width=128, flow_height=96)

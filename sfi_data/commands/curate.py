@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from sfi_core.driver import NothingToDoError
 from sfi_core.weights import WeightsMissingError
 from sfi_data.app import app
 from sfi_data.commands.options import (
@@ -45,7 +46,7 @@ from sfi_data.config import (
     load_yaml,
 )
 from sfi_data.config_dataset import cli_option
-from sfi_data.pipeline import NothingToDoError, run_cut, run_filter
+from sfi_data.pipeline import run_cut, run_filter
 
 # The errors a user can fix; each ends the command with one line (no traceback).
 USER_ERRORS = (WeightsMissingError, NothingToDoError, FileNotFoundError, ValueError, ImportError)

@@ -16,7 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from sfi_data.pipeline import StageSummary
+from sfi_core.driver import StageSummary
 
 # Logs and CI capture output without a terminal; give tables room there instead of Rich's 80 columns.
 console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 110)

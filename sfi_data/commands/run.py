@@ -68,8 +68,8 @@ def run_and_report(
     title: str = "sfi-data run",
 ) -> None:
     """Run a checked pipeline with progress bars, a line per step and a closing table; errors in one line."""
+    from sfi_core.driver import NothingToDoError, SettingsChangedError
     from sfi_core.weights import WeightsMissingError
-    from sfi_data.pipeline import NothingToDoError, SettingsChangedError
     from sfi_data.run_pipeline import run_pipeline
 
     table = Table(title=title)

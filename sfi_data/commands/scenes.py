@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+from sfi_core.driver import NothingToDoError
 from sfi_data.app import app
 from sfi_data.commands.options import (
     Address,
@@ -24,7 +25,6 @@ from sfi_data.commands.options import (
 from sfi_data.commands.progress import console, progress_bar, show_summary
 from sfi_data.config import ScenesConfig, apply_overrides, load_yaml
 from sfi_data.config_dataset import cli_option
-from sfi_data.pipeline import NothingToDoError
 from sfi_data.scenes import SCENES_MANIFEST, run_scenes
 
 S = ScenesConfig
