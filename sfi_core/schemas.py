@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from sfi_core.constants import STATUS_ERROR, STATUS_OK, STATUS_REJECTED  # noqa: F401 - re-exported
-
 SCHEMA_VERSION = "1.1"  # 1.1: reason_code on every row with a status; threshold_warning on videos
 
 # Every reject and error row carries one of these next to its human `reason`: summaries, the card and

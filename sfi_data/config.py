@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from sfi_core.constants import DEFAULT_READER, F_MAX, FRAME_COUNTS, READERS  # noqa: F401 - re-exported
+from sfi_core.constants import DEFAULT_READER, F_MAX, FRAME_COUNTS, READERS
 
 SIMILARITY_BACKENDS = ("clip", "hsv-hist")
 FLOW_BACKENDS = ("raft", "dis", "farneback")

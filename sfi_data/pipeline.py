@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sfi_core.constants import STATUS_OK
 from sfi_core.driver import (
     NothingToDoError,
     Progress,
@@ -29,7 +30,7 @@ from sfi_core.driver import (
 from sfi_core.executors.streaming import SplitChain
 from sfi_core.manifest import read_rows, write_table
 from sfi_core.manifest_table import merge_parts_table
-from sfi_core.schemas import CLIPS, STATUS_OK, VIDEOS
+from sfi_core.schemas import CLIPS, VIDEOS
 from sfi_data.config import CutConfig, FilterStageConfig, RunConfig, ScoreConfig, to_dict, validate
 from sfi_data.discover_table import discover_table
 from sfi_data.scoring import PairScorer

@@ -11,10 +11,10 @@ import logging
 import os
 from pathlib import Path
 
+from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.driver import (
     NothingToDoError,
     Progress,
-    SettingsChangedError,  # noqa: F401 - re-exported: scenes refused a rerun
     StageSummary,
     count,
     remove_stale_temporaries,
@@ -22,7 +22,7 @@ from sfi_core.driver import (
     setup_logging,
 )
 from sfi_core.manifest import merge_parts, read_rows, write_rows
-from sfi_core.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK
+from sfi_core.schemas import SEGMENTS
 from sfi_data.config import RunConfig, ScenesConfig, to_dict, validate
 from sfi_data.discover import discover
 from sfi_data.stages.scenes import ScenesStage

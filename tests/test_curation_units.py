@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sfi_core.constants import FRAME_COUNTS
 from sfi_core.video import VideoError, decode_all, encode_video, probe, read_frames
-from sfi_data.config import FRAME_COUNTS, MetaFilterConfig, RangeConfig, ThresholdConfig
+from sfi_data.config import MetaFilterConfig, RangeConfig, ThresholdConfig
 from sfi_data.discover import discover, expand_inputs, video_id_for
 from sfi_data.stages.cut import centred_range, max_consecutive_diff
 from sfi_data.stages.meta_filter import meta_reject, meta_reject_reason

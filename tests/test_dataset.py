@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.dataset import ScaleBatchSampler, SFIClipDataset, resize_frames
 from sfi_core.manifest import write_rows
 from sfi_core.resize import RESOLUTIONS, fit_area
-from sfi_core.schemas import CAPTIONS, STATUS_ERROR, STATUS_OK, empty_row
+from sfi_core.schemas import CAPTIONS, empty_row
 from sfi_data.testing.toy_dataset import build_toy_dataset
 
 

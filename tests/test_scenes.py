@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sfi_core.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK, to_table
-from sfi_data.config import F_MAX, CutConfig, ScenesConfig
+from sfi_core.constants import F_MAX, STATUS_ERROR, STATUS_OK
+from sfi_core.schemas import SEGMENTS, to_table
+from sfi_data.config import CutConfig, ScenesConfig
 from sfi_data.stages.cut import consecutive_diffs, hard_cut_reason
 from sfi_data.stages.scenes import (
     ScenesStage,

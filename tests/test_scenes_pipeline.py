@@ -8,7 +8,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from sfi_core.schemas import STATUS_ERROR, STATUS_OK, STATUS_REJECTED
+from sfi_core.constants import STATUS_ERROR, STATUS_OK, STATUS_REJECTED
+from sfi_core.driver import SettingsChangedError
 from sfi_core.video import decode_all, read_frames
 from sfi_data.config import (
     CutConfig,
@@ -20,7 +21,7 @@ from sfi_data.config import (
     ThresholdConfig,
 )
 from sfi_data.pipeline import run_cut, run_filter
-from sfi_data.scenes import SettingsChangedError, run_scenes, scenes_manifest, segments_as_videos
+from sfi_data.scenes import run_scenes, scenes_manifest, segments_as_videos
 from sfi_data.synthetic import hard_cut_frames, write_video
 
 WEIGHT_FREE = ScoreConfig(similarity="hsv-hist", flow="dis", flow_width=128, flow_height=96)

@@ -12,9 +12,9 @@ import pytest
 import typer
 from click.testing import CliRunner
 
-from sfi_core.constants import FRAME_COUNTS
+from sfi_core.constants import FRAME_COUNTS, STATUS_OK
 from sfi_core.manifest import write_rows
-from sfi_core.schemas import CAPTIONS, SPLIT, STATUS_OK, VIDEOS, empty_row
+from sfi_core.schemas import CAPTIONS, SPLIT, VIDEOS, empty_row
 from sfi_data.near_dup import dct_hash, hamming
 from sfi_data.split import NotEnoughVideosError, SplitConfig, run_split
 from sfi_data.synthetic import write_video

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
+from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.manifest import write_rows
-from sfi_core.schemas import CAPTIONS, CLIPS, STATUS_ERROR, STATUS_OK, VIDEOS, empty_row
+from sfi_core.schemas import CAPTIONS, CLIPS, VIDEOS, empty_row
 from sfi_data.split import SplitConfig, run_split
 from sfi_data.stats import CARD_NAME, write_card
 from sfi_data.testing.toy_dataset import build_toy_dataset

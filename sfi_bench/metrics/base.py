@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sfi_core.device import resolve_device  # noqa: F401 - re-exported
+from sfi_core.device import resolve_device
 
 
 @dataclass

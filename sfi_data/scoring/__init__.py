@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sfi_core.device import resolve_device  # noqa: F401 - re-exported
+from sfi_core.device import resolve_device
 from sfi_data.config import ScoreConfig
 from sfi_data.scoring.flow import FlowScorer, make_flow_scorer
 from sfi_data.scoring.similarity import SimilarityScorer, make_similarity_scorer

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sfi_core.constants import STATUS_ERROR, STATUS_OK, STATUS_REJECTED
 from sfi_core.manifest import atomic_path
-from sfi_core.schemas import CLIPS, STATUS_ERROR, STATUS_OK, STATUS_REJECTED, empty_row
+from sfi_core.schemas import CLIPS, empty_row
 from sfi_core.stage import UNEXPECTED, Stage, describe_error
 from sfi_core.video import VideoError, cpu_budget, encode_video, even_size, read_frames
 from sfi_data.config import CutConfig, ScoreConfig, to_dict

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sfi_core.schemas import STATUS_OK
+from sfi_core.constants import STATUS_OK
 from sfi_core.stage import Stage
 from sfi_core.video import VideoError, read_frames
 from sfi_data.stages.probe import resolve_source

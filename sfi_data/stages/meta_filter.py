@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sfi_core.schemas import STATUS_ERROR, STATUS_OK, STATUS_REJECTED
+from sfi_core.constants import STATUS_ERROR, STATUS_OK, STATUS_REJECTED
 from sfi_core.stage import UNEXPECTED, Stage, describe_error
 from sfi_data.config import MetaFilterConfig, to_dict
 

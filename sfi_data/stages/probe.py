@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sfi_core.schemas import STATUS_ERROR, STATUS_OK, VIDEOS, empty_row
+from sfi_core.constants import STATUS_ERROR, STATUS_OK
+from sfi_core.schemas import VIDEOS, empty_row
 from sfi_core.stage import UNEXPECTED, Stage, describe_error
 from sfi_core.video import VideoError, check_readable, probe
 from sfi_data.config import ProbeConfig

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.manifest import atomic_path
 from sfi_core.registry import Registry, UnknownNameError
-from sfi_core.schemas import SEGMENTS, STATUS_ERROR, STATUS_OK, empty_row
+from sfi_core.schemas import SEGMENTS, empty_row
 from sfi_core.stage import UNEXPECTED, Stage, describe_error
 from sfi_core.video import (
     Timeline,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from sfi_core.schemas import STATUS_ERROR, STATUS_OK
+from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.stage import UNEXPECTED, Stage, describe_error
 from sfi_core.video import VideoError
 from sfi_data.config import ScoreConfig

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sfi_core.schemas import STATUS_OK, STATUS_REJECTED
+from sfi_core.constants import STATUS_OK, STATUS_REJECTED
 from sfi_data.config import RangeConfig, ThresholdConfig
 
 # Below this many scored videos a 5 % quantile is one or two videos: the bounds reject the extremes of

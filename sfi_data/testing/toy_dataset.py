@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sfi_core.constants import FRAME_COUNTS
+from sfi_core.constants import FRAME_COUNTS, STATUS_OK, STATUS_REJECTED
 from sfi_core.manifest import write_rows
-from sfi_core.schemas import CLIPS, STATUS_OK, STATUS_REJECTED, VIDEOS, empty_row
+from sfi_core.schemas import CLIPS, VIDEOS, empty_row
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
