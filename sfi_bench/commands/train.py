@@ -106,14 +106,17 @@ def train_command(
     except (WeightsMissingError, ValueError, FileNotFoundError) as err:
         console.print(f"[red]{err}[/]")
         raise typer.Exit(2) from err
+    main_process = trainer.accelerator.is_main_process
     if cache_only:
-        if trainer.accelerator.is_main_process:
+        trainer.close()
+        if main_process:
             console.print(f"cached {len(trainer.dataset)} clips in {cache}")
         return
     if trainer.step:
         console.print(f"resumed from step {trainer.step}")
     summary = trainer.train()
-    if trainer.accelerator.is_main_process:
+    trainer.close()
+    if main_process:
         console.print(
             f"trained {summary['steps']} steps on {summary['processes']} processes; "
             f"adapters in {summary['adapters']}; "

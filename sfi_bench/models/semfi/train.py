@@ -384,3 +384,18 @@ class SemFiTrainer:
             "processes": self.accelerator.num_processes,
             "epochs": math.ceil(stop / self.steps_per_epoch),
         }
+
+    def close(self) -> None:
+        """After a finished run: drop the wrapped model, then end the process group, in that order.
+
+        A process group still referenced by a sharded model when the interpreter finalises can abort a
+        run that has finished ("terminate called without an active exception": 2 in 25 two-process
+        FSDP2 runs here). Not after an error: waiting for the other ranks could hang the failed run.
+        """
+        if self.accelerator is None:
+            return
+        self.accelerator.wait_for_everyone()
+        self.model = self.optimizer = self.scheduler = self.mol = self.pipe = self.cache = None
+        self.accelerator.free_memory()  # its references to the prepared model and optimizer, then gc
+        self.accelerator.end_training()  # trackers, then destroy_process_group
+        self.accelerator = None
