@@ -28,6 +28,7 @@ from sfi_core.constants import STATUS_OK
 from sfi_core.executors import make_executor
 from sfi_core.executors.base import ShardResult, plan_shards
 from sfi_core.manifest import atomic_path
+from sfi_core.memory import release_freed_memory
 from sfi_core.shard_plan import plan_table_shards
 from sfi_core.stage import Stage
 
@@ -218,6 +219,7 @@ def run_stage(
                     progress(done, total)
         finally:
             executor.close()
+        release_freed_memory(force=True)  # what the shards freed, before the caller merges their parts
     summary.seconds = time.perf_counter() - start
     log.info(
         "%s: %d inputs, %d done earlier, %d processed (%d retried after an error) in %.1f s",

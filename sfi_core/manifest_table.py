@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +10,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sfi_core.manifest import _parts_newest_first
+from sfi_core.manifest import _parts_newest_first, atomic_path
 
 # Parts are gathered this many at a time into one table: each table read from a file keeps its own
 # copy of the file's schema (36 fields with their descriptions), about 80 KB, which for 1,250 parts
 # came to more than the rows themselves.
 PARTS_PER_TABLE = 64
+# Rows per batch (and row group) of a merged manifest written by write_merged_parts.
+BATCH_ROWS = 4096
 
 
 def _pool() -> pa.MemoryPool:
@@ -45,21 +48,12 @@ def _read_parts(parts: list[Path], schema: pa.Schema) -> tuple[pa.Table, list[in
     return pa.concat_tables(tables), sizes
 
 
-def merge_parts_table(
-    parts_dir: Path, schema: pa.Schema, key: str, wanted: pa.Array | pa.ChunkedArray | None = None
-) -> pa.Table:
-    """`merge_parts(...)` as a table of exactly `schema`: the same rows in the same order.
-
-    The newest part holding a key wins; keys come in `wanted` order (else sorted), the rows of one
-    key in the order the stage wrote them.
-    """
-    parts, sizes = _read_parts(_parts_newest_first(parts_dir), schema)
-    if not sizes:
-        return schema.empty_table()
+def _selection(keys: pa.ChunkedArray, sizes: list[int], wanted) -> np.ndarray:
+    """Positions, in the parts read newest first, of the rows `merge_parts` keeps, in its order."""
     rank = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
     # Plain numpy over dictionary codes, not Acero's group-by and join: those start thread pools and
     # keep tens of MiB for the life of the process.
-    encoded = pc.dictionary_encode(parts.column(key).combine_chunks(_pool()), memory_pool=_pool())
+    encoded = pc.dictionary_encode(keys.combine_chunks(_pool()), memory_pool=_pool())
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     newest = np.full(len(encoded.dictionary), np.iinfo(np.int64).max)
     np.minimum.at(newest, codes, rank)  # each key's newest part is its lowest rank
@@ -75,6 +69,74 @@ def merge_parts_table(
     lengths = counts[order]
     offsets = np.cumsum(lengths) - lengths
     within = np.arange(lengths.sum()) - np.repeat(offsets, lengths)
-    rows = pa.array(kept[np.repeat(starts[order], lengths) + within])
+    return kept[np.repeat(starts[order], lengths) + within]
+
+
+def merge_parts_table(
+    parts_dir: Path, schema: pa.Schema, key: str, wanted: pa.Array | pa.ChunkedArray | None = None
+) -> pa.Table:
+    """`merge_parts(...)` as a table of exactly `schema`: the same rows in the same order.
+
+    The newest part holding a key wins; keys come in `wanted` order (else sorted), the rows of one
+    key in the order the stage wrote them.
+    """
+    parts, sizes = _read_parts(_parts_newest_first(parts_dir), schema)
+    if not sizes:
+        return schema.empty_table()
+    rows = pa.array(_selection(parts.column(key), sizes, wanted))
     merged = pc.take(parts, rows, memory_pool=_pool()).combine_chunks(_pool())
     return pa.Table.from_arrays(merged.columns, schema=schema)
+
+
+def _read_keys(parts: list[Path], key: str, key_type: pa.DataType) -> tuple[pa.ChunkedArray, list[int]]:
+    """The key column of every part (nothing else is read), and each part's row count."""
+    chunks, pending, sizes = [], [], []
+    for part in parts:
+        pending.append(pq.ParquetFile(part).read(columns=[key]).column(key).combine_chunks().cast(key_type))
+        sizes.append(len(pending[-1]))
+        if len(pending) == PARTS_PER_TABLE:
+            chunks.append(pa.concat_arrays(pending))
+            pending = []
+    if pending:
+        chunks.append(pa.concat_arrays(pending))
+    return pa.chunked_array(chunks, key_type), sizes
+
+
+def write_merged_parts(
+    parts_dir: Path,
+    schema: pa.Schema,
+    key: str,
+    path: Path,
+    wanted: pa.Array | pa.ChunkedArray | None = None,
+    each: Callable[[pa.Table], None] | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> int:
+    """Write `merge_parts_table(...)` to `path` (atomically) without holding it: `batch_rows` at a time.
+
+    The key columns decide which rows are kept (as in merge_parts_table); then each batch of the result
+    reads only the parts it takes rows from, so memory stays within a batch and its parts whatever the
+    number of rows. `each` sees every batch (to count it). Returns the number of rows written.
+    """
+    parts = _parts_newest_first(parts_dir)
+    keys, sizes = _read_keys(parts, key, schema.field(key).type)
+    selected = _selection(keys, sizes, wanted) if sizes else np.zeros(0, np.int64)
+    del keys
+    ends = np.cumsum(sizes, dtype=np.int64)
+    part_of = np.searchsorted(ends, selected, side="right")
+    row_in_part = selected - (ends - np.asarray(sizes, np.int64))[part_of]
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        if not len(selected):
+            writer.write_table(schema.empty_table())
+        for start in range(0, len(selected), batch_rows):
+            batch_parts = part_of[start : start + batch_rows]
+            needed, slot = np.unique(batch_parts, return_inverse=True)
+            read, read_sizes = _read_parts([parts[i] for i in needed], schema)
+            first_row = np.cumsum([0] + read_sizes[:-1], dtype=np.int64)
+            rows = pa.array(first_row[slot] + row_in_part[start : start + batch_rows])
+            batch = pc.take(read, rows, memory_pool=_pool()).combine_chunks(_pool())
+            batch = pa.Table.from_arrays(batch.columns, schema=schema)
+            del read
+            writer.write_table(batch)
+            if each is not None:
+                each(batch)
+    return len(selected)

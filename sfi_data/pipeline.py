@@ -29,7 +29,7 @@ from sfi_core.driver import (
 )
 from sfi_core.executors.streaming import SplitChain
 from sfi_core.manifest import read_rows, write_table
-from sfi_core.manifest_table import merge_parts_table
+from sfi_core.manifest_table import merge_parts_table, write_merged_parts
 from sfi_core.schemas import CLIPS, VIDEOS
 from sfi_data.config import CutConfig, FilterStageConfig, RunConfig, ScoreConfig, to_dict, validate
 from sfi_data.discover_table import discover_table
@@ -198,10 +198,16 @@ def run_cut(
     stage = CutStage(out_dir, config, score, weights_dir)
     stage.num_gpus = gpu_share(score, run)
     summary = run_stage(stage, kept, out_dir, CLIPS, run, progress)
-    merged = merge_parts_table(out_dir / "work" / stage.name, CLIPS, "video_id", kept.column("video_id"))
-    write_table(merged, out_dir / CLIPS_MANIFEST)
-    count_table(summary, merged)
-    ok_clips = merged.filter(pc.fill_null(pc.equal(merged.column("status"), STATUS_OK), False))
-    for entry in pc.value_counts(ok_clips.column("num_frames")).to_pylist():
-        summary.per_scale[entry["values"]] += entry["counts"]
+
+    def count_batch(batch: pa.Table) -> None:
+        count_table(summary, batch)
+        ok_clips = batch.filter(pc.fill_null(pc.equal(batch.column("status"), STATUS_OK), False))
+        for entry in pc.value_counts(ok_clips.column("num_frames")).to_pylist():
+            summary.per_scale[entry["values"]] += entry["counts"]
+
+    # Streamed: six clip rows per video would make the merged table the driver's largest object.
+    parts_dir = out_dir / "work" / stage.name
+    wanted = kept.column("video_id")
+    del kept
+    write_merged_parts(parts_dir, CLIPS, "video_id", out_dir / CLIPS_MANIFEST, wanted, each=count_batch)
     return summary

@@ -13,7 +13,7 @@ import pytest
 
 from sfi_core.driver import StageSummary, count, count_table
 from sfi_core.manifest import merge_parts, write_rows, write_table
-from sfi_core.manifest_table import merge_parts_table
+from sfi_core.manifest_table import merge_parts_table, write_merged_parts
 from sfi_core.schemas import CLIPS, VIDEOS, to_table
 from sfi_data.config import RangeConfig, ThresholdConfig
 from sfi_data.stages.thresholds import apply_thresholds, apply_thresholds_table
@@ -127,3 +127,39 @@ def test_arrow_merge_keeps_several_rows_per_key_in_written_order(tmp_path):
     assert table.to_pylist() == merge_parts(parts, CLIPS, "video_id", ["b", "a"])
     assert table.column("clip_id").to_pylist() == ["b_05", "a_09", "a_05", "a_13"]
     assert merge_parts_table(parts, CLIPS, "video_id").to_pylist() == merge_parts(parts, CLIPS, "video_id")
+
+
+@pytest.mark.parametrize("batch_rows", [1, 7, 64, 4096])
+def test_streamed_merge_writes_the_merged_rows_batch_by_batch(tmp_path, batch_rows):
+    """write_merged_parts gives merge_parts' rows (newest part wins, retried errors replaced, `wanted`
+    order, a key named twice twice), whatever the batch size, and shows `each` every row once."""
+    keys = _write_parts(tmp_path / "parts")
+    wanted = list(reversed(keys)) + keys[:3] + ["absent"]
+    rows = merge_parts(tmp_path / "parts", VIDEOS, "video_id", wanted)
+    seen: list[int] = []
+    written = write_merged_parts(
+        tmp_path / "parts",
+        VIDEOS,
+        "video_id",
+        tmp_path / "out.parquet",
+        pa.array(wanted, pa.string()),
+        each=lambda batch: seen.append(batch.num_rows),
+        batch_rows=batch_rows,
+    )
+    assert written == len(rows) == sum(seen) == len(keys) + 3
+    assert max(seen) <= batch_rows
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.schema == VIDEOS
+    assert _comparable(table.to_pylist()) == _comparable(rows)
+    write_merged_parts(
+        tmp_path / "parts", VIDEOS, "video_id", tmp_path / "sorted.parquet", batch_rows=batch_rows
+    )
+    assert _comparable(pq.read_table(tmp_path / "sorted.parquet").to_pylist()) == _comparable(
+        merge_parts(tmp_path / "parts", VIDEOS, "video_id")
+    )
+
+
+def test_streamed_merge_of_no_parts_writes_an_empty_manifest(tmp_path):
+    assert write_merged_parts(tmp_path / "none", CLIPS, "video_id", tmp_path / "clips.parquet") == 0
+    empty = pq.read_table(tmp_path / "clips.parquet")
+    assert empty.num_rows == 0 and empty.schema == CLIPS

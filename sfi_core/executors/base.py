@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from sfi_core.manifest import finished_keys, shard_name, write_rows
+from sfi_core.memory import release_freed_memory
 from sfi_core.stage import Stage
 
 
@@ -31,7 +32,10 @@ def run_shard(stage: Stage, shard: Shard, schema: pa.Schema) -> ShardResult:
     """Run `stage` over one shard and write its rows atomically: a shard is either whole or absent."""
     out = list(stage.run(shard.rows))
     write_rows(out, schema, shard.part_path)
-    return ShardResult(len(shard.rows), len(out), Counter(row.get("status") or "ok" for row in out))
+    result = ShardResult(len(shard.rows), len(out), Counter(row.get("status") or "ok" for row in out))
+    del out
+    release_freed_memory()  # a long-lived worker's heap otherwise grows with the shards it has run
+    return result
 
 
 def limit_threads(count: int) -> None:
