@@ -18,7 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from sfi_core import video
-from sfi_core.video import Timeline, VideoError, frame_converter, open_container, video_stream
+from sfi_core.video import (
+    Timeline,
+    VideoError,
+    decoded,
+    demuxed,
+    frame_converter,
+    open_container,
+    video_stream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,21 +101,22 @@ def _decode_run(
     ctx = stream.codec_context
     droppable = "DEFAULT" if ctx.name in SKIP_UNSAFE_DECODERS else "NONREF"
     unsent = set(run)
-    for packet in container.demux(stream):
-        if packet.pts is not None and packet.size:
-            index = timeline.index(packet.pts)
-            seen.add(timeline.exact_index(packet.pts))
-            ctx.skip_frame = "DEFAULT" if index in run else droppable
-            unsent.discard(index)
-        else:
-            ctx.skip_frame = "DEFAULT"  # unknown timing, or the flush packet at the end
-        frames = packet.decode()
-        if drain_early and not unsent and packet.size:
-            ctx.skip_frame = "DEFAULT"
-            frames += ctx.decode(None)
-        yield from frames
-        if drain_early and not unsent:
-            return
+    with demuxed(container, stream) as packets:
+        for packet in packets:
+            if packet.pts is not None and packet.size:
+                index = timeline.index(packet.pts)
+                seen.add(timeline.exact_index(packet.pts))
+                ctx.skip_frame = "DEFAULT" if index in run else droppable
+                unsent.discard(index)
+            else:
+                ctx.skip_frame = "DEFAULT"  # unknown timing, or the flush packet at the end
+            frames = packet.decode()
+            if drain_early and not unsent and packet.size:
+                ctx.skip_frame = "DEFAULT"
+                frames += ctx.decode(None)
+            yield from frames
+            if drain_early and not unsent:
+                return
 
 
 def _check_no_hole(container, stream, timeline: Timeline, unseen: set[int]) -> None:
@@ -117,11 +126,12 @@ def _check_no_hole(container, stream, timeline: Timeline, unseen: set[int]) -> N
     of a sequential decode by one. The packets of skipped positions may still be unread (the decoder
     was drained early), so a few more are read, without decoding, to find them.
     """
-    for count, packet in enumerate(container.demux(stream)):
-        if not unseen or count >= REORDER_MARGIN:
-            break
-        if packet.pts is not None and packet.size:
-            unseen.discard(timeline.exact_index(packet.pts))
+    with demuxed(container, stream) as packets:
+        for count, packet in enumerate(packets):
+            if not unseen or count >= REORDER_MARGIN:
+                break
+            if packet.pts is not None and packet.size:
+                unseen.discard(timeline.exact_index(packet.pts))
     if unseen:
         raise Unproven(f"no packet has the timestamp of frame {min(unseen)}", "hole", timing=True)
 
@@ -160,9 +170,10 @@ def _seek_frames(path: Path, wanted: list[int], use_table: bool | None) -> dict[
                 else:
                     container.seek(seek_pts, stream=stream, backward=True)
                 remaining, seen, between = set(run), set(), []
+                run_frames = _decode_run(container, stream, set(run), timeline, drain_early, seen)
                 try:
-                    decoded = _decode_run(container, stream, set(run), timeline, drain_early, seen)
-                    for idx, frame in _decoded_in_order(decoded, timeline.exact_index, from_start, between):
+                    ordered = _decoded_in_order(run_frames, timeline.exact_index, from_start, between)
+                    for idx, frame in ordered:
                         if idx in remaining:
                             found[idx] = to_rgb.reformat(frame, format="rgb24").to_ndarray()
                             remaining.discard(idx)
@@ -172,6 +183,7 @@ def _seek_frames(path: Path, wanted: list[int], use_table: bool | None) -> dict[
                     message = f"decoding failed near frame {run[0]} ({error.strerror or error})"
                     raise Unproven(message, "decode_error") from error
                 finally:
+                    run_frames.close()  # its demuxer too (sfi_core.video.demuxed), before the next seek
                     stream.codec_context.skip_frame = "DEFAULT"
                 if not remaining:
                     _check_no_hole(container, stream, timeline, set(between) - seen)
@@ -193,7 +205,7 @@ def _sequential_frames(path: Path, wanted: list[int]) -> tuple[dict[int, np.ndar
         stream.thread_count = video._CODEC_THREADS
         to_rgb = frame_converter()
         try:
-            for count, frame in enumerate(container.decode(stream), start=1):
+            for count, frame in enumerate(decoded(container, stream), start=1):
                 if count - 1 in todo:
                     found[count - 1] = to_rgb.reformat(frame, format="rgb24").to_ndarray()
                 if count - 1 >= last:

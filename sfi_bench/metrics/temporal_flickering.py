@@ -42,13 +42,13 @@ def temporal_flickering_score(frames: Iterable[np.ndarray]) -> float:
 
 def decoded_frames(path: Path) -> Iterator[np.ndarray]:
     """Decode a video frame by frame (uint8 RGB), holding two frames at a time, not the clip."""
-    from sfi_core.video import frame_converter, open_container, video_stream
+    from sfi_core.video import decoded, frame_converter, open_container, video_stream
 
     with open_container(Path(path)) as container:
         stream = video_stream(container)
         stream.thread_type = "AUTO"
         to_rgb = frame_converter("temporal_flickering")
-        for frame in container.decode(stream):
+        for frame in decoded(container, stream):
             yield to_rgb.reformat(frame, format="rgb24").to_ndarray()
 
 

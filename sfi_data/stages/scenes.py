@@ -27,6 +27,7 @@ from sfi_core.video import (
     Timeline,
     VideoError,
     check_readable,
+    decoded,
     frame_converter,
     open_container,
     stream_rate,
@@ -157,7 +158,7 @@ def decode_small(path: Path, width: int) -> tuple[float, Iterator[tuple[int, np.
         try:
             timeline = Timeline(container, stream)
             to_small = frame_converter("scenes")
-            for frame in container.decode(stream):
+            for frame in decoded(container, stream):
                 index = count if frame.pts is None else timeline.index(frame.pts)
                 count += 1
                 # The decoder's scaler with area averaging: cheaper than a full-size copy plus a resize,
@@ -211,7 +212,7 @@ def _frames_in_ranges(path: Path, ranges: list[tuple[int, int]]) -> Iterator[tup
         which = 0
         try:
             timeline = Timeline(source, stream)
-            for frame in source.decode(stream):
+            for frame in decoded(source, stream):
                 if frame.pts is None:
                     continue
                 index = timeline.index(frame.pts)
