@@ -262,3 +262,20 @@ def test_example_manifests_match_the_schemas():
     videos = pq.read_table(example / "videos.parquet").to_pylist()
     assert {"ok", "rejected", "error"} <= {v["status"] for v in videos}
     assert all(v["reason"] for v in videos if v["status"] != "ok")
+
+
+def test_freed_heap_pages_are_handed_back_at_most_twice_a_second(monkeypatch):
+    import platform
+
+    import sfi_core.memory as memory
+
+    calls: list[int] = []
+    monkeypatch.setattr(memory, "_trim", lambda pad: calls.append(pad) or 1)
+    monkeypatch.setattr(memory, "_last", 0.0)
+    assert memory.release_freed_memory() is True
+    assert memory.release_freed_memory() is False  # within MIN_INTERVAL_S of the last
+    assert memory.release_freed_memory(force=True) is True
+    assert calls == [0, 0]
+    if platform.libc_ver()[0] == "glibc":
+        monkeypatch.setattr(memory, "_trim", None)  # the real glibc call
+        assert memory.release_freed_memory(force=True) is True
