@@ -26,20 +26,27 @@ def _pool() -> pa.MemoryPool:
     return pa.system_memory_pool()
 
 
-def read_part(part: Path, schema: pa.Schema) -> pa.Table:
-    """One part file as a table of `schema` (a part of an older schema gets its missing columns as nulls)."""
+def read_part(part: Path, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
+    """One part file as a table of `schema` (a part of an older schema gets its missing columns as nulls);
+    with `columns`, of those columns only."""
+    if columns is not None:
+        schema = pa.schema([schema.field(name) for name in columns])
     # ParquetFile.read, not read_table: read_table's dataset machinery costs far more memory per file.
-    table = pq.ParquetFile(part).read()
+    table = pq.ParquetFile(part).read(columns=columns)
     if not table.schema.equals(schema, check_metadata=False):
-        return pq.read_table(part, schema=schema)
+        return pq.read_table(part, schema=schema, columns=columns)
     return pa.Table.from_arrays(table.columns, schema=schema)
 
 
-def _read_parts(parts: list[Path], schema: pa.Schema) -> tuple[pa.Table, list[int]]:
-    """All `parts` as one table, and the number of rows each part gave."""
+def _read_parts(
+    parts: list[Path], schema: pa.Schema, columns: list[str] | None = None
+) -> tuple[pa.Table, list[int]]:
+    """All `parts` as one table (of `columns`, if given), and the number of rows each part gave."""
+    if columns is not None:
+        schema = pa.schema([schema.field(name) for name in columns])
     tables, pending, sizes = [], [], []
     for part in parts:
-        pending.append(read_part(part, schema))
+        pending.append(read_part(part, schema, columns))
         sizes.append(pending[-1].num_rows)
         if len(pending) == PARTS_PER_TABLE:
             tables.append(pa.concat_tables(pending).combine_chunks(_pool()))
@@ -73,14 +80,21 @@ def _selection(keys: pa.ChunkedArray, sizes: list[int], wanted) -> np.ndarray:
 
 
 def merge_parts_table(
-    parts_dir: Path, schema: pa.Schema, key: str, wanted: pa.Array | pa.ChunkedArray | None = None
+    parts_dir: Path,
+    schema: pa.Schema,
+    key: str,
+    wanted: pa.Array | pa.ChunkedArray | None = None,
+    columns: list[str] | None = None,
 ) -> pa.Table:
     """`merge_parts(...)` as a table of exactly `schema`: the same rows in the same order.
 
     The newest part holding a key wins; keys come in `wanted` order (else sorted), the rows of one
-    key in the order the stage wrote them.
+    key in the order the stage wrote them. `columns` (the key among them) reads only those.
     """
-    parts, sizes = _read_parts(_parts_newest_first(parts_dir), schema)
+    if columns is not None:
+        columns = list(dict.fromkeys([key, *columns]))
+        schema = pa.schema([schema.field(name) for name in columns])
+    parts, sizes = _read_parts(_parts_newest_first(parts_dir), schema, columns)
     if not sizes:
         return schema.empty_table()
     rows = pa.array(_selection(parts.column(key), sizes, wanted))
@@ -110,12 +124,14 @@ def write_merged_parts(
     wanted: pa.Array | pa.ChunkedArray | None = None,
     each: Callable[[pa.Table], None] | None = None,
     batch_rows: int = BATCH_ROWS,
+    transform: Callable[[pa.Table], pa.Table] | None = None,
 ) -> int:
     """Write `merge_parts_table(...)` to `path` (atomically) without holding it: `batch_rows` at a time.
 
     The key columns decide which rows are kept (as in merge_parts_table); then each batch of the result
     reads only the parts it takes rows from, so memory stays within a batch and its parts whatever the
-    number of rows. `each` sees every batch (to count it). Returns the number of rows written.
+    number of rows. `transform` maps each batch before it is written (rows must stay independent of each
+    other); `each` sees every batch as written (to count it). Returns the number of rows written.
     """
     parts = _parts_newest_first(parts_dir)
     keys, sizes = _read_keys(parts, key, schema.field(key).type)
@@ -136,6 +152,8 @@ def write_merged_parts(
             batch = pc.take(read, rows, memory_pool=_pool()).combine_chunks(_pool())
             batch = pa.Table.from_arrays(batch.columns, schema=schema)
             del read
+            if transform is not None:
+                batch = transform(batch)
             writer.write_table(batch)
             if each is not None:
                 each(batch)

@@ -28,7 +28,7 @@ from sfi_core.driver import (
     setup_logging,
 )
 from sfi_core.executors.streaming import SplitChain
-from sfi_core.manifest import read_rows, write_table
+from sfi_core.manifest import read_rows
 from sfi_core.manifest_table import merge_parts_table, write_merged_parts
 from sfi_core.schemas import CLIPS, VIDEOS
 from sfi_data.config import CutConfig, FilterStageConfig, RunConfig, ScoreConfig, to_dict, validate
@@ -39,7 +39,7 @@ from sfi_data.stages.fetch import FirstLastFetchStage
 from sfi_data.stages.meta_filter import MetaFilterStage
 from sfi_data.stages.probe import ProbeStage
 from sfi_data.stages.score import FirstLastScoreStage
-from sfi_data.stages.thresholds import apply_thresholds_table, small_corpus_warning
+from sfi_data.stages.thresholds import BOUNDS_COLUMNS, apply_bounds_table, bounds_table, small_corpus_warning
 
 log = logging.getLogger("sfi_data")
 
@@ -104,24 +104,37 @@ def run_filter(
     stage.num_gpus = gpu_share(config.score, run)
     stage.streamed = stage.num_gpus > 0  # without a GPU, a whole chain per CPU is faster
     summary = run_stage(stage, rows, out_dir, VIDEOS, run, progress)
-    merged = merge_parts_table(out_dir / "work" / stage.name, VIDEOS, "video_id", wanted)
-    if merged.num_rows != total:
-        raise RuntimeError(f"internal error: {total - merged.num_rows} inputs have no row after the filter")
-    merged, bounds = apply_thresholds_table(merged, config.thresholds)
+    del rows
+    # The bounds need every row's scores, so they come from a merge of the few columns they use; then
+    # videos.parquet is written batch by batch with those bounds (rows are thresholded independently).
+    parts_dir = out_dir / "work" / stage.name
+    narrow = merge_parts_table(parts_dir, VIDEOS, "video_id", wanted, columns=list(BOUNDS_COLUMNS))
+    if narrow.num_rows != total:
+        raise RuntimeError(f"internal error: {total - narrow.num_rows} inputs have no row after the filter")
+    bounds = bounds_table(narrow, config.thresholds)
+    del narrow
     summary.thresholds = {name: (b.low, b.high, b.mode) for name, b in bounds.items()}
     warning = small_corpus_warning(bounds)
     if warning:
         summary.warnings.append(warning)
         log.warning("filter: %s", warning)
-    write_table(merged, out_dir / VIDEOS_MANIFEST)
-    count_table(summary, merged)
-    if summary.statuses.get("error", 0) == merged.num_rows:
+    write_merged_parts(
+        parts_dir,
+        VIDEOS,
+        "video_id",
+        out_dir / VIDEOS_MANIFEST,
+        wanted,
+        transform=lambda batch: apply_bounds_table(batch, bounds),
+        each=lambda batch: count_table(summary, batch),
+    )
+    if summary.statuses.get("error", 0) == total:
+        errors = pq.ParquetFile(out_dir / VIDEOS_MANIFEST).read(columns=["reason_code", "reason"])
         codes = ", ".join(
-            sorted({code or "unknown" for code in pc.unique(merged.column("reason_code")).to_pylist()})
+            sorted({code or "unknown" for code in pc.unique(errors.column("reason_code")).to_pylist()})
         )
-        first = merged.column("reason")[0].as_py()
+        first = errors.column("reason")[0].as_py()
         raise NothingToDoError(
-            f"none of the {merged.num_rows} inputs could be read ({codes}; first: {first}); "
+            f"none of the {total} inputs could be read ({codes}; first: {first}); "
             f"see {out_dir / VIDEOS_MANIFEST}"
         )
     return summary

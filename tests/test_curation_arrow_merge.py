@@ -16,7 +16,13 @@ from sfi_core.manifest import merge_parts, write_rows, write_table
 from sfi_core.manifest_table import merge_parts_table, write_merged_parts
 from sfi_core.schemas import CLIPS, VIDEOS, to_table
 from sfi_data.config import RangeConfig, ThresholdConfig
-from sfi_data.stages.thresholds import apply_thresholds, apply_thresholds_table
+from sfi_data.stages.thresholds import (
+    BOUNDS_COLUMNS,
+    apply_bounds_table,
+    apply_thresholds,
+    apply_thresholds_table,
+    bounds_table,
+)
 
 
 def _video_row(index: int, rng: random.Random, attempt: int) -> dict:
@@ -107,6 +113,28 @@ def test_arrow_merge_thresholds_and_counts_equal_the_row_dicts(tmp_path, config)
     by_dicts, by_table = count(StageSummary("filter"), rows), count_table(StageSummary("filter"), thresholded)
     assert list(by_table.statuses.items()) == list(by_dicts.statuses.items())
     assert list(by_table.reasons.items()) == list(by_dicts.reasons.items())
+
+    # As run_filter writes it: bounds from a merge of the columns they use, then batches thresholded.
+    narrow = merge_parts_table(
+        tmp_path / "parts", VIDEOS, "video_id", pa.array(wanted, pa.string()), columns=list(BOUNDS_COLUMNS)
+    )
+    assert narrow.column_names == ["video_id", *BOUNDS_COLUMNS]
+    assert bounds_table(narrow, config) == bounds
+    by_batches = StageSummary("filter")
+    write_merged_parts(
+        tmp_path / "parts",
+        VIDEOS,
+        "video_id",
+        tmp_path / "streamed.parquet",
+        pa.array(wanted, pa.string()),
+        transform=lambda batch: apply_bounds_table(batch, bounds),
+        each=lambda batch: count_table(by_batches, batch),
+        batch_rows=50,
+    )
+    streamed = pq.read_table(tmp_path / "streamed.parquet")
+    assert streamed.schema == VIDEOS and _comparable(streamed.to_pylist()) == _comparable(rows)
+    assert list(by_batches.statuses.items()) == list(by_dicts.statuses.items())
+    assert list(by_batches.reasons.items()) == list(by_dicts.reasons.items())
 
 
 def test_arrow_merge_keeps_several_rows_per_key_in_written_order(tmp_path):

@@ -112,15 +112,31 @@ def _constant(value, type_: pa.DataType, length: int) -> pa.Array:
     return pa.repeat(pa.scalar(value, type_), length)
 
 
-def apply_thresholds_table(table: pa.Table, config: ThresholdConfig) -> tuple[pa.Table, dict[str, Bounds]]:
-    """`apply_thresholds` on a table's columns: the same bounds, verdicts and values; a new table."""
-    table = table.combine_chunks()
-    length = table.num_rows
+# The columns the bounds are resolved from: a narrow merge of these is enough (sfi_data.pipeline).
+BOUNDS_COLUMNS = ("status", *(column for _, column, _ in _RULES))
+
+
+def bounds_table(table: pa.Table, config: ThresholdConfig) -> dict[str, Bounds]:
+    """The bounds `apply_thresholds` resolves, from the ok rows' scores (only BOUNDS_COLUMNS are read)."""
     ok = pc.fill_null(pc.equal(table.column("status"), STATUS_OK), False).to_numpy(zero_copy_only=False)
-    bounds = {
+    return {
         name: bounds_of_finite(_finite_ok(table, column, ok), getattr(config, name))
         for name, column, _ in _RULES
     }
+
+
+def apply_thresholds_table(table: pa.Table, config: ThresholdConfig) -> tuple[pa.Table, dict[str, Bounds]]:
+    """`apply_thresholds` on a table's columns: the same bounds, verdicts and values; a new table."""
+    bounds = bounds_table(table, config)
+    return apply_bounds_table(table, bounds), bounds
+
+
+def apply_bounds_table(table: pa.Table, bounds: dict[str, Bounds]) -> pa.Table:
+    """Reject the ok rows outside `bounds` and record the bounds on every row; rows are independent,
+    so a manifest may be thresholded batch by batch with the bounds of the whole."""
+    table = table.combine_chunks()
+    length = table.num_rows
+    ok = pc.fill_null(pc.equal(table.column("status"), STATUS_OK), False).to_numpy(zero_copy_only=False)
     similarity, flow = bounds["similarity"], bounds["flow"]
     mode = f"similarity[{similarity.mode}] flow[{flow.mode}]"
     warning = small_corpus_warning(bounds)
@@ -168,4 +184,4 @@ def apply_thresholds_table(table: pa.Table, config: ThresholdConfig) -> tuple[pa
                 table.column(name).combine_chunks(), pa.array(mask), pa.array(values, pa.string())
             )
             table = table.set_column(index, schema.field(name), column)
-    return table, bounds
+    return table
