@@ -1,4 +1,5 @@
-"""The merge of a stage's part files kept in Arrow: `merge_parts`' rows as one table, with no row dicts."""
+"""The merge of a stage's part files kept in Arrow: `merge_parts`' rows, with no row dicts, as one table or
+written to a manifest batch by batch."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sfi_core.manifest import _parts_newest_first, atomic_path
 # copy of the file's schema (36 fields with their descriptions), about 80 KB, which for 1,250 parts
 # came to more than the rows themselves.
 PARTS_PER_TABLE = 64
-# Rows per batch (and row group) of a merged manifest written by write_merged_parts.
+# Rows per batch (and row group) of a merged manifest written by PartsMerge.write.
 BATCH_ROWS = 4096
 
 
@@ -26,11 +27,10 @@ def _pool() -> pa.MemoryPool:
     return pa.system_memory_pool()
 
 
-def read_part(part: Path, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
-    """One part file as a table of `schema` (a part of an older schema gets its missing columns as nulls);
-    with `columns`, of those columns only."""
-    if columns is not None:
-        schema = pa.schema([schema.field(name) for name in columns])
+def read_part(part: Path, schema: pa.Schema, columns: list[str]) -> pa.Table:
+    """`columns` of one part file, typed as in `schema` (a part of an older schema gets its missing
+    columns as nulls)."""
+    schema = pa.schema([schema.field(name) for name in columns])
     # ParquetFile.read, not read_table: read_table's dataset machinery costs far more memory per file.
     table = pq.ParquetFile(part).read(columns=columns)
     if not table.schema.equals(schema, check_metadata=False):
@@ -38,12 +38,8 @@ def read_part(part: Path, schema: pa.Schema, columns: list[str] | None = None) -
     return pa.Table.from_arrays(table.columns, schema=schema)
 
 
-def _read_parts(
-    parts: list[Path], schema: pa.Schema, columns: list[str] | None = None
-) -> tuple[pa.Table, list[int]]:
-    """All `parts` as one table (of `columns`, if given), and the number of rows each part gave."""
-    if columns is not None:
-        schema = pa.schema([schema.field(name) for name in columns])
+def _read_parts(parts: list[Path], schema: pa.Schema, columns: list[str]) -> tuple[pa.Table, list[int]]:
+    """`columns` of all `parts` as one table, and the number of rows each part gave."""
     tables, pending, sizes = [], [], []
     for part in parts:
         pending.append(read_part(part, schema, columns))
@@ -51,8 +47,15 @@ def _read_parts(
         if len(pending) == PARTS_PER_TABLE:
             tables.append(pa.concat_tables(pending).combine_chunks(_pool()))
             pending = []
-    tables.append(pa.concat_tables(pending).combine_chunks(_pool()) if pending else schema.empty_table())
+    if pending or not tables:
+        tables.append(
+            pa.concat_tables(pending).combine_chunks(_pool()) if pending else _empty(schema, columns)
+        )
     return pa.concat_tables(tables), sizes
+
+
+def _empty(schema: pa.Schema, columns: list[str]) -> pa.Table:
+    return pa.schema([schema.field(name) for name in columns]).empty_table()
 
 
 def _selection(keys: pa.ChunkedArray, sizes: list[int], wanted) -> np.ndarray:
@@ -79,82 +82,68 @@ def _selection(keys: pa.ChunkedArray, sizes: list[int], wanted) -> np.ndarray:
     return kept[np.repeat(starts[order], lengths) + within]
 
 
+class PartsMerge:
+    """Which rows of a stage's part files `merge_parts` keeps, decided once from a few of their columns.
+
+    The newest part holding a key wins; keys come in `wanted` order (else sorted), the rows of one key
+    in the order the stage wrote them. `kept` holds `columns` (and the key) of those rows in that
+    order; `write` writes every column of them to a manifest batch by batch, reading only the parts
+    each batch takes rows from, so memory stays within a batch whatever the number of rows.
+    """
+
+    def __init__(
+        self,
+        parts_dir: Path,
+        schema: pa.Schema,
+        key: str,
+        wanted: pa.Array | pa.ChunkedArray | None = None,
+        columns: tuple[str, ...] | list[str] = (),
+    ) -> None:
+        self.schema = schema
+        self.parts = _parts_newest_first(parts_dir)
+        read, sizes = _read_parts(self.parts, schema, [*columns] if key in columns else [key, *columns])
+        selected = _selection(read.column(key), sizes, wanted) if sizes else np.zeros(0, np.int64)
+        self.kept = pc.take(read, pa.array(selected), memory_pool=_pool()).combine_chunks(_pool())
+        ends = np.cumsum(sizes, dtype=np.int64)
+        self.part_of = np.searchsorted(ends, selected, side="right")  # each kept row's part...
+        self.row_in_part = selected - (ends - np.asarray(sizes, np.int64))[self.part_of]  # ...and row there
+
+    def __len__(self) -> int:
+        return len(self.part_of)
+
+    def write(
+        self,
+        path: Path,
+        transform: Callable[[pa.Table], pa.Table] | None = None,
+        each: Callable[[pa.Table], None] | None = None,
+        batch_rows: int = BATCH_ROWS,
+    ) -> None:
+        """Write the kept rows, every column, to `path` (atomically), `batch_rows` at a time.
+
+        `transform` maps each batch before it is written (rows must stay independent of each other);
+        `each` sees every batch as written (to count it).
+        """
+        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, self.schema) as writer:
+            if not len(self):
+                writer.write_table(self.schema.empty_table())
+            for start in range(0, len(self), batch_rows):
+                needed, slot = np.unique(self.part_of[start : start + batch_rows], return_inverse=True)
+                read, sizes = _read_parts([self.parts[i] for i in needed], self.schema, self.schema.names)
+                first_row = np.cumsum([0] + sizes[:-1], dtype=np.int64)
+                rows = pa.array(first_row[slot] + self.row_in_part[start : start + batch_rows])
+                batch = pc.take(read, rows, memory_pool=_pool()).combine_chunks(_pool())
+                del read
+                batch = pa.Table.from_arrays(batch.columns, schema=self.schema)
+                if transform is not None:
+                    batch = transform(batch)
+                writer.write_table(batch)
+                if each is not None:
+                    each(batch)
+
+
 def merge_parts_table(
-    parts_dir: Path,
-    schema: pa.Schema,
-    key: str,
-    wanted: pa.Array | pa.ChunkedArray | None = None,
-    columns: list[str] | None = None,
+    parts_dir: Path, schema: pa.Schema, key: str, wanted: pa.Array | pa.ChunkedArray | None = None
 ) -> pa.Table:
-    """`merge_parts(...)` as a table of exactly `schema`: the same rows in the same order.
-
-    The newest part holding a key wins; keys come in `wanted` order (else sorted), the rows of one
-    key in the order the stage wrote them. `columns` (the key among them) reads only those.
-    """
-    if columns is not None:
-        columns = list(dict.fromkeys([key, *columns]))
-        schema = pa.schema([schema.field(name) for name in columns])
-    parts, sizes = _read_parts(_parts_newest_first(parts_dir), schema, columns)
-    if not sizes:
-        return schema.empty_table()
-    rows = pa.array(_selection(parts.column(key), sizes, wanted))
-    merged = pc.take(parts, rows, memory_pool=_pool()).combine_chunks(_pool())
-    return pa.Table.from_arrays(merged.columns, schema=schema)
-
-
-def _read_keys(parts: list[Path], key: str, key_type: pa.DataType) -> tuple[pa.ChunkedArray, list[int]]:
-    """The key column of every part (nothing else is read), and each part's row count."""
-    chunks, pending, sizes = [], [], []
-    for part in parts:
-        pending.append(pq.ParquetFile(part).read(columns=[key]).column(key).combine_chunks().cast(key_type))
-        sizes.append(len(pending[-1]))
-        if len(pending) == PARTS_PER_TABLE:
-            chunks.append(pa.concat_arrays(pending))
-            pending = []
-    if pending:
-        chunks.append(pa.concat_arrays(pending))
-    return pa.chunked_array(chunks, key_type), sizes
-
-
-def write_merged_parts(
-    parts_dir: Path,
-    schema: pa.Schema,
-    key: str,
-    path: Path,
-    wanted: pa.Array | pa.ChunkedArray | None = None,
-    each: Callable[[pa.Table], None] | None = None,
-    batch_rows: int = BATCH_ROWS,
-    transform: Callable[[pa.Table], pa.Table] | None = None,
-) -> int:
-    """Write `merge_parts_table(...)` to `path` (atomically) without holding it: `batch_rows` at a time.
-
-    The key columns decide which rows are kept (as in merge_parts_table); then each batch of the result
-    reads only the parts it takes rows from, so memory stays within a batch and its parts whatever the
-    number of rows. `transform` maps each batch before it is written (rows must stay independent of each
-    other); `each` sees every batch as written (to count it). Returns the number of rows written.
-    """
-    parts = _parts_newest_first(parts_dir)
-    keys, sizes = _read_keys(parts, key, schema.field(key).type)
-    selected = _selection(keys, sizes, wanted) if sizes else np.zeros(0, np.int64)
-    del keys
-    ends = np.cumsum(sizes, dtype=np.int64)
-    part_of = np.searchsorted(ends, selected, side="right")
-    row_in_part = selected - (ends - np.asarray(sizes, np.int64))[part_of]
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
-        if not len(selected):
-            writer.write_table(schema.empty_table())
-        for start in range(0, len(selected), batch_rows):
-            batch_parts = part_of[start : start + batch_rows]
-            needed, slot = np.unique(batch_parts, return_inverse=True)
-            read, read_sizes = _read_parts([parts[i] for i in needed], schema)
-            first_row = np.cumsum([0] + read_sizes[:-1], dtype=np.int64)
-            rows = pa.array(first_row[slot] + row_in_part[start : start + batch_rows])
-            batch = pc.take(read, rows, memory_pool=_pool()).combine_chunks(_pool())
-            batch = pa.Table.from_arrays(batch.columns, schema=schema)
-            del read
-            if transform is not None:
-                batch = transform(batch)
-            writer.write_table(batch)
-            if each is not None:
-                each(batch)
-    return len(selected)
+    """`merge_parts(...)` as a table of exactly `schema`: the same rows in the same order (see PartsMerge)."""
+    kept = PartsMerge(parts_dir, schema, key, wanted, columns=schema.names).kept
+    return pa.Table.from_arrays(kept.columns, schema=schema)

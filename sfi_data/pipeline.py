@@ -29,7 +29,7 @@ from sfi_core.driver import (
 )
 from sfi_core.executors.streaming import SplitChain
 from sfi_core.manifest import read_rows
-from sfi_core.manifest_table import merge_parts_table, write_merged_parts
+from sfi_core.manifest_table import PartsMerge
 from sfi_core.schemas import CLIPS, VIDEOS
 from sfi_data.config import CutConfig, FilterStageConfig, RunConfig, ScoreConfig, to_dict, validate
 from sfi_data.discover_table import discover_table
@@ -105,25 +105,19 @@ def run_filter(
     stage.streamed = stage.num_gpus > 0  # without a GPU, a whole chain per CPU is faster
     summary = run_stage(stage, rows, out_dir, VIDEOS, run, progress)
     del rows
-    # The bounds need every row's scores, so they come from a merge of the few columns they use; then
+    # The bounds need every row's scores, so they come from the merge's few columns they use; then
     # videos.parquet is written batch by batch with those bounds (rows are thresholded independently).
-    parts_dir = out_dir / "work" / stage.name
-    narrow = merge_parts_table(parts_dir, VIDEOS, "video_id", wanted, columns=list(BOUNDS_COLUMNS))
-    if narrow.num_rows != total:
-        raise RuntimeError(f"internal error: {total - narrow.num_rows} inputs have no row after the filter")
-    bounds = bounds_table(narrow, config.thresholds)
-    del narrow
+    merge = PartsMerge(out_dir / "work" / stage.name, VIDEOS, "video_id", wanted, columns=BOUNDS_COLUMNS)
+    if len(merge) != total:
+        raise RuntimeError(f"internal error: {total - len(merge)} inputs have no row after the filter")
+    bounds = bounds_table(merge.kept, config.thresholds)
     summary.thresholds = {name: (b.low, b.high, b.mode) for name, b in bounds.items()}
     warning = small_corpus_warning(bounds)
     if warning:
         summary.warnings.append(warning)
         log.warning("filter: %s", warning)
-    write_merged_parts(
-        parts_dir,
-        VIDEOS,
-        "video_id",
+    merge.write(
         out_dir / VIDEOS_MANIFEST,
-        wanted,
         transform=lambda batch: apply_bounds_table(batch, bounds),
         each=lambda batch: count_table(summary, batch),
     )
@@ -218,9 +212,9 @@ def run_cut(
         for entry in pc.value_counts(ok_clips.column("num_frames")).to_pylist():
             summary.per_scale[entry["values"]] += entry["counts"]
 
-    # Streamed: six clip rows per video would make the merged table the driver's largest object.
-    parts_dir = out_dir / "work" / stage.name
+    # Batch by batch: six clip rows per video would make the merged table the driver's largest object.
     wanted = kept.column("video_id")
     del kept
-    write_merged_parts(parts_dir, CLIPS, "video_id", out_dir / CLIPS_MANIFEST, wanted, each=count_batch)
+    merge = PartsMerge(out_dir / "work" / stage.name, CLIPS, "video_id", wanted)
+    merge.write(out_dir / CLIPS_MANIFEST, each=count_batch)
     return summary

@@ -13,7 +13,7 @@ import pytest
 
 from sfi_core.driver import StageSummary, count, count_table
 from sfi_core.manifest import merge_parts, write_rows, write_table
-from sfi_core.manifest_table import merge_parts_table, write_merged_parts
+from sfi_core.manifest_table import PartsMerge, merge_parts_table
 from sfi_core.schemas import CLIPS, VIDEOS, to_table
 from sfi_data.config import RangeConfig, ThresholdConfig
 from sfi_data.stages.thresholds import (
@@ -115,18 +115,12 @@ def test_arrow_merge_thresholds_and_counts_equal_the_row_dicts(tmp_path, config)
     assert list(by_table.reasons.items()) == list(by_dicts.reasons.items())
 
     # As run_filter writes it: bounds from a merge of the columns they use, then batches thresholded.
-    narrow = merge_parts_table(
-        tmp_path / "parts", VIDEOS, "video_id", pa.array(wanted, pa.string()), columns=list(BOUNDS_COLUMNS)
-    )
-    assert narrow.column_names == ["video_id", *BOUNDS_COLUMNS]
-    assert bounds_table(narrow, config) == bounds
+    merge = PartsMerge(tmp_path / "parts", VIDEOS, "video_id", pa.array(wanted, pa.string()), BOUNDS_COLUMNS)
+    assert merge.kept.column_names == ["video_id", *BOUNDS_COLUMNS]
+    assert bounds_table(merge.kept, config) == bounds
     by_batches = StageSummary("filter")
-    write_merged_parts(
-        tmp_path / "parts",
-        VIDEOS,
-        "video_id",
+    merge.write(
         tmp_path / "streamed.parquet",
-        pa.array(wanted, pa.string()),
         transform=lambda batch: apply_bounds_table(batch, bounds),
         each=lambda batch: count_table(by_batches, batch),
         batch_rows=50,
@@ -159,28 +153,24 @@ def test_arrow_merge_keeps_several_rows_per_key_in_written_order(tmp_path):
 
 @pytest.mark.parametrize("batch_rows", [1, 7, 64, 4096])
 def test_streamed_merge_writes_the_merged_rows_batch_by_batch(tmp_path, batch_rows):
-    """write_merged_parts gives merge_parts' rows (newest part wins, retried errors replaced, `wanted`
+    """PartsMerge.write gives merge_parts' rows (newest part wins, retried errors replaced, `wanted`
     order, a key named twice twice), whatever the batch size, and shows `each` every row once."""
     keys = _write_parts(tmp_path / "parts")
     wanted = list(reversed(keys)) + keys[:3] + ["absent"]
     rows = merge_parts(tmp_path / "parts", VIDEOS, "video_id", wanted)
     seen: list[int] = []
-    written = write_merged_parts(
-        tmp_path / "parts",
-        VIDEOS,
-        "video_id",
-        tmp_path / "out.parquet",
-        pa.array(wanted, pa.string()),
-        each=lambda batch: seen.append(batch.num_rows),
-        batch_rows=batch_rows,
+    merge = PartsMerge(tmp_path / "parts", VIDEOS, "video_id", pa.array(wanted, pa.string()))
+    merge.write(
+        tmp_path / "out.parquet", each=lambda batch: seen.append(batch.num_rows), batch_rows=batch_rows
     )
+    written = len(merge)
     assert written == len(rows) == sum(seen) == len(keys) + 3
     assert max(seen) <= batch_rows
     table = pq.read_table(tmp_path / "out.parquet")
     assert table.schema == VIDEOS
     assert _comparable(table.to_pylist()) == _comparable(rows)
-    write_merged_parts(
-        tmp_path / "parts", VIDEOS, "video_id", tmp_path / "sorted.parquet", batch_rows=batch_rows
+    PartsMerge(tmp_path / "parts", VIDEOS, "video_id").write(
+        tmp_path / "sorted.parquet", batch_rows=batch_rows
     )
     assert _comparable(pq.read_table(tmp_path / "sorted.parquet").to_pylist()) == _comparable(
         merge_parts(tmp_path / "parts", VIDEOS, "video_id")
@@ -188,6 +178,8 @@ def test_streamed_merge_writes_the_merged_rows_batch_by_batch(tmp_path, batch_ro
 
 
 def test_streamed_merge_of_no_parts_writes_an_empty_manifest(tmp_path):
-    assert write_merged_parts(tmp_path / "none", CLIPS, "video_id", tmp_path / "clips.parquet") == 0
+    merge = PartsMerge(tmp_path / "none", CLIPS, "video_id")
+    merge.write(tmp_path / "clips.parquet")
+    assert len(merge) == 0 and merge.kept.num_rows == 0
     empty = pq.read_table(tmp_path / "clips.parquet")
     assert empty.num_rows == 0 and empty.schema == CLIPS
