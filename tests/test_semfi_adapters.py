@@ -6,19 +6,12 @@ import pytest
 import torch
 
 from sfi_bench.models.semfi.mol import UNIVERSAL, MixtureOfLoRA, MoLConfig, expert_name, merged_name
-from sfi_bench.models.semfi.tiny import TinyWanConfig, build_tiny_wan_pipeline, randomize_adapters
-
-
-def _inputs(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    cfg = TinyWanConfig()
-    return dict(
-        hidden_states=torch.randn(1, 36, 2, 4, 4, generator=g),
-        timestep=torch.tensor([500.0]),
-        encoder_hidden_states=torch.randn(1, 6, cfg.text_dim, generator=g),
-        encoder_hidden_states_image=torch.randn(1, cfg.clip_tokens, cfg.image_dim, generator=g),
-        return_dict=False,
-    )
+from sfi_bench.models.semfi.tiny import (
+    TinyWanConfig,
+    build_tiny_wan_pipeline,
+    randomize_adapters,
+    tiny_transformer_inputs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +22,7 @@ def saved(tmp_path_factory):
     randomize_adapters(mol, std=0.2, seed=5)
     mol.activate(9)
     with torch.no_grad():
-        ours = pipe.transformer(**_inputs())[0]
+        ours = pipe.transformer(**tiny_transformer_inputs())[0]
     return mol.save(tmp_path_factory.mktemp("adapters") / "mol"), ours
 
 
@@ -41,7 +34,7 @@ def test_diffusers_loads_universal_and_expert_and_matches_ours(saved):
     folder, ours = saved
     pipe = build_tiny_wan_pipeline()  # same seed: the same base weights
     with torch.no_grad():
-        base = pipe.transformer(**_inputs())[0]
+        base = pipe.transformer(**tiny_transformer_inputs())[0]
     for name in (UNIVERSAL, expert_name(9)):
         pipe.load_lora_weights(str(folder), weight_name=f"{name}.safetensors", adapter_name=name)
         params = _lora_params(pipe.transformer, name)
@@ -51,7 +44,7 @@ def test_diffusers_loads_universal_and_expert_and_matches_ours(saved):
         )  # the B matrices are loaded
     pipe.set_adapters([UNIVERSAL, expert_name(9)])
     with torch.no_grad():
-        theirs = pipe.transformer(**_inputs())[0]
+        theirs = pipe.transformer(**tiny_transformer_inputs())[0]
     assert not torch.allclose(theirs, base, atol=1e-4)
     torch.testing.assert_close(theirs, ours, rtol=1e-5, atol=1e-5)
 
@@ -64,7 +57,7 @@ def test_merged_lora_equals_universal_plus_expert(saved):
         8
     }
     with torch.no_grad():
-        merged = pipe.transformer(**_inputs())[0]
+        merged = pipe.transformer(**tiny_transformer_inputs())[0]
     torch.testing.assert_close(merged, ours, rtol=1e-5, atol=1e-5)
 
 
@@ -74,7 +67,7 @@ def test_our_loader_reads_the_diffusers_files(saved):
     mol = MixtureOfLoRA.load(pipe.transformer, folder)
     mol.activate(9)
     with torch.no_grad():
-        again = pipe.transformer(**_inputs())[0]
+        again = pipe.transformer(**tiny_transformer_inputs())[0]
     assert torch.equal(again, ours)
 
 
@@ -88,7 +81,7 @@ def test_lora_math_runs_in_float32_on_a_bf16_base():
     layer.lora_A[UNIVERSAL].register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
     inputs = {
         k: v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() else v
-        for k, v in _inputs().items()
+        for k, v in tiny_transformer_inputs().items()
     }
     with torch.no_grad():
         out = pipe.transformer(**inputs)[0]

@@ -81,7 +81,7 @@ import torch, torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 from sfi_bench.models.semfi.mol import MixtureOfLoRA
-from sfi_bench.models.semfi.tiny import TinyWanConfig, build_tiny_wan_pipeline, randomize_adapters
+from sfi_bench.models.semfi.tiny import build_tiny_wan_pipeline, randomize_adapters, tiny_transformer_inputs
 
 
 def main():
@@ -95,13 +95,10 @@ def main():
     for block in transformer.blocks:  # a block holds bf16 base and fp32 LoRA weights: FSDP2 shards per parameter
         fully_shard(block, mesh=mesh)
     fully_shard(transformer, mesh=mesh)
-    cfg, g = TinyWanConfig(), torch.Generator().manual_seed(0)
-    out = transformer(
-        hidden_states=torch.randn(1, 36, 2, 4, 4, generator=g).bfloat16(), timestep=torch.tensor([500.0]),
-        encoder_hidden_states=torch.randn(1, 6, cfg.text_dim, generator=g).bfloat16(),
-        encoder_hidden_states_image=torch.randn(1, cfg.clip_tokens, cfg.image_dim, generator=g).bfloat16(),
-        return_dict=False,
-    )[0]
+    inputs = tiny_transformer_inputs()
+    for name in ("hidden_states", "encoder_hidden_states", "encoder_hidden_states_image"):
+        inputs[name] = inputs[name].bfloat16()
+    out = transformer(**inputs)[0]
     out.float().pow(2).mean().backward()
     assert all(p.grad is not None for p in mol.parameters("universal"))
     gathered = mol.adapter_state("universal")

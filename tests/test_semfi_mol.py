@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from sfi_bench.models.semfi.mol import UNIVERSAL, MixtureOfLoRA, MoLConfig, expert_name, route
-from sfi_bench.models.semfi.tiny import TinyWanConfig, build_tiny_wan_pipeline, randomize_adapters
+from sfi_bench.models.semfi.tiny import (
+    TinyWanConfig,
+    build_tiny_wan_pipeline,
+    randomize_adapters,
+    tiny_transformer_inputs,
+)
 from sfi_core.constants import FRAME_COUNTS
 
 
@@ -25,18 +30,6 @@ def test_tie_rule_picks_the_larger_scale():
     assert route(2) == 5 and route(6) == 5 and route(8) == 9 and route(200) == 81
     with pytest.raises(ValueError):
         route(0)
-
-
-def _inputs(transformer, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    cfg = TinyWanConfig()
-    return dict(
-        hidden_states=torch.randn(1, 36, 2, 4, 4, generator=g),
-        timestep=torch.tensor([500.0]),
-        encoder_hidden_states=torch.randn(1, 6, cfg.text_dim, generator=g),
-        encoder_hidden_states_image=torch.randn(1, cfg.clip_tokens, cfg.image_dim, generator=g),
-        return_dict=False,
-    )
 
 
 def _run(transformer, inputs):
@@ -74,14 +67,14 @@ def test_adapters_target_the_documented_layers(transformer):
 
 
 def test_fresh_adapters_leave_the_base_model_unchanged(transformer):
-    inputs = _inputs(transformer)
+    inputs = tiny_transformer_inputs()
     base = _run(transformer, inputs)
     MixtureOfLoRA.attach(transformer)
     assert torch.equal(_run(transformer, inputs), base)
 
 
 def test_only_active_adapters_change_the_output(transformer):
-    inputs = _inputs(transformer)
+    inputs = tiny_transformer_inputs()
     base = _run(transformer, inputs)
     mol = MixtureOfLoRA.attach(transformer)
     randomize_adapters(mol, std=0.2)
@@ -108,7 +101,7 @@ def test_only_active_adapters_change_the_output(transformer):
 
 def test_universal_and_expert_add_up(transformer):
     """dW = dW_U + dW_E: with LoRA linear in the adapter, the delta of both is the sum of the deltas."""
-    inputs = _inputs(transformer)
+    inputs = tiny_transformer_inputs()
     base = _run(transformer, inputs)
     mol = MixtureOfLoRA.attach(transformer)
     randomize_adapters(mol, std=0.2)
@@ -133,7 +126,7 @@ def test_universal_and_expert_add_up(transformer):
 
 
 def test_disable_and_remove_give_back_the_base_bit_for_bit(transformer):
-    inputs = _inputs(transformer)
+    inputs = tiny_transformer_inputs()
     base = _run(transformer, inputs)
     base_state = {k: v.clone() for k, v in transformer.state_dict().items()}
     mol = MixtureOfLoRA.attach(transformer)
@@ -165,7 +158,7 @@ def test_save_load_round_trip(tmp_path):
     assert loaded.config == mol.config
     a, b = mol.named_parameters(), loaded.named_parameters()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    inputs = _inputs(first)
+    inputs = tiny_transformer_inputs()
     for n in (5, 40, 120):
         mol.activate(n)
         loaded.activate(n)

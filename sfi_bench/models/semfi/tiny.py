@@ -147,6 +147,20 @@ def randomize_adapters(mol, std: float = 0.05, seed: int = 0) -> None:
                 param.copy_(torch.randn(param.shape, generator=generator) * std)
 
 
+def tiny_transformer_inputs(config: TinyWanConfig = TinyWanConfig(), seed: int = 0) -> dict:
+    """Random keyword arguments for one forward of the tiny transformer (fp32; a 2x4x4 latent)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    return dict(
+        hidden_states=torch.randn(1, 36, 2, 4, 4, generator=generator),
+        timestep=torch.tensor([500.0]),
+        encoder_hidden_states=torch.randn(1, 6, config.text_dim, generator=generator),
+        encoder_hidden_states_image=torch.randn(1, config.clip_tokens, config.image_dim, generator=generator),
+        return_dict=False,
+    )
+
+
 def save_tiny_semfi(folder: Path, config: TinyWanConfig = TinyWanConfig(), adapters: bool = True) -> Path:
     """A tiny I2V folder plus random (non-zero) MoL adapters in `<folder>/semfi_mol`; or an FLF2V folder."""
     from sfi_bench.models.semfi.model import ADAPTERS_SUBFOLDER
