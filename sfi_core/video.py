@@ -123,10 +123,34 @@ def demuxed(container, stream) -> Iterator[Iterator]:
 
 
 def decoded(container, stream) -> Iterator:
-    """`container.decode(stream)` (each packet's frames, then the decoder's flush), with `demuxed`."""
+    """Every frame of a sequential decode, in order: the ground truth every reader is held to.
+
+    As the ffmpeg command decodes: a packet the decoder rejects costs only its own frame (the error
+    is logged and decoding goes on), and a demuxer error ends the stream there, after the decoder
+    has given the frames it still holds. Closed with `demuxed` however the loop over it ends.
+    """
+    import av
+
     with demuxed(container, stream) as packets:
-        for packet in packets:
-            yield from packet.decode()
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as error:
+                log.info("demuxing stopped (%s); the frames decoded so far are the stream", error)
+                packet = None
+            try:
+                if packet is None:
+                    yield from stream.codec_context.decode(None)
+                    return
+                frames = packet.decode()
+            except av.error.EOFError:
+                return
+            except av.error.FFmpegError as error:
+                log.info("a packet at pts %s did not decode (%s); decoding goes on", packet and packet.pts, error)
+                continue
+            yield from frames
 
 
 def stream_rate(stream) -> Fraction:

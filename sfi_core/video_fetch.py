@@ -38,12 +38,13 @@ FALLBACKS: Counter[str] = Counter()
 DECORD_PIX_FMTS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"})
 # Containers whose timestamps decord misreads (its MPEG-TS index is shifted by whole frames).
 DECORD_REFUSED_FORMATS = ("mpegts",)
-FIELD_ORDER_PROGRESSIVE = 1
-# Decoders that apply skip_frame when a frame comes out rather than when its packet goes in, so the
-# setting meant for a later packet drops a wanted frame (libdav1d lost every other AV1 frame).
-SKIP_UNSAFE_DECODERS = frozenset({"libdav1d"})
+FIELD_ORDER_PROGRESSIVE = 1  # AVFieldOrder: 0 unknown, 1 progressive, 2..5 interlaced orders
 # Frames to seek back for a frame the first seek missed: H.264's largest reorder depth.
-REORDER_MARGIN = 16  # AVFieldOrder: 0 unknown, 1 progressive, 2..5 interlaced orders
+REORDER_MARGIN = 16
+# Demuxers FFmpeg seeks by byte position, without an index: raw elementary streams, MPEG-PS.
+UNINDEXED_FORMATS = frozenset(
+    {"mpeg", "mpegvideo", "m4v", "h264", "hevc", "h263", "h261", "cavsvideo", "vc1", "rawvideo", "mjpeg"}
+)
 
 
 class Unproven(Exception):
@@ -59,14 +60,29 @@ class Unproven(Exception):
         self.timing = timing
 
 
-def _decoded_in_order(
-    frames: Iterator, index_of: Callable[[int], int], from_start: bool, between: list[int]
+def seek_refusal(container, stream) -> str | None:
+    """Why seeking cannot be proven for this stream at all, or None (then every seek is still checked).
+
+    Raw elementary streams and MPEG program streams have no packet index: FFmpeg seeks them by byte
+    position, and their timestamps are those of some packets only.
+    """
+    name = container.format.name
+    if name in UNINDEXED_FORMATS or name.split(",")[0] in UNINDEXED_FORMATS:
+        return f"{name} has no index to seek by"
+    return None
+
+
+def _checked_in_order(
+    frames: Iterator, index_of: Callable[[int], int], from_start: bool, wanted: set[int]
 ) -> Iterator[tuple[int, object]]:
     """(index, frame) for decoded frames, checking that their timestamps leave no room for doubt.
 
-    Every timestamp must be a frame's on the timeline, indices must rise, and a decode from the
-    start must begin with frame 0 (that proves the timeline's anchor, e.g. an AVI starting at 1).
-    The positions skipped between two decoded frames go to `between`: each needs a packet.
+    Every frame from the seek point on is decoded, and each must be the next position on the
+    timeline: a decode from the start begins with frame 0 (that proves the timeline's anchor, e.g. an
+    AVI starting at 1), and each later frame is the one after the frame before it. So a reordered
+    stream whose timestamps are not presentation times (an AVI with B-frames), a dropped frame, or a
+    packet that decodes to no frame shows as a doubt instead of a shifted position. A wanted frame the
+    decoder flags as corrupt (references it never saw) is a doubt too.
     """
     previous = -1
     for frame in frames:
@@ -75,65 +91,59 @@ def _decoded_in_order(
         index = index_of(frame.pts)
         if index < 0:
             raise Unproven(f"timestamp {frame.pts} is off the frame grid", "off_grid", timing=True)
-        if from_start and previous < 0 and index != 0:
-            raise Unproven(f"the first frame decoded is at position {index}, not 0", "first_frame")
-        if index <= previous:
-            raise Unproven(f"frame {index} came after frame {previous}", "out_of_order")
-        if previous >= 0:
-            between.extend(range(previous + 1, index))
+        if previous < 0:
+            if from_start and index != 0:
+                raise Unproven(f"the first frame decoded is at position {index}, not 0", "first_frame")
+        elif index != previous + 1:
+            if index <= previous:
+                raise Unproven(f"frame {index} came after frame {previous}", "out_of_order")
+            raise Unproven(f"no frame decoded at position {previous + 1}", "hole", timing=True)
+        if index in wanted and frame.is_corrupt:
+            raise Unproven(f"the decoder flagged frame {index} as corrupt after seeking", "corrupt")
         previous = index
         yield index, frame
 
 
-def _decode_run(
-    container, stream, run: set[int], timeline: Timeline, drain_early: bool, seen: set[int]
-) -> Iterator:
-    """Decoded frames from the current position, in presentation order; `seen` gets packets' positions.
+def _decode_run(container, stream, run: set[int], timeline: Timeline, drain_early: bool) -> Iterator:
+    """Every frame decoded from the current position, in presentation order.
 
-    A packet whose frame is not in `run` is decoded with skip_frame=NONREF: if no other frame refers
-    to it (e.g. most B-frames), the decoder drops it instead of decoding it. Reference frames are
-    always decoded, so every wanted frame comes out exactly as a full decode would give it.
-
-    drain_early: once the packet of every frame in `run` has been sent, drain the decoder instead of
-    feeding it more. Nothing sent later can change those frames (references come first in decoding
-    order), and it saves decoding the frames that only fill the reorder and frame-thread delay.
+    drain_early: once the packets of every position from the first one sent up to the run's last
+    frame have been sent, drain the decoder instead of feeding it more. Nothing sent later can
+    change those frames (references come first in decoding order), and it saves decoding the frames
+    that only fill the reorder and frame-thread delay. No frame is skipped (skip_frame): a skipped
+    frame would hide the very disorder the checks look for.
     """
     ctx = stream.codec_context
-    droppable = "DEFAULT" if ctx.name in SKIP_UNSAFE_DECODERS else "NONREF"
-    unsent = set(run)
+    last = max(run)
+    sent: set[int] = set()
     with demuxed(container, stream) as packets:
         for packet in packets:
-            if packet.pts is not None and packet.size:
-                index = timeline.index(packet.pts)
-                seen.add(timeline.exact_index(packet.pts))
-                ctx.skip_frame = "DEFAULT" if index in run else droppable
-                unsent.discard(index)
-            else:
-                ctx.skip_frame = "DEFAULT"  # unknown timing, or the flush packet at the end
+            done = False
+            if drain_early and packet.pts is not None and packet.size:
+                sent.add(timeline.index(packet.pts))
+                done = last in sent and len(sent.intersection(range(min(sent), last + 1))) == last + 1 - min(sent)
             frames = packet.decode()
-            if drain_early and not unsent and packet.size:
-                ctx.skip_frame = "DEFAULT"
+            if done:
                 frames += ctx.decode(None)
             yield from frames
-            if drain_early and not unsent:
+            if done:
                 return
 
 
-def _check_no_hole(container, stream, timeline: Timeline, unseen: set[int]) -> None:
-    """Unproven unless every position skipped between decoded frames has a packet.
+def _prime(container, stream) -> None:
+    """Decode the stream's first keyframe once, before any seek.
 
-    A hole in the timestamps (a dropped frame on a constant-rate grid) shifts every later position
-    of a sequential decode by one. The packets of skipped positions may still be unread (the decoder
-    was drained early), so a few more are read, without decoding, to find them.
+    Some facts of a stream are said only at its start and change how every later frame decodes: the
+    x264 build in H.264's first SEI (FFmpeg decodes 4:4:4 from x264 before build 151 another way),
+    the Xvid/DivX build in MPEG-4 Part 2 user data. A decoder that seeks before it has seen them
+    decodes later frames wrong, without an error. The decoder keeps them across the seek's flush.
     """
     with demuxed(container, stream) as packets:
-        for count, packet in enumerate(packets):
-            if not unseen or count >= REORDER_MARGIN:
+        for packet in packets:
+            if packet.size:
+                packet.decode()
                 break
-            if packet.pts is not None and packet.size:
-                unseen.discard(timeline.exact_index(packet.pts))
-    if unseen:
-        raise Unproven(f"no packet has the timestamp of frame {min(unseen)}", "hole", timing=True)
+    container.seek(0)
 
 
 def _runs(wanted: list[int], rate: float) -> list[list[int]]:
@@ -151,13 +161,26 @@ def _seek_frames(path: Path, wanted: list[int], use_table: bool | None) -> dict[
     """The frames at `wanted` with as little decoding as seeking allows; Unproven when in doubt."""
     import av
 
+    try:
+        return _seek_frames_unguarded(path, wanted, use_table)
+    except av.error.FFmpegError as error:
+        # A seek FFmpeg refuses (EPERM on a Matroska file with non-monotonic DTS), a decode error:
+        # the sequential decode decides whether the file is readable.
+        raise Unproven(f"seeking failed ({error.strerror or error})", "seek_error") from error
+
+
+def _seek_frames_unguarded(path: Path, wanted: list[int], use_table: bool | None) -> dict[int, np.ndarray]:
     found: dict[int, np.ndarray] = {}
     with open_container(path, fast=True) as container:
         stream = video_stream(container)
+        refusal = seek_refusal(container, stream)
+        if refusal:
+            raise Unproven(refusal, "unindexed")
         stream.thread_type = "AUTO"
         stream.thread_count = video._CODEC_THREADS
         timeline = Timeline(container, stream, use_table=use_table)
         to_rgb = frame_converter()
+        primed = False
         for run in _runs(wanted, float(timeline.rate)):
             # A frame whose pts differs from its packet's is found by decoding the run in full; one
             # that needs frames before the keyframe a seek lands on (a leading B-frame of an open
@@ -168,25 +191,22 @@ def _seek_frames(path: Path, wanted: list[int], use_table: bool | None) -> dict[
                 if from_start:
                     container.seek(0)  # a stream seek to an MPEG-TS start lands past its first keyframe
                 else:
+                    if not primed:
+                        _prime(container, stream)
+                        primed = True
                     container.seek(seek_pts, stream=stream, backward=True)
-                remaining, seen, between = set(run), set(), []
-                run_frames = _decode_run(container, stream, set(run), timeline, drain_early, seen)
+                remaining = set(run)
+                run_frames = _decode_run(container, stream, remaining, timeline, drain_early)
                 try:
-                    ordered = _decoded_in_order(run_frames, timeline.exact_index, from_start, between)
-                    for idx, frame in ordered:
+                    for idx, frame in _checked_in_order(run_frames, timeline.exact_index, from_start, remaining):
                         if idx in remaining:
                             found[idx] = to_rgb.reformat(frame, format="rgb24").to_ndarray()
                             remaining.discard(idx)
-                        if not remaining or idx > run[-1]:
+                        if not remaining or idx >= run[-1]:
                             break
-                except av.error.FFmpegError as error:
-                    message = f"decoding failed near frame {run[0]} ({error.strerror or error})"
-                    raise Unproven(message, "decode_error") from error
                 finally:
                     run_frames.close()  # its demuxer too (sfi_core.video.demuxed), before the next seek
-                    stream.codec_context.skip_frame = "DEFAULT"
                 if not remaining:
-                    _check_no_hole(container, stream, timeline, set(between) - seen)
                     break
             if remaining:
                 raise Unproven(f"frame(s) {sorted(remaining)[:3]} not found after seeking", "not_found")
@@ -299,6 +319,7 @@ def read_frames(path: Path, indices: list[int], offset: int = 0, reader: str = "
     reader: "pyav" (seeks where it can prove the frames, else decodes in order), "decord" (an error
     where decord would not be exact), or "auto" (decord where it is exact, PyAV otherwise).
     """
+    path = Path(path)
     absolute = [i + offset for i in indices]
     if any(i < 0 for i in absolute):
         raise ValueError(f"negative frame index in {indices}")
