@@ -97,6 +97,27 @@ def open_container(path: Path, fast: bool = False):
         raise VideoError(f"not a readable video container ({error.strerror or error})") from error
 
 
+# Demuxers that read a still image or a text file as a "video" of one frame.
+STILL_FORMATS = ("image2", "tty", "gif", "apng", "webp", "ico", "bmp")
+
+
+def sniff_video(path: Path) -> bool:
+    """Whether FFmpeg finds a video stream in the file's content (not a still, a cover picture, or text)."""
+    import av
+
+    try:
+        with av.open(str(path), metadata_errors="ignore", options={"probesize": "1048576"}) as container:
+            name = container.format.name
+            if name.startswith(STILL_FORMATS) or name.endswith("_pipe"):
+                return False
+            return any(
+                not (stream.disposition & av.stream.Disposition.attached_pic)
+                for stream in container.streams.video
+            )
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError):
+        return False
+
+
 def video_stream(container):
     """The first video stream, or VideoError naming the streams there are."""
     streams = container.streams.video
@@ -148,7 +169,9 @@ def decoded(container, stream) -> Iterator:
             except av.error.EOFError:
                 return
             except av.error.FFmpegError as error:
-                log.info("a packet at pts %s did not decode (%s); decoding goes on", packet and packet.pts, error)
+                log.info(
+                    "a packet at pts %s did not decode (%s); decoding goes on", packet and packet.pts, error
+                )
                 continue
             yield from frames
 
@@ -172,27 +195,13 @@ def _rotation(stream) -> int:
 
 
 def probe(path: Path, verify: str = "packets") -> ProbeResult:
-    """Container facts without decoding; a frame count the container does not store is counted."""
+    """Container facts, and the number of frames that decode (see `frame_count`)."""
     check_readable(path)
-    import av
-
     with open_container(path) as container:
         stream = video_stream(container)
         ctx = stream.codec_context
         fps = float(stream_rate(stream))
-        num_frames = int(stream.frames or 0)
-        source = "container"
-        try:
-            if num_frames <= 0 or verify == "decode":
-                if verify == "decode":
-                    num_frames = sum(1 for _ in decoded(container, stream))
-                    source = "decode"
-                else:
-                    with demuxed(container, stream) as packets:
-                        num_frames = sum(1 for packet in packets if packet.size)
-                    source = "packets"
-        except av.error.FFmpegError as error:
-            raise VideoError(f"could not count frames ({error.strerror or error})") from error
+        num_frames, source = frame_count(path, container, stream, verify)
         if num_frames <= 0:
             raise VideoError("no video frames")
         if stream.duration is not None and stream.time_base is not None:
@@ -212,6 +221,40 @@ def probe(path: Path, verify: str = "packets") -> ProbeResult:
             codec=ctx.name,
             pix_fmt=ctx.format.name if ctx.format else None,
         )
+
+
+def count_packets(container, stream) -> int:
+    """Packets that carry a frame (not empty, not marked discard), read without decoding."""
+    with demuxed(container, stream) as packets:
+        return sum(1 for packet in packets if packet.size and not packet.is_discard)
+
+
+def frame_count(path: Path, container, stream, verify: str = "packets") -> tuple[int, str]:
+    """(frames a sequential decode gives, where the number came from: container | packets | decode).
+
+    The container's count is taken only where the packets agree with it and the frame at its last
+    position decodes there (a seek checked as every read is, sfi_core.video_fetch); otherwise, and
+    with verify="decode", the frames are counted by decoding. Containers over-count (an index entry
+    whose packet holds no frame, a last frame that does not decode), and a count that is too high
+    rejects decodable videos and moves every centred clip.
+    """
+    import av
+
+    from sfi_core.video_fetch import seek_proves
+
+    if verify != "decode":
+        try:
+            stored = int(stream.frames or 0)
+            packets = count_packets(container, stream)
+        except av.error.FFmpegError as error:
+            stored = packets = 0
+            log.info("counting the packets of %s failed (%s)", path, error)
+        claimed = stored or packets
+        if claimed and claimed == packets and seek_proves(path, claimed - 1):
+            return claimed, "container" if stored else "packets"
+        log.info("counting the frames of %s by decoding: container %d, packets %d", path, stored, packets)
+    with open_container(path) as fresh:  # a seek back to the start can fail (Matroska, non-monotonic DTS)
+        return sum(1 for _ in decoded(fresh, video_stream(fresh))), "decode"
 
 
 _CONVERTERS = threading.local()

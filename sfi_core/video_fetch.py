@@ -121,7 +121,9 @@ def _decode_run(container, stream, run: set[int], timeline: Timeline, drain_earl
             done = False
             if drain_early and packet.pts is not None and packet.size:
                 sent.add(timeline.index(packet.pts))
-                done = last in sent and len(sent.intersection(range(min(sent), last + 1))) == last + 1 - min(sent)
+                done = last in sent and len(sent.intersection(range(min(sent), last + 1))) == last + 1 - min(
+                    sent
+                )
             frames = packet.decode()
             if done:
                 frames += ctx.decode(None)
@@ -198,7 +200,9 @@ def _seek_frames_unguarded(path: Path, wanted: list[int], use_table: bool | None
                 remaining = set(run)
                 run_frames = _decode_run(container, stream, remaining, timeline, drain_early)
                 try:
-                    for idx, frame in _checked_in_order(run_frames, timeline.exact_index, from_start, remaining):
+                    for idx, frame in _checked_in_order(
+                        run_frames, timeline.exact_index, from_start, remaining
+                    ):
                         if idx in remaining:
                             found[idx] = to_rgb.reformat(frame, format="rgb24").to_ndarray()
                             remaining.discard(idx)
@@ -211,6 +215,18 @@ def _seek_frames_unguarded(path: Path, wanted: list[int], use_table: bool | None
             if remaining:
                 raise Unproven(f"frame(s) {sorted(remaining)[:3]} not found after seeking", "not_found")
     return found
+
+
+def seek_proves(path: Path, index: int) -> bool:
+    """True where the seeking path reads frame `index` with every check passed (no fallback)."""
+    for use_table in (None, True):
+        try:
+            _seek_frames(path, [index], use_table)
+            return True
+        except Unproven as doubt:
+            if not doubt.timing:
+                return False
+    return False
 
 
 def _sequential_frames(path: Path, wanted: list[int]) -> tuple[dict[int, np.ndarray], int]:
@@ -319,7 +335,17 @@ def read_frames(path: Path, indices: list[int], offset: int = 0, reader: str = "
     reader: "pyav" (seeks where it can prove the frames, else decodes in order), "decord" (an error
     where decord would not be exact), or "auto" (decord where it is exact, PyAV otherwise).
     """
-    path = Path(path)
+    import av
+
+    try:
+        return _read_frames(Path(path), indices, offset, reader)
+    except (av.error.FFmpegError, OSError) as error:
+        # Whatever FFmpeg or the file system says while reading an input is that input's failure
+        # (av.error.PermissionError is an OSError too): never a reason to stop a run.
+        raise VideoError(f"could not read frames ({type(error).__name__}: {error})") from error
+
+
+def _read_frames(path: Path, indices: list[int], offset: int, reader: str) -> np.ndarray:
     absolute = [i + offset for i in indices]
     if any(i < 0 for i in absolute):
         raise ValueError(f"negative frame index in {indices}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -40,14 +41,16 @@ def list_entries(path: Path) -> Iterator[str]:
                 yield _anchored(entry, path.parent)
 
 
-def input_paths(inputs: Iterable[str], list_files: Iterable[str] = ()) -> Iterator[str]:
+def input_paths(
+    inputs: Iterable[str], list_files: Iterable[str] = (), skipped: Counter | None = None
+) -> Iterator[str]:
     """Every input in `expand_inputs` order, duplicates included; list files streamed, not read whole."""
     for item in inputs:
         path = Path(item)
         if path.suffix.lower() in LIST_EXTENSIONS and path.is_file():
             yield from list_entries(path)
         else:
-            yield from expand_inputs([item])
+            yield from expand_inputs([item], skipped=skipped)
     for list_file in list_files:
         yield from list_entries(Path(list_file))
 
@@ -87,10 +90,15 @@ def _first_occurrences(table: pa.Table, hashes: np.ndarray) -> pa.Table:
     return table.filter(pa.array(keep))
 
 
-def discover_table(inputs: Iterable[str], root: Path, list_files: Iterable[str] = ()) -> pa.Table:
-    """`discover(inputs, root, list_files)` as an Arrow table (INPUT_SCHEMA): same rows, same order."""
+def discover_table(
+    inputs: Iterable[str], root: Path, list_files: Iterable[str] = (), skipped: Counter | None = None
+) -> pa.Table:
+    """`discover(inputs, root, list_files)` as an Arrow table (INPUT_SCHEMA): same rows, same order.
+
+    Files a folder scan leaves (not video) are counted in `skipped` by extension.
+    """
     root_abs = os.path.abspath(root)
-    paths = input_paths(inputs, list_files)
+    paths = input_paths(inputs, list_files, skipped)
     tables, hashes = [], []
     while items := list(islice(paths, CHUNK_ROWS)):
         table, chunk_hashes = _chunk_table(items, root_abs)

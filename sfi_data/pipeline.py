@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -32,6 +33,7 @@ from sfi_core.manifest import read_rows
 from sfi_core.manifest_table import PartsMerge
 from sfi_core.schemas import CLIPS, VIDEOS
 from sfi_data.config import CutConfig, FilterStageConfig, RunConfig, ScoreConfig, to_dict, validate
+from sfi_data.discover import skipped_note
 from sfi_data.discover_table import discover_table
 from sfi_data.scoring import PairScorer
 from sfi_data.stages.cut import CutStage
@@ -91,7 +93,11 @@ def run_filter(
     out_dir = Path(out_dir)
     setup_logging(out_dir)
     remove_stale_temporaries(out_dir)
-    rows = videos if videos is not None else discover_table(inputs, out_dir, list_files or [])
+    not_video: Counter = Counter()
+    rows = videos if videos is not None else discover_table(inputs, out_dir, list_files or [], not_video)
+    skipped = skipped_note(not_video)
+    if skipped:
+        log.info("filter: %s", skipped)
     if isinstance(rows, pa.Table):
         total, wanted = rows.num_rows, rows.column("video_id")
     else:
@@ -104,6 +110,8 @@ def run_filter(
     stage.num_gpus = gpu_share(config.score, run)
     stage.streamed = stage.num_gpus > 0  # without a GPU, a whole chain per CPU is faster
     summary = run_stage(stage, rows, out_dir, VIDEOS, run, progress)
+    if skipped:
+        summary.warnings.append(skipped)
     del rows
     # The bounds need every row's scores, so they come from the merge's few columns they use; then
     # videos.parquet is written batch by batch with those bounds (rows are thresholded independently).

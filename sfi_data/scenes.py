@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
@@ -24,7 +25,7 @@ from sfi_core.driver import (
 from sfi_core.manifest import merge_parts, read_rows, write_rows
 from sfi_core.schemas import SEGMENTS
 from sfi_data.config import RunConfig, ScenesConfig, to_dict, validate
-from sfi_data.discover import discover
+from sfi_data.discover import discover, skipped_note
 from sfi_data.stages.scenes import ScenesStage
 
 log = logging.getLogger("sfi_data")
@@ -46,13 +47,19 @@ def run_scenes(
     out_dir = Path(out_dir)
     setup_logging(out_dir)
     remove_stale_temporaries(out_dir)
-    rows = discover(inputs, out_dir, list_files or [])
+    not_video: Counter = Counter()
+    rows = discover(inputs, out_dir, list_files or [], not_video)
+    skipped = skipped_note(not_video)
+    if skipped:
+        log.info("scenes: %s", skipped)
     if not rows:
         raise NothingToDoError(f"no inputs found in {inputs}")
     stage = ScenesStage(out_dir, config)
     stage.check_installed()
     log.info("scenes: %d inputs; settings %s", len(rows), to_dict(config))
     summary = run_stage(stage, rows, out_dir, SEGMENTS, run, progress)
+    if skipped:
+        summary.warnings.append(skipped)
     merged = merge_parts(out_dir / "work" / stage.name, SEGMENTS, "video_id", [r["video_id"] for r in rows])
     missing = {r["video_id"] for r in rows} - {r["video_id"] for r in merged}
     if missing:

@@ -43,12 +43,13 @@ class FirstLastScoreStage(Stage):
             try:
                 pairs.append(self._fetch(row))
                 scored.append(row)
-            except VideoError as error:
+            except Exception as error:  # noqa: BLE001 - one bad input must not stop the corpus
+                decode = isinstance(error, VideoError)
                 row.update(
                     status=STATUS_ERROR,
                     stage="score",
-                    reason=f"first/last frame: {error}",
-                    reason_code="decode_failed",
+                    reason=f"first/last frame: {error if decode else describe_error(error)}",
+                    reason_code="decode_failed" if decode else UNEXPECTED,
                 )
         for row, result in zip(scored, self._score_isolating_failures(pairs), strict=True):
             if isinstance(result, BaseException):
