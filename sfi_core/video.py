@@ -143,11 +143,22 @@ def demuxed(container, stream) -> Iterator[Iterator]:
         packets.close()
 
 
+def is_empty(packet) -> bool:
+    """A packet without data that is not the end-of-stream flush: a Theora or VFW "repeat the frame".
+
+    It decodes to no frame (ffprobe counts none), and sent to a decoder it reads as a request to
+    drain: FFmpeg refuses the packets after it (EINVAL), and a frame-threaded Theora decoder then
+    gives wrong pictures. So no reader sends it.
+    """
+    return not packet.size and (packet.pts is not None or packet.dts is not None)
+
+
 def decoded(container, stream) -> Iterator:
     """Every frame of a sequential decode, in order: the ground truth every reader is held to.
 
-    As the ffmpeg command decodes: a packet the decoder rejects costs only its own frame (the error
-    is logged and decoding goes on), and a demuxer error ends the stream there, after the decoder
+    As the ffmpeg command decodes: empty packets are not sent (`is_empty`), a packet the decoder
+    rejects costs only its own frame (the error is logged and decoding goes on), and a demuxer error
+    ends the stream there, after the decoder
     has given the frames it still holds. Closed with `demuxed` however the loop over it ends.
     """
     import av
@@ -161,6 +172,8 @@ def decoded(container, stream) -> Iterator:
             except av.error.FFmpegError as error:
                 log.info("demuxing stopped (%s); the frames decoded so far are the stream", error)
                 packet = None
+            if packet is not None and is_empty(packet):
+                continue
             try:
                 if packet is None:
                     yield from stream.codec_context.decode(None)
@@ -232,15 +245,13 @@ def count_packets(container, stream) -> int:
 def frame_count(path: Path, container, stream, verify: str = "packets") -> tuple[int, str]:
     """(frames a sequential decode gives, where the number came from: container | packets | decode).
 
-    The container's count is taken only where the packets agree with it and the frame at its last
-    position decodes there (a seek checked as every read is, sfi_core.video_fetch); otherwise, and
-    with verify="decode", the frames are counted by decoding. Containers over-count (an index entry
-    whose packet holds no frame, a last frame that does not decode), and a count that is too high
-    rejects decodable videos and moves every centred clip.
+    The container's count is taken only where the packets agree with it; otherwise, and with
+    verify="decode", the frames are counted by decoding. Containers over-count (an index entry whose
+    packet holds no frame), and a count that is too high rejects decodable videos and moves every
+    centred clip. A last packet that does not decode is found when the last frame is read
+    (sfi_data.stages.fetch recounts then, from the decode it already did).
     """
     import av
-
-    from sfi_core.video_fetch import seek_proves
 
     if verify != "decode":
         try:
@@ -249,9 +260,8 @@ def frame_count(path: Path, container, stream, verify: str = "packets") -> tuple
         except av.error.FFmpegError as error:
             stored = packets = 0
             log.info("counting the packets of %s failed (%s)", path, error)
-        claimed = stored or packets
-        if claimed and claimed == packets and seek_proves(path, claimed - 1):
-            return claimed, "container" if stored else "packets"
+        if packets and stored in (0, packets):
+            return packets, "container" if stored else "packets"
         log.info("counting the frames of %s by decoding: container %d, packets %d", path, stored, packets)
     with open_container(path) as fresh:  # a seek back to the start can fail (Matroska, non-monotonic DTS)
         return sum(1 for _ in decoded(fresh, video_stream(fresh))), "decode"

@@ -24,6 +24,7 @@ from sfi_core.video import (
     decoded,
     demuxed,
     frame_converter,
+    is_empty,
     open_container,
     video_stream,
 )
@@ -39,12 +40,32 @@ DECORD_PIX_FMTS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv4
 # Containers whose timestamps decord misreads (its MPEG-TS index is shifted by whole frames).
 DECORD_REFUSED_FORMATS = ("mpegts",)
 FIELD_ORDER_PROGRESSIVE = 1  # AVFieldOrder: 0 unknown, 1 progressive, 2..5 interlaced orders
+# Decoders that apply skip_frame when a frame comes out rather than when its packet goes in, so the
+# setting meant for a later packet drops a wanted frame (libdav1d lost every other AV1 frame).
+SKIP_UNSAFE_DECODERS = frozenset({"libdav1d"})
+# Demuxers whose packet timestamps are presentation times: a reordered stream (B-frames) is seekable and
+# frames between wanted ones may be skipped. Elsewhere (AVI, ASF, FLV, Ogg...) timestamps follow decoding order.
+PTS_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "mpegts"})
+# Decoders whose frame threads decode exactly after a seek's flush (the synthetic and the real-world
+# conformance suites). Others decode with slice threads when seeking: FFmpeg's frame-threaded Theora
+# decoder gives wrong pictures after a flush (gnome-devel-docs' message-board.ogv), without an error.
+FRAME_THREADS_AFTER_SEEK = frozenset(
+    {"h264", "hevc", "mpeg4", "mpeg1video", "mpeg2video", "vp8", "vp9", "libdav1d", "ffv1", "mjpeg", "prores"}
+)
 # Frames to seek back for a frame the first seek missed: H.264's largest reorder depth.
 REORDER_MARGIN = 16
 # Demuxers FFmpeg seeks by byte position, without an index: raw elementary streams, MPEG-PS.
 UNINDEXED_FORMATS = frozenset(
     {"mpeg", "mpegvideo", "m4v", "h264", "hevc", "h263", "h261", "cavsvideo", "vc1", "rawvideo", "mjpeg"}
 )
+
+
+class FramesPastEnd(VideoError):
+    """Frames were asked past the last one that decodes; `decodable` is how many frames do."""
+
+    def __init__(self, message: str, decodable: int) -> None:
+        super().__init__(message)
+        self.decodable = decodable
 
 
 class Unproven(Exception):
@@ -64,25 +85,30 @@ def seek_refusal(container, stream) -> str | None:
     """Why seeking cannot be proven for this stream at all, or None (then every seek is still checked).
 
     Raw elementary streams and MPEG program streams have no packet index: FFmpeg seeks them by byte
-    position, and their timestamps are those of some packets only.
+    position, and their timestamps are those of some packets only. A stream that reorders frames
+    (B-frames) in a container that stores decoding times (an Xvid AVI, packed or not) gives its frames
+    timestamps that are not their positions: a decode that stops early labels another picture with a
+    wanted frame's timestamp, so only a sequential decode knows which frame is which.
     """
     name = container.format.name
     if name in UNINDEXED_FORMATS or name.split(",")[0] in UNINDEXED_FORMATS:
         return f"{name} has no index to seek by"
+    if stream.codec_context.has_b_frames and name not in PTS_FORMATS:
+        return f"{stream.codec_context.name} reorders frames and {name} stores no presentation timestamps"
     return None
 
 
 def _checked_in_order(
-    frames: Iterator, index_of: Callable[[int], int], from_start: bool, wanted: set[int]
+    frames: Iterator, index_of: Callable[[int], int], from_start: bool, wanted: set[int], dropped: set[int]
 ) -> Iterator[tuple[int, object]]:
     """(index, frame) for decoded frames, checking that their timestamps leave no room for doubt.
 
-    Every frame from the seek point on is decoded, and each must be the next position on the
-    timeline: a decode from the start begins with frame 0 (that proves the timeline's anchor, e.g. an
-    AVI starting at 1), and each later frame is the one after the frame before it. So a reordered
-    stream whose timestamps are not presentation times (an AVI with B-frames), a dropped frame, or a
-    packet that decodes to no frame shows as a doubt instead of a shifted position. A wanted frame the
-    decoder flags as corrupt (references it never saw) is a doubt too.
+    Each frame must be the next position on the timeline after the frame before it, except for
+    positions whose packets were sent to be dropped (`dropped`: non-reference frames skipped with
+    skip_frame); a decode from the start begins with frame 0 (that proves the timeline's anchor,
+    e.g. an AVI starting at 1). So a dropped frame in a constant-rate grid, or a packet that decodes
+    to no frame, shows as a doubt instead of a shifted position. A wanted frame the decoder flags as
+    corrupt (references it never saw) is a doubt too.
     """
     previous = -1
     for frame in frames:
@@ -94,38 +120,72 @@ def _checked_in_order(
         if previous < 0:
             if from_start and index != 0:
                 raise Unproven(f"the first frame decoded is at position {index}, not 0", "first_frame")
-        elif index != previous + 1:
-            if index <= previous:
-                raise Unproven(f"frame {index} came after frame {previous}", "out_of_order")
-            raise Unproven(f"no frame decoded at position {previous + 1}", "hole", timing=True)
+        elif index <= previous:
+            raise Unproven(f"frame {index} came after frame {previous}", "out_of_order")
+        else:
+            hole = next((i for i in range(previous + 1, index) if i not in dropped), None)
+            if hole is not None:
+                raise Unproven(f"no frame decoded at position {hole}", "hole", timing=True)
         if index in wanted and frame.is_corrupt:
             raise Unproven(f"the decoder flagged frame {index} as corrupt after seeking", "corrupt")
         previous = index
         yield index, frame
 
 
-def _decode_run(container, stream, run: set[int], timeline: Timeline, drain_early: bool) -> Iterator:
+def _decode_run(
+    container,
+    stream,
+    run: set[int],
+    timeline: Timeline,
+    drain_early: bool,
+    dropped: set[int] | None,
+    after_seek: bool = False,
+) -> Iterator:
     """Every frame decoded from the current position, in presentation order.
+
+    dropped: where given, a packet whose frame is not in `run` is decoded with skip_frame=NONREF and
+    its position goes into `dropped`: if no other frame refers to it (most B-frames), the decoder
+    drops it instead of decoding it. Reference frames are always decoded, so every wanted frame
+    comes out exactly as a full decode gives it. Only for containers whose timestamps are
+    presentation times (`PTS_FORMATS`): elsewhere a skipped frame could hide the disorder the
+    checks look for (an AVI with B-frames stores decoding times).
+
+    after_seek: packets before the first keyframe are not sent.
 
     drain_early: once the packets of every position from the first one sent up to the run's last
     frame have been sent, drain the decoder instead of feeding it more. Nothing sent later can
     change those frames (references come first in decoding order), and it saves decoding the frames
-    that only fill the reorder and frame-thread delay. No frame is skipped (skip_frame): a skipped
-    frame would hide the very disorder the checks look for.
+    that only fill the reorder and frame-thread delay.
     """
     ctx = stream.codec_context
+    droppable = "DEFAULT" if ctx.name in SKIP_UNSAFE_DECODERS else "NONREF"
     last = max(run)
     sent: set[int] = set()
     with demuxed(container, stream) as packets:
         for packet in packets:
+            if after_seek and packet.size:
+                if not packet.is_keyframe:
+                    # Decoding from a frame that needs earlier ones gives pictures without an error
+                    # (the Theora decoder invents a grey reference), and an MPEG-TS seek lands
+                    # anywhere: decoding after a seek starts at a keyframe.
+                    continue
+                after_seek = False
+            if is_empty(packet):
+                continue
             done = False
-            if drain_early and packet.pts is not None and packet.size:
-                sent.add(timeline.index(packet.pts))
-                done = last in sent and len(sent.intersection(range(min(sent), last + 1))) == last + 1 - min(
-                    sent
-                )
+            ctx.skip_frame = "DEFAULT"  # unknown timing, or the flush packet at the end
+            if packet.pts is not None and packet.size:
+                index = timeline.index(packet.pts)
+                sent.add(index)
+                if dropped is not None and index not in run and droppable != "DEFAULT":
+                    ctx.skip_frame = droppable
+                    dropped.add(index)
+                if drain_early:
+                    low = min(sent)
+                    done = last in sent and len(sent.intersection(range(low, last + 1))) == last + 1 - low
             frames = packet.decode()
             if done:
+                ctx.skip_frame = "DEFAULT"
                 frames += ctx.decode(None)
             yield from frames
             if done:
@@ -140,6 +200,7 @@ def _prime(container, stream) -> None:
     the Xvid/DivX build in MPEG-4 Part 2 user data. A decoder that seeks before it has seen them
     decodes later frames wrong, without an error. The decoder keeps them across the seek's flush.
     """
+    container.seek(0)  # also takes a decoder drained by an earlier run out of its end-of-stream state
     with demuxed(container, stream) as packets:
         for packet in packets:
             if packet.size:
@@ -177,10 +238,12 @@ def _seek_frames_unguarded(path: Path, wanted: list[int], use_table: bool | None
         stream = video_stream(container)
         refusal = seek_refusal(container, stream)
         if refusal:
-            raise Unproven(refusal, "unindexed")
-        stream.thread_type = "AUTO"
+            raise Unproven(refusal, "not_seekable")
+        # Frame threads only where a flushed decoder is known to restart exactly (see the constant).
+        stream.thread_type = "AUTO" if stream.codec_context.name in FRAME_THREADS_AFTER_SEEK else "SLICE"
         stream.thread_count = video._CODEC_THREADS
         timeline = Timeline(container, stream, use_table=use_table)
+        skip = container.format.name in PTS_FORMATS
         to_rgb = frame_converter()
         primed = False
         for run in _runs(wanted, float(timeline.rate)):
@@ -197,11 +260,19 @@ def _seek_frames_unguarded(path: Path, wanted: list[int], use_table: bool | None
                         _prime(container, stream)
                         primed = True
                     container.seek(seek_pts, stream=stream, backward=True)
-                remaining = set(run)
-                run_frames = _decode_run(container, stream, remaining, timeline, drain_early)
+                remaining, dropped = set(run), set()
+                run_frames = _decode_run(
+                    container,
+                    stream,
+                    remaining,
+                    timeline,
+                    drain_early,
+                    dropped if skip else None,
+                    not from_start,
+                )
                 try:
                     for idx, frame in _checked_in_order(
-                        run_frames, timeline.exact_index, from_start, remaining
+                        run_frames, timeline.exact_index, from_start, remaining, dropped
                     ):
                         if idx in remaining:
                             found[idx] = to_rgb.reformat(frame, format="rgb24").to_ndarray()
@@ -210,23 +281,12 @@ def _seek_frames_unguarded(path: Path, wanted: list[int], use_table: bool | None
                             break
                 finally:
                     run_frames.close()  # its demuxer too (sfi_core.video.demuxed), before the next seek
+                    stream.codec_context.skip_frame = "DEFAULT"
                 if not remaining:
                     break
             if remaining:
                 raise Unproven(f"frame(s) {sorted(remaining)[:3]} not found after seeking", "not_found")
     return found
-
-
-def seek_proves(path: Path, index: int) -> bool:
-    """True where the seeking path reads frame `index` with every check passed (no fallback)."""
-    for use_table in (None, True):
-        try:
-            _seek_frames(path, [index], use_table)
-            return True
-        except Unproven as doubt:
-            if not doubt.timing:
-                return False
-    return False
 
 
 def _sequential_frames(path: Path, wanted: list[int]) -> tuple[dict[int, np.ndarray], int]:
@@ -274,8 +334,9 @@ def read_frames_pyav(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
     missing = sorted(set(wanted) - set(found))
     if missing:
         shown = f"{missing[:5]}{'…' if len(missing) > 5 else ''}"
-        raise VideoError(
-            f"could not decode frame(s) {shown}: the file decodes to {decodable} frame(s) (truncated or corrupt file?)"
+        raise FramesPastEnd(
+            f"could not decode frame(s) {shown}: the file decodes to {decodable} frame(s) (truncated or corrupt file?)",
+            decodable,
         )
     return found
 

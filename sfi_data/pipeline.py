@@ -64,7 +64,7 @@ def filter_stage(out_dir: Path, config: FilterStageConfig, weights_dir: str | No
         [
             ProbeStage(out_dir, config.probe),
             MetaFilterStage(config.meta),
-            FirstLastFetchStage(out_dir, config.score.reader),
+            FirstLastFetchStage(out_dir, config.score.reader, config.meta),
             FirstLastScoreStage(out_dir, config.score, weights_dir),
         ],
         split=3,

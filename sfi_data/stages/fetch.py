@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sfi_core.constants import STATUS_OK
+from sfi_core.constants import STATUS_OK, STATUS_REJECTED
 from sfi_core.stage import Stage
 from sfi_core.video import VideoError, read_frames
+from sfi_core.video_fetch import FramesPastEnd
+from sfi_data.config import MetaFilterConfig
+from sfi_data.stages.meta_filter import meta_reject
 from sfi_data.stages.probe import resolve_source
 
 # The row key of a fetched (first, last) frame pair, on its way from this stage to the score stage.
@@ -35,21 +38,46 @@ class FirstLastFetchStage(Stage):
 
     The score stage then fetches that row itself and records why it failed, exactly as an unstreamed
     run does, so a broken video costs a second attempt but never a different manifest row.
+
+    A container that over-counts (its last frame does not decode) is found here, where the last frame
+    is read: the decode that found it counted the frames, so the row takes that count
+    (frame_count_source "decode"), passes the meta filter again with it, and its last frame is the
+    last one that decodes. Such a video is never rejected as undecodable.
     """
 
     name = "fetch"
 
-    def __init__(self, root: Path, reader: str) -> None:
+    def __init__(self, root: Path, reader: str, meta: MetaFilterConfig | None = None) -> None:
         self.root = Path(root)
         self.reader = reader
+        self.meta = meta or MetaFilterConfig()
 
     def process_row(self, row: dict) -> list[dict]:
         if row["status"] != STATUS_OK:
             return [row]
         try:
             return [row | {FRAMES: fetch_first_last(row, self.root, self.reader)}]
+        except FramesPastEnd as short:
+            if row.get("segment_start") is not None or not 0 < short.decodable < row["num_frames"]:
+                return [row]
+            row = self.recounted(row, short.decodable)
         except VideoError:
             return [row]
+        if row["status"] != STATUS_OK:
+            return [row]
+        try:
+            return [row | {FRAMES: fetch_first_last(row, self.root, self.reader)}]
+        except VideoError:
+            return [row]
+
+    def recounted(self, row: dict, decodable: int) -> dict:
+        """The row with the decoded frame count, rejected if the meta filter now says so."""
+        row = row | {"num_frames": decodable, "frame_count_source": "decode"}
+        verdict = meta_reject(row["fps"], decodable, self.meta)
+        if verdict:
+            code, reason = verdict
+            row |= {"status": STATUS_REJECTED, "stage": "meta", "reason": reason, "reason_code": code}
+        return row
 
     def error_rows(self, row: dict, error: BaseException) -> list[dict]:
         return [row]  # as for a VideoError: the score stage tries again and records the reason
