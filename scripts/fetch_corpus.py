@@ -82,6 +82,23 @@ def run_client(argv: list[str], cwd: Path, what: str, fix: str) -> None:
         raise FetchError(f"{what}: '{' '.join(argv)}' exited {proc.returncode} ({tail}); {fix}")
 
 
+_APT_UPDATED = []
+
+
+def apt_download(package: str, version: str, work: Path, what: str) -> None:
+    """apt-get download one pinned version; as root, refresh stale apt lists once and retry (a fresh CI box)."""
+    argv = ["apt-get", "download", f"{package}={version}"]
+    fix = "run 'apt-get update' (the pinned version must be in the apt lists) or re-pin it in the manifest"
+    try:
+        run_client(argv, work, what, fix)
+    except FetchError:
+        if _APT_UPDATED or not hasattr(os, "geteuid") or os.geteuid() != 0:
+            raise
+        _APT_UPDATED.append(True)
+        run_client(["apt-get", "update", "-qq"], work, what, "check that apt reaches the Debian mirror")
+        run_client(argv, work, what, fix)
+
+
 def download(source: dict, cache: Path) -> Path:
     """The archive of one source in the cache, downloaded with its registry's client when missing."""
     registry, package, version, archive = (source[k] for k in ("registry", "package", "version", "archive"))
@@ -93,8 +110,7 @@ def download(source: dict, cache: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".dl-") as tmp:
         work = Path(tmp)
         if registry == "debian":
-            fix = "run 'apt-get update' (the pinned version must be in the apt lists) or change the pin"
-            run_client(["apt-get", "download", f"{package}={version}"], work, what, fix)
+            apt_download(package, version, work, what)
         elif registry == "pypi":
             kind = "--only-binary" if archive.endswith(".whl") else "--no-binary"
             argv = [sys.executable, "-m", "pip", "download", "--no-deps", kind, ":all:", "-d", str(work)]
