@@ -185,13 +185,17 @@ def archive_members(archive: Path, wanted: set[str]) -> Iterator[tuple[str, Bina
                         yield info.filename, member
         return
     tar = deb_data_tar(archive) if name.endswith(".deb") else tarfile.open(archive, mode="r:*")
+    remaining = set(wanted)
     with tar:
         for info in tar:
             path = info.name[2:] if info.name.startswith("./") else info.name
-            if path in wanted and info.isfile():
+            if path in remaining and info.isfile():
                 member = tar.extractfile(info)
                 if member is not None:
+                    remaining.discard(path)
                     yield path, member
+                    if not remaining:  # a compressed tar is read front to back: stop once all are out
+                        return
 
 
 def extract(source: dict, archive: Path, todo: list[Wanted], dest: Path) -> list[str]:
@@ -203,8 +207,11 @@ def extract(source: dict, archive: Path, todo: list[Wanted], dest: Path) -> list
         want = by_path[path]
         seen.add(path)
         digest = hashlib.sha256()
-        tmp = dest / f".{want.name}.part"
-        with open(tmp, "wb") as out:
+        # A private temporary name, renamed into place only when whole and verified: two fetches
+        # running at once, or one that is killed, never leave a half-written file under the real name.
+        fd, tmp_name = tempfile.mkstemp(dir=dest, prefix=f".{want.name}.", suffix=".part")
+        tmp = Path(tmp_name)
+        with os.fdopen(fd, "wb") as out:
             shutil.copyfileobj(_Hashing(member, digest), out, CHUNK)
         if digest.hexdigest() != want.sha256:
             tmp.unlink()
