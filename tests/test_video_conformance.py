@@ -309,3 +309,20 @@ assert cv2.imread(folder + "/f.png")[0, 0, 0] == 7
         [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_decoding_after_a_seek_starts_at_a_keyframe(tmp_path):
+    # A seek that lands between keyframes (an MPEG-TS seek does): MPEG-4 Part 2 would put out frame 5
+    # decoded against a reference it never saw, without an error. The packets before the keyframe
+    # are not sent, so the first frame is the keyframe at 12.
+    from sfi_core.video import Timeline, open_container, video_stream
+
+    path = write_case(Case("gop12.mkv", "mpeg4", {"g": "12"}), tmp_path)
+    with open_container(path) as container:
+        stream = video_stream(container)
+        timeline = Timeline(container, stream)
+        container.seek(timeline.seek_pts(5), stream=stream, any_frame=True)
+        frames = video_fetch._decode_run(container, stream, {20}, timeline, False, None, after_seek=True)
+        first = next(frames)
+        frames.close()
+    assert timeline.exact_index(first.pts) == 12 and first.key_frame

@@ -39,10 +39,12 @@ class FirstLastFetchStage(Stage):
     The score stage then fetches that row itself and records why it failed, exactly as an unstreamed
     run does, so a broken video costs a second attempt but never a different manifest row.
 
-    A container that over-counts (its last frame does not decode) is found here, where the last frame
-    is read: the decode that found it counted the frames, so the row takes that count
-    (frame_count_source "decode"), passes the meta filter again with it, and its last frame is the
-    last one that decodes. Such a video is never rejected as undecodable.
+    The frame count is settled here, where the last frame is read. Probe takes a container's count
+    where its packets agree (sfi_core.video.frame_count); a container that still over-counts (its
+    last frame does not decode) is found when that frame is read: the decode that found it counted
+    the frames, so the row takes that count (frame_count_source "decode") and passes the meta filter
+    again with it. The rows the meta filter rejected have their last frame read for this alone, so
+    no verdict and no recorded count rests on a count that does not decode.
     """
 
     name = "fetch"
@@ -53,31 +55,47 @@ class FirstLastFetchStage(Stage):
         self.meta = meta or MetaFilterConfig()
 
     def process_row(self, row: dict) -> list[dict]:
+        if row["status"] == STATUS_REJECTED and row.get("stage") == "meta" and self.countable(row):
+            row = self.recount_if_short(row, [row["num_frames"] - 1])
         if row["status"] != STATUS_OK:
             return [row]
-        try:
-            return [row | {FRAMES: fetch_first_last(row, self.root, self.reader)}]
-        except FramesPastEnd as short:
-            if row.get("segment_start") is not None or not 0 < short.decodable < row["num_frames"]:
+        for attempt in range(2):
+            try:
+                return [row | {FRAMES: fetch_first_last(row, self.root, self.reader)}]
+            except FramesPastEnd as short:
+                if attempt or not self.countable(row) or not 0 < short.decodable < row["num_frames"]:
+                    return [row]
+                row = self.recounted(row, short.decodable)
+                if row["status"] != STATUS_OK:
+                    return [row]
+            except VideoError:
                 return [row]
-            row = self.recounted(row, short.decodable)
-        except VideoError:
-            return [row]
-        if row["status"] != STATUS_OK:
-            return [row]
+        return [row]
+
+    @staticmethod
+    def countable(row: dict) -> bool:
+        """A whole file whose count was not decoded (a virtual segment's range comes from its scenes)."""
+        return row.get("segment_start") is None and row.get("frame_count_source") != "decode"
+
+    def recount_if_short(self, row: dict, indices: list[int]) -> dict:
+        """The row, recounted if its frames at `indices` lie past the last frame that decodes."""
         try:
-            return [row | {FRAMES: fetch_first_last(row, self.root, self.reader)}]
+            read_frames(resolve_source(row, self.root), indices, reader=self.reader)
+        except FramesPastEnd as short:
+            if 0 < short.decodable < row["num_frames"]:
+                return self.recounted(row, short.decodable)
         except VideoError:
-            return [row]
+            pass  # unreadable: the verdict stands, and the frames are never needed
+        return row
 
     def recounted(self, row: dict, decodable: int) -> dict:
-        """The row with the decoded frame count, rejected if the meta filter now says so."""
+        """The row with the decoded frame count and the meta filter's verdict on it."""
         row = row | {"num_frames": decodable, "frame_count_source": "decode"}
         verdict = meta_reject(row["fps"], decodable, self.meta)
         if verdict:
             code, reason = verdict
-            row |= {"status": STATUS_REJECTED, "stage": "meta", "reason": reason, "reason_code": code}
-        return row
+            return row | {"status": STATUS_REJECTED, "stage": "meta", "reason": reason, "reason_code": code}
+        return row | {"status": STATUS_OK, "stage": None, "reason": None, "reason_code": None}
 
     def error_rows(self, row: dict, error: BaseException) -> list[dict]:
         return [row]  # as for a VideoError: the score stage tries again and records the reason
