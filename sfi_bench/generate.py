@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from sfi_bench.models.base import SFIModel, SFIRequest, SFIResult
+from sfi_bench.run_dir import check_run_dir, generation_settings
 from sfi_bench.storage import (
     RECORD_SCHEMA,
     STATUS_ERROR,
@@ -30,6 +31,7 @@ from sfi_bench.storage import (
     FrameStore,
 )
 from sfi_bench.testset import ShardSpec, TestClip, fit_to_clip, load_test_clips, read_conditions
+from sfi_core.driver import normalize_settings
 from sfi_core.executors import make_executor
 from sfi_core.executors.base import Shard
 from sfi_core.manifest import shard_name
@@ -128,23 +130,6 @@ class RunSummary:
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def check_run_dir(store: FrameStore, model: str, clips: Path, overwrite: bool) -> dict[str, Any] | None:
-    """The run.json already there (None for a new directory); refuses another model or test set."""
-    if not store.run_json.is_file():
-        return None
-    info = store.read_run_info()
-    if info.get("model") != model and not overwrite:
-        raise ValueError(
-            f"{store.run_dir} holds a run of model {info.get('model')!r}, not {model!r}: one run directory per "
-            f"model. Pick another --out, or pass --overwrite to replace it."
-        )
-    if info.get("clips_manifest") != str(clips.resolve()) and not overwrite:
-        raise ValueError(
-            f"{store.run_dir} was run on {info.get('clips_manifest')}, not {clips.resolve()}; pick another --out."
-        )
-    return info
 
 
 def batches(clips: list[TestClip], batch_size: int) -> Iterator[list[TestClip]]:
@@ -336,7 +321,8 @@ class BenchRunner:
         config = self.config
         start = time.perf_counter()
         clips = self.select_clips()
-        previous = check_run_dir(self.store, config.model, Path(config.clips), config.overwrite)
+        settings = generation_settings(config, self._model_class())
+        previous = check_run_dir(self.store, config.model, Path(config.clips), config.overwrite, settings)
         summary = RunSummary(model=config.model, clips_total=len(clips))
         pending = [c for c in clips if config.overwrite or not self.store.is_finished(c.clip_id)]
         summary.already_done = len(clips) - len(pending)
@@ -355,11 +341,15 @@ class BenchRunner:
         self.store.write_run_info(self._run_info(previous, stage) | {"last_invocation": summary.to_dict()})
         return summary
 
-    def _run_info(self, previous: dict[str, Any] | None, stage: GenerateStage) -> dict[str, Any]:
-        import sfi_bench
+    def _model_class(self) -> type:
         from sfi_bench.models import model_class
 
-        cls = type(stage.model) if stage.model is not None else model_class(self.config.model)
+        return type(self.model) if self.model is not None else model_class(self.config.model)
+
+    def _run_info(self, previous: dict[str, Any] | None, stage: GenerateStage) -> dict[str, Any]:
+        import sfi_bench
+
+        cls = type(stage.model) if stage.model is not None else self._model_class()
         return {
             "kind": "run",
             "model": self.config.model,
@@ -373,6 +363,7 @@ class BenchRunner:
             "seed": self.config.seed,
             "device": self.config.device,
             "batch_size": self.config.batch_size,
+            "settings": normalize_settings(generation_settings(self.config, cls)),
             "sfi_bench_version": sfi_bench.__version__,
             "created": (previous or {}).get("created") or now(),
             "updated": now(),

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sfi_bench.generate import RunSummary, check_run_dir, now
+from sfi_bench.generate import RunSummary, now
+from sfi_bench.run_dir import check_run_dir
 from sfi_bench.storage import (
     STATUS_ERROR,
     STATUS_MISSING,

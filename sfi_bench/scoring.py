@@ -178,6 +178,9 @@ class ScoreStage(Stage):
         self.weights_dir = weights_dir
         self.num_gpus = gpus
         self.prototypes: dict[str, ConfiguredMetric] = {}
+        self.fingerprints: dict[
+            str, str
+        ] = {}  # version and weight digests: a stored entry is reused only on a match
         self.unavailable: dict[str, str] = {}
 
     def setup(self) -> None:
@@ -188,6 +191,7 @@ class ScoreStage(Stage):
                 prototype = metric_class(name)(device=self.device, weights_dir=self.weights_dir)
                 prototype.load()
                 self.prototypes[name] = prototype
+                self.fingerprints[name] = metric_fingerprint(prototype, self.weights_dir)
             except Exception as err:  # noqa: BLE001 - a metric that cannot load is "not computed", not a crash
                 self.unavailable[name] = (
                     str(err) if isinstance(err, MetricUnavailable) else describe_error(err)
@@ -200,7 +204,9 @@ class ScoreStage(Stage):
             clip: TestClip = row["clip"]
             record = store.read_record(clip.clip_id)
             scores = read_clip_scores(self.run_dir, clip.clip_id, record_digest(store, clip.clip_id))
-            todo = [n for n, p in self.prototypes.items() if self.overwrite or not _is_done(scores, n, p)]
+            todo = [
+                n for n in self.prototypes if self.overwrite or not _is_done(scores, n, self.fingerprints[n])
+            ]
             if not todo and not self.unavailable:
                 yield {"clip_id": clip.clip_id, "status": "ok", "reason": None}
                 continue
@@ -221,7 +227,7 @@ class ScoreStage(Stage):
 
     def _score(self, name: str, sample: ClipSample) -> ClipEntry:
         prototype = self.prototypes[name]
-        version = str(type(prototype).version)
+        version = self.fingerprints[name]
         state = prototype.fresh()
         try:
             value = state.update(sample)
@@ -238,9 +244,26 @@ def _version(name: str) -> str:
     return str(metric_class(name).version)
 
 
-def _is_done(scores: ClipScores, name: str, prototype: Metric) -> bool:
+def metric_fingerprint(metric: Metric, weights_dir: str | None) -> str:
+    """The metric's version and the sha256 of each weights file it loaded: what makes two values comparable.
+
+    A stored per-clip value made with other weights (another checkpoint under --weights-dir, a fetched
+    update) or another metric version is computed again, never merged with this run's.
+    """
+    from sfi_core.weights import resolve
+    from sfi_core.weights_lock import file_digest
+
+    parts = [str(type(metric).version)]
+    for name in type(metric).weights:
+        path = resolve(name, Path(weights_dir) if weights_dir else None)
+        if path.is_file():
+            parts.append(f"{name}={file_digest(path)[:16]}")
+    return " ".join(parts)
+
+
+def _is_done(scores: ClipScores, name: str, fingerprint: str) -> bool:
     entry = scores.entries.get(name)
-    return entry is not None and entry.done and entry.version == str(type(prototype).version)
+    return entry is not None and entry.done and entry.version == fingerprint
 
 
 # ---------------------------------------------------------------- merging per-clip states into results

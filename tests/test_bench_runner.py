@@ -171,3 +171,70 @@ def test_score_writes_per_clip_and_summary_tables(toy: Path, tmp_path: Path):
     assert ("temporal_flickering", "All") in groups and ("temporal_flickering", "9") in groups
     all_row = next(r for r in summary if r["metric"] == "temporal_flickering" and r["group"] == "All")
     assert all_row["status"] == "ok" and all_row["clips_in_test"] == 3 and all_row["model"] == "linear"
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"model_options": {"flow": "farneback"}},
+        {"seed": 1},
+        {"resample_mode": "linear"},
+        {"store_format": "png"},
+    ],
+    ids=["option", "seed", "resample", "store"],
+)
+def test_a_rerun_with_other_settings_is_refused_or_fully_redone(toy: Path, tmp_path: Path, changed: dict):
+    # The reported run: --limit 2 with flow=dis, then every clip with flow=farneback into the same --out.
+    first = {"model_options": {"flow": "dis"}, "limit": 2}
+    BenchRunner(config(toy, tmp_path / "run", model="flow-warp", **first)).run()
+    again = {"model_options": {"flow": "dis"}} | changed
+    with pytest.raises(ValueError, match=r"generated with other settings \(.*->.*\).*--overwrite"):
+        BenchRunner(config(toy, tmp_path / "run", model="flow-warp", **again)).run()
+    summary = BenchRunner(
+        config(toy, tmp_path / "run", model="flow-warp", overwrite=True, limit=1, **again)
+    ).run()
+    assert summary.generated == 1 and summary.already_done == 0
+    records = FrameStore(tmp_path / "run").records()
+    assert [r.clip_id for r in records] == ["vid0000_f05"]  # nothing left of the other setting
+    settings = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
+    assert {key: settings[key] for key in changed} == changed | (
+        {"model_options": {"flow": "dis"} | changed["model_options"]} if "model_options" in changed else {}
+    )
+
+
+def test_a_rerun_with_the_same_settings_resumes(toy: Path, tmp_path: Path):
+    BenchRunner(
+        config(toy, tmp_path / "run", model="flow-warp", limit=2, model_options={"flow": "dis"})
+    ).run()
+    summary = BenchRunner(
+        config(toy, tmp_path / "run", model="flow-warp", model_options={"flow": "dis"})
+    ).run()
+    assert (summary.already_done, summary.generated) == (2, 1)
+
+
+def test_a_stored_score_is_reused_only_with_the_same_metric_version_and_weights(toy, tmp_path, monkeypatch):
+    from sfi_bench import scoring
+    from sfi_bench.metrics import metric_class
+
+    BenchRunner(config(toy, tmp_path / "run", model="linear")).run()
+    score_run(tmp_path / "run", ["endpoint_psnr"], device="cpu")
+    clip_id = load_test_clips(toy)[0].clip_id
+
+    def stored_version() -> str:
+        digest = scoring.record_digest(FrameStore(tmp_path / "run"), clip_id)
+        return scoring.read_clip_scores(tmp_path / "run", clip_id, digest).entries["endpoint_psnr"].version
+
+    first = stored_version()
+    monkeypatch.setattr(metric_class("endpoint_psnr"), "version", first + "-next")
+    score_run(tmp_path / "run", ["endpoint_psnr"], device="cpu")  # recomputed, not kept beside the old
+    assert stored_version() == first + "-next"
+
+    # Weights: the fingerprint carries each loaded file's digest, so another checkpoint is another value.
+    weights = tmp_path / "w.bin"
+    metric = metric_class("endpoint_psnr")()
+    monkeypatch.setattr(type(metric), "weights", ("some-net",))
+    monkeypatch.setattr("sfi_core.weights.resolve", lambda name, folder=None: weights)
+    weights.write_bytes(b"one checkpoint")
+    one = scoring.metric_fingerprint(metric, None)
+    weights.write_bytes(b"another checkpoint")
+    assert scoring.metric_fingerprint(metric, None) != one and one.startswith(first + "-next some-net=")
