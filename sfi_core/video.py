@@ -243,26 +243,29 @@ def count_packets(container, stream) -> int:
 
 
 def frame_count(path: Path, container, stream, verify: str = "packets") -> tuple[int, str]:
-    """(frames a sequential decode gives, where the number came from: container | packets | decode).
+    """(frames a sequential decode gives, or a count to check, and where it came from).
 
-    The container's count is taken only where the packets agree with it; otherwise, and with
-    verify="decode", the frames are counted by decoding. Containers over-count (an index entry whose
-    packet holds no frame), and a count that is too high rejects decodable videos and moves every
-    centred clip. A last packet that does not decode is found when the last frame is read
-    (sfi_data.stages.fetch recounts then, from the decode it already did).
+    source: container (the count the container stores), packets (counted, for a container that
+    stores none) or decode (verify="decode": every frame decoded). A stored count is checked where
+    the last frame is read (sfi_data.stages.fetch): containers over-count (an AVI index entry
+    without a frame, an MP4 whose last sample does not decode), and the decode that finds it counts
+    the frames. Counting packets here instead would cost a demux of every file and still miss the
+    frames that do not decode.
     """
     import av
 
     if verify != "decode":
+        stored = int(stream.frames or 0)
+        if stored > 0:
+            return stored, "container"
         try:
-            stored = int(stream.frames or 0)
             packets = count_packets(container, stream)
         except av.error.FFmpegError as error:
-            stored = packets = 0
+            packets = 0
             log.info("counting the packets of %s failed (%s)", path, error)
-        if packets and stored in (0, packets):
-            return packets, "container" if stored else "packets"
-        log.info("counting the frames of %s by decoding: container %d, packets %d", path, stored, packets)
+        if packets:
+            return packets, "packets"
+        log.info("counting the frames of %s by decoding: it stores no count and no packet was read", path)
     with open_container(path) as fresh:  # a seek back to the start can fail (Matroska, non-monotonic DTS)
         return sum(1 for _ in decoded(fresh, video_stream(fresh))), "decode"
 

@@ -262,6 +262,7 @@ def _seek_frames_unguarded(path: Path, wanted: list[int], use_table: bool | None
                 from_start = seek_pts <= timeline.start
                 if from_start:
                     container.seek(0)  # a stream seek to an MPEG-TS start lands past its first keyframe
+                    primed = True  # the decoder sees the stream's start now
                 else:
                     if not primed:
                         _prime(container, stream)
