@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: setup demo test lint bench bench-demo ffmpeg chromium clean corpus
+.PHONY: setup demo test lint bench bench-demo ffmpeg chromium rsync clean corpus
 
 setup: $(BIN)/sfi-data corpus
 
@@ -32,7 +32,7 @@ $(BIN)/sfi-data: pyproject.toml
 demo: setup
 	$(BIN)/python -m sfi_data.demo pipelines/demo.yaml --out demo_out
 
-test: setup chromium
+test: setup chromium rsync
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 lint: setup
@@ -49,6 +49,10 @@ ffmpeg:
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
 		echo "chromium not installed (needs root and apt): the report render test will be skipped"
+
+# The resume tests copy a dataset with rsync -a (Debian's rsync) as users move them between machines.
+rsync:
+	@command -v rsync >/dev/null || (apt-get update -qq && apt-get install -y -qq rsync >/dev/null)
 
 bench: setup ffmpeg
 	$(BIN)/python -m benchmarks

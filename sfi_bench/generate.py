@@ -34,7 +34,7 @@ from sfi_bench.testset import ShardSpec, TestClip, fit_to_clip, load_test_clips,
 from sfi_core.driver import normalize_settings
 from sfi_core.executors import make_executor
 from sfi_core.executors.base import Shard
-from sfi_core.manifest import shard_name
+from sfi_core.manifest import next_generation, shard_name
 from sfi_core.stage import Stage
 
 log = logging.getLogger(__name__)
@@ -254,10 +254,11 @@ class GenerateStage(Stage):
 
 def plan_clip_shards(clips: list[TestClip], batch_size: int, work_dir: Path) -> list[Shard]:
     """One executor shard per model batch: clips of one N and size, named by the clip ids it holds."""
+    generation = next_generation(work_dir)
     return [
         Shard(
             [{"clip_id": c.clip_id, "clip": c} for c in batch],
-            work_dir / shard_name([c.clip_id for c in batch]),
+            work_dir / shard_name([c.clip_id for c in batch], generation),
         )
         for batch in batches(clips, batch_size)
     ]

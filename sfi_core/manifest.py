@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,18 +53,45 @@ def read_rows(path: Path) -> list[dict]:
     return pq.read_table(path).to_pylist()
 
 
-def shard_name(keys: list[str]) -> str:
-    """A part-file name that depends only on the keys it holds, so reruns find finished shards."""
+# part-{generation}-{digest of its keys}.parquet; parts written before generations are part-{digest}.parquet.
+PART_NAME = re.compile(r"^part-(?:(\d+)-)?[0-9a-f]+\.parquet$")
+
+
+def shard_name(keys: list[str], generation: int) -> str:
+    """A part-file name: the run's generation, then a digest of the keys it holds.
+
+    The generation orders parts: a later run's part (an error retried) supersedes an earlier one by
+    its name, not its file time, which a `cp -r` or an rsync without -t resets.
+    """
     digest = hashlib.sha1("\n".join(keys).encode("utf-8")).hexdigest()[:16]
-    return f"part-{digest}.parquet"
+    return f"part-{generation:06d}-{digest}.parquet"
+
+
+def part_generation(part: Path) -> int:
+    """The generation in a part's name (0 for a part named before generations)."""
+    match = PART_NAME.match(part.name)
+    return int(match.group(1)) if match and match.group(1) else 0
+
+
+def next_generation(parts_dir: Path) -> int:
+    """One more than the newest generation among the parts in `parts_dir` (1 for none)."""
+    parts = list(Path(parts_dir).glob("part-*.parquet")) if Path(parts_dir).exists() else []
+    return 1 + max((part_generation(part) for part in parts), default=0)
 
 
 def _parts_newest_first(parts_dir: Path) -> list[Path]:
-    """Part files, the newest first: a rerun's part (an error retried) supersedes an earlier one."""
+    """Part files, the newest first: a rerun's part (an error retried) supersedes an earlier one.
+
+    Newest is the highest generation in the name; only parts written before generations (all 0) fall
+    back to their file times among themselves.
+    """
     if not parts_dir.exists():
         return []
-    parts = [(part.stat().st_mtime_ns, part.name, part) for part in parts_dir.glob("part-*.parquet")]
-    return [part for _, _, part in sorted(parts, reverse=True)]
+    parts = [
+        (part_generation(part), part.stat().st_mtime_ns, part.name, part)
+        for part in parts_dir.glob("part-*.parquet")
+    ]
+    return [part for *_, part in sorted(parts, reverse=True)]
 
 
 def merge_parts(parts_dir: Path, schema: pa.Schema, key: str, wanted: list[str] | None = None) -> list[dict]:

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sfi_core.executors.base import Shard
-from sfi_core.manifest import finished_keys, shard_name
+from sfi_core.manifest import finished_keys, next_generation, shard_name
 
 
 @dataclass
@@ -28,6 +28,7 @@ class ShardPlan:
     parts_dir: Path
     shard_size: int
     skipped: int  # inputs finished in an earlier run
+    generation: int = 1  # this run's, in every part name (sfi_core.manifest.shard_name)
 
     def __len__(self) -> int:
         return -(-self.todo.num_rows // self.shard_size)
@@ -35,7 +36,7 @@ class ShardPlan:
     def __iter__(self) -> Iterator[Shard]:
         for start in range(0, self.todo.num_rows, self.shard_size):
             rows = self.todo.slice(start, self.shard_size).to_pylist()
-            yield Shard(rows, self.parts_dir / shard_name([row[self.key] for row in rows]))
+            yield Shard(rows, self.parts_dir / shard_name([row[self.key] for row in rows], self.generation))
 
     @property
     def inputs(self) -> int:
@@ -52,4 +53,5 @@ def plan_table_shards(table: pa.Table, key: str, parts_dir: Path, shard_size: in
         todo = table.filter(
             pc.invert(pc.is_in(table.column(key), value_set=pa.array(sorted(done), pa.string())))
         )
-    return ShardPlan(todo, key, Path(parts_dir), shard_size, table.num_rows - todo.num_rows)
+    skipped = table.num_rows - todo.num_rows
+    return ShardPlan(todo, key, Path(parts_dir), shard_size, skipped, next_generation(parts_dir))

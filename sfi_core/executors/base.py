@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sfi_core.manifest import finished_keys, shard_name, write_rows
+from sfi_core.manifest import finished_keys, next_generation, shard_name, write_rows
 from sfi_core.memory import release_freed_memory
 from sfi_core.stage import Stage
 
@@ -55,10 +55,11 @@ def plan_shards(rows: list[dict], key: str, parts_dir: Path, shard_size: int) ->
     """Split the rows whose key has no finished output yet into shards; return them and the skip count."""
     done = finished_keys(parts_dir, key)
     todo = [row for row in rows if row[key] not in done]
+    generation = next_generation(parts_dir)
     shards = []
     for start in range(0, len(todo), shard_size):
         chunk = todo[start : start + shard_size]
-        shards.append(Shard(chunk, parts_dir / shard_name([row[key] for row in chunk])))
+        shards.append(Shard(chunk, parts_dir / shard_name([row[key] for row in chunk], generation)))
     return shards, len(rows) - len(todo)
 
 
