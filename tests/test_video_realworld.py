@@ -236,3 +236,23 @@ def test_filter_and_cut_on_every_corpus_file(tmp_path):
         for key, index in (("first_frame_path", start), ("last_frame_path", end)):
             png = cv2.cvtColor(cv2.imread(str(out / clip[key])), cv2.COLOR_BGR2RGB)
             assert np.array_equal(png, truth[index]), f"{clip['clip_id']} {key}"
+
+
+def test_a_container_that_over_counts_never_decides_the_meta_filter():
+    # opencv-doc's tree.avi says 444 frames and 68 decode: with at most 100 frames allowed, the stored
+    # count would reject it as too long. afl++'s small_movie.mp4 says 12 and 11 decode: rejected as
+    # too short either way, its row still records the 11.
+    meta = MetaFilterConfig(max_fps=1e9, min_frames=1, max_frames=100)
+    for fragment, status, frames in (("tree.avi", "ok", 68), ("small_movie.mp4", "rejected", 11)):
+        path = named(fragment)
+        config = meta if status == "ok" else MetaFilterConfig(max_fps=1e9, min_frames=81, max_frames=100)
+        row = {"video_id": path.stem, "source": str(path), "path": str(path)}
+        for stage in (
+            ProbeStage(path.parent),
+            MetaFilterStage(config),
+            FirstLastFetchStage(path.parent, "pyav", config),
+        ):
+            (row,) = stage.run([row])
+        assert (row["status"], row["num_frames"], row["frame_count_source"]) == (status, frames, "decode"), (
+            row
+        )
