@@ -29,7 +29,8 @@ def test_generate_writes_n_frames_at_the_input_size(tmp_path):
     assert decode_all(tmp_path / "clip.mp4").shape == (6, 40, 24, 3)
     record = json.loads((tmp_path / "clip.json").read_text())
     info = record["info"]
-    assert info["expert"] == 5 and info["native_num_frames"] == 21 and info["retime"] == "whole frames"
+    # 6 frames are 21 generated (every 4th kept): the 17-frame expert runs them (routed by generated length).
+    assert info["expert"] == 17 and info["native_num_frames"] == 21 and info["retime"] == "whole frames"
     assert info["generated_size"] == [32, 16]  # the 32x32 area fitted to a 40x24 portrait: portrait
     assert info["sampler"]["negative_prompt"].startswith("镜头晃动")
 

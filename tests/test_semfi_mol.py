@@ -168,3 +168,33 @@ def test_save_load_round_trip(tmp_path):
 def test_load_names_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="mol_config.json"):
         MixtureOfLoRA.load(build_tiny_wan_pipeline().transformer, tmp_path)
+
+
+def test_the_expert_is_chosen_by_the_length_generated_for_2_to_200():
+    # N = 6 generates 21 frames and N = 12 generates 45: the experts of 17 and 33 frames run them, not
+    # those of 5 and 9 (the scale-content mismatch MoL is there to prevent).
+    from sfi_bench.models.resample import even_native_length
+    from sfi_bench.models.semfi.model import SemFiModel
+    from sfi_bench.models.semfi.pipeline import generated_length
+
+    class Recording:
+        def __init__(self):
+            self.asked: list[int] = []
+
+        def activate(self, frames: int) -> int:
+            self.asked.append(frames)
+            return route(frames)
+
+        def active_adapters(self) -> list[str]:
+            return []
+
+    model = SemFiModel(device="cpu")
+    model.mol = Recording()
+    for n in range(2, 201):
+        generated = generated_length(n, model.settings)
+        assert generated == even_native_length(n, max_native=model.settings.resolved().max_native_frames)
+        info = model._before_sample(n)
+        assert model.mol.asked[-1] == generated and info["expert"] == route(generated)
+        if n in FRAME_COUNTS:
+            assert generated == n and info["expert"] == n
+    assert {n: model._before_sample(n)["expert"] for n in (6, 12)} == {6: 17, 12: 33}

@@ -6,7 +6,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sfi_bench.models.base import SFIModel, SFIRequest, SFIResult
-from sfi_bench.models.semfi.pipeline import SamplerSettings, sample_first_last, semfi_pipeline_class
+from sfi_bench.models.semfi.pipeline import (
+    SamplerSettings,
+    generated_length,
+    sample_first_last,
+    semfi_pipeline_class,
+)
 from sfi_core.device import resolve_device
 from sfi_core.weights import WeightsMissingError, resolve_folder
 
@@ -166,9 +171,11 @@ class SemFiModel(_WanFirstLastModel):
     def _before_sample(self, num_frames: int) -> dict[str, Any]:
         if self.mol is None:
             return {"expert": None, "adapters": None}
-        scale = self.mol.activate(num_frames)
+        generated = generated_length(num_frames, self.settings)
+        scale = self.mol.activate(generated)
         return {
             "expert": scale,
+            "expert_routed_by": f"{generated} frames generated",
             "active_adapters": self.mol.active_adapters(),
             "adapters": str(self.adapters),
         }

@@ -43,10 +43,12 @@ def merged_name(scale: int) -> str:
 
 
 def route(num_frames: int, scales: tuple[int, ...] = FRAME_COUNTS) -> int:
-    """The expert scale for N: argmin |N - s|; a tie goes to the larger s.
+    """The expert scale for a generated length: argmin |M - s|; a tie goes to the larger s.
 
-    Why the larger: the model generates native_length(N) >= N frames, so at a tie the larger scale is never
-    farther than the smaller one from the length actually generated (e.g. N=7 -> 9 frames generated, expert 9).
+    Call it with the number of frames the DiT generates (semfi.pipeline.generated_length), never with
+    the N asked for: for N outside S the model generates M != N frames (N = 6 -> 21, N = 12 -> 45), and
+    an expert runs best on the latent length it was trained on. A tie (M = 13 between 9 and 17, M = 49
+    between 33 and 65) goes to the larger scale.
     """
     if num_frames < 1:
         raise ValueError(f"frame count must be positive, got {num_frames}")

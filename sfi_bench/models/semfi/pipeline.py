@@ -132,6 +132,15 @@ def generation_size(first: np.ndarray, settings: SamplerSettings) -> tuple[int, 
     return fit_area(first.shape[0], first.shape[1], (settings.height, settings.width))
 
 
+def generated_length(num_frames: int, settings: SamplerSettings) -> int:
+    """How many frames the DiT generates for N (N itself for N in S; see even_native_length).
+
+    The Mixture-of-LoRA routes by this length, not by N: an expert is trained on clips of its own
+    length, and N = 6 generates 21 frames, N = 12 generates 45.
+    """
+    return even_native_length(num_frames, max_native=settings.resolved().max_native_frames)
+
+
 def sample_first_last(
     pipe,
     first: np.ndarray,
@@ -151,7 +160,7 @@ def sample_first_last(
 
     settings = settings.resolved()
     size = generation_size(first, settings)
-    native = even_native_length(num_frames, max_native=settings.max_native_frames)
+    native = generated_length(num_frames, settings)
     apply_shift(pipe, settings.shift)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     output = pipe(
