@@ -86,3 +86,28 @@ def test_lora_math_runs_in_float32_on_a_bf16_base():
     with torch.no_grad():
         out = pipe.transformer(**inputs)[0]
     assert seen == [torch.float32] and out.dtype == torch.bfloat16
+
+
+def test_the_docs_snippet_runs_on_the_tiny_wan(saved):
+    # docs/semfi.md, "Adapter format": the stock pipeline with the adapters, then SemFi's pipeline class
+    # from its components for (first, last); the stock pipeline given last_image fails as the docs say.
+    import numpy as np
+    from PIL import Image
+
+    from sfi_bench.models.semfi.pipeline import semfi_pipeline_class
+
+    folder, _ = saved
+    pipe = build_tiny_wan_pipeline()
+    pipe.load_lora_weights(str(folder), weight_name="universal.safetensors", adapter_name="universal")
+    pipe.load_lora_weights(str(folder), weight_name="expert_17.safetensors", adapter_name="expert_17")
+    pipe.set_adapters(["universal", "expert_17"])
+    rng = np.random.default_rng(0)
+    first, last = (Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)) for _ in range(2))
+    call = dict(image=first, last_image=last, prompt="a cat turns", num_frames=5, height=16, width=16)
+    call |= dict(num_inference_steps=1, guidance_scale=1.0, max_sequence_length=8, output_type="np")
+    with pytest.raises(RuntimeError, match="Sizes of tensors must match"):
+        pipe(**call)
+    semfi = semfi_pipeline_class()(**pipe.components)
+    video = semfi(**call).frames[0]
+    assert video.shape == (5, 16, 16, 3) and np.isfinite(video).all()
+    assert semfi.transformer is pipe.transformer  # the adapters came along
