@@ -32,7 +32,10 @@ from sfi_bench.storage import (
 )
 from sfi_bench.testset import ShardSpec, TestClip, fit_to_clip, load_test_clips, read_conditions
 from sfi_core.driver import normalize_settings
-from sfi_core.executors import make_executor
+from sfi_core.executors import (
+    EXECUTORS,
+    make_executor,
+)
 from sfi_core.executors.base import Shard
 from sfi_core.manifest import next_generation, shard_name
 from sfi_core.stage import Stage
@@ -41,7 +44,6 @@ log = logging.getLogger(__name__)
 
 # Errors a model may raise on one clip without stopping the run: recorded with the clip, retried on rerun.
 CLIP_ERRORS = (RuntimeError, ValueError, OSError)
-EXECUTORS = ("local", "ray")
 
 
 @dataclass

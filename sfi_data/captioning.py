@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.driver import run_stage
+from sfi_core.executors import EXECUTORS
 from sfi_core.manifest import finished_keys, merge_parts, read_rows, write_rows
 from sfi_core.schemas import CAPTIONS, empty_row
 from sfi_core.stage import Stage, describe_error
@@ -39,7 +40,6 @@ from sfi_data.caption_request import (  # noqa: F401 - re-exported
 from sfi_data.config_dataset import (  # noqa: F401 - re-exported
     DEFAULT_MODEL,
     DEFAULT_PROMPT,
-    EXECUTORS,
     CaptionConfig,
     check_choice,
     resolve_reader,

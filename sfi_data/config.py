@@ -18,11 +18,11 @@ from typing import Any
 import yaml
 
 from sfi_core.constants import DEFAULT_READER, F_MAX, FRAME_COUNTS, READERS
+from sfi_core.executors import EXECUTORS
 
 SIMILARITY_BACKENDS = ("clip", "hsv-hist")
 FLOW_BACKENDS = ("raft", "dis", "farneback")
 DEVICES = ("auto", "cpu", "cuda")
-EXECUTORS = ("ray", "local")
 
 
 def setting(

@@ -18,7 +18,6 @@ from sfi_core.constants import FRAME_COUNTS
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"  # package data: ships inside the wheel
 DEFAULT_PROMPT = PROMPTS_DIR / "caption_v1.yaml"
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-32B-Instruct"
-EXECUTORS = ("local", "ray")
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", factory: Any = None) -> Any:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sfi_core.driver import check_settings
+from sfi_core.executors import EXECUTORS
 from sfi_core.registry import Registry
 from sfi_data.config import (
     CutConfig,
@@ -29,7 +30,7 @@ from sfi_data.config import (
     check_choice,
     load_yaml,
 )
-from sfi_data.config_dataset import EXECUTORS, CaptionConfig, SplitConfig, StatsConfig
+from sfi_data.config_dataset import CaptionConfig, SplitConfig, StatsConfig
 
 log = logging.getLogger("sfi_data")
 

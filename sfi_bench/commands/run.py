@@ -11,9 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from sfi_bench.app import app
-from sfi_bench.generate import EXECUTORS, BenchRunConfig, ParallelConfig, RunSummary, run_model
+from sfi_bench.generate import BenchRunConfig, ParallelConfig, RunSummary, run_model
 from sfi_bench.models import UnknownModelError
 from sfi_bench.storage import STORE_FORMATS
+from sfi_core.executors import EXECUTORS
 
 console = Console(stderr=True)
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from sfi_core.executors.base import Executor, Shard, ShardResult
 
+# The executor names every command takes (--executor), in the order help texts list them.
+EXECUTORS = ("local", "ray")
+
 
 def make_executor(
     kind: str, *, address: str | None = None, num_cpus: int | None = None, num_gpus: float | None = None
@@ -17,7 +20,7 @@ def make_executor(
         from sfi_core.executors.streaming import StreamingExecutor
 
         return StreamingExecutor(address=address, num_cpus=num_cpus, num_gpus=num_gpus)
-    raise ValueError(f"unknown executor {kind!r}: use 'local' or 'ray'")
+    raise ValueError(f"unknown executor {kind!r}: use {' or '.join(repr(name) for name in EXECUTORS)}")
 
 
-__all__ = ["Executor", "Shard", "ShardResult", "make_executor"]
+__all__ = ["EXECUTORS", "Executor", "Shard", "ShardResult", "make_executor"]
