@@ -56,6 +56,7 @@ class Case:
 
 
 X264_BFRAMES = "bframes=3:b-pyramid=normal:keyint=12:min-keyint=12:scenecut=0"
+X264_ONE_KEYFRAME = "bframes=3:b-pyramid=normal:keyint=1000:min-keyint=1000:scenecut=0"
 CASES = [
     # MPEG-4 Part 2 with B-frames in AVI: its first timestamp is 1 (OpenCV's sample files).
     Case("mpeg4_bframes.avi", "mpeg4", {"bf": "2", "g": "12"}),
@@ -76,6 +77,10 @@ CASES = [
     ),
     Case("h264_start5.mkv", "libx264", {"x264-params": X264_BFRAMES}, pts=lambda n: list(range(5, 5 + n))),
     Case("h264_10bit.mp4", "libx264", {"x264-params": X264_BFRAMES}, pix_fmt="yuv420p10le"),
+    # 4:2:2 and 4:4:4 with one keyframe and B-frames (the registries hold no H.264 4:2:2 file; imageio's
+    # 4:4:4 cockatoo.mp4 is in tests/test_video_realworld.py).
+    Case("h264_422_one_keyframe.mp4", "libx264", {"x264-params": X264_ONE_KEYFRAME}, pix_fmt="yuv422p"),
+    Case("h264_444_one_keyframe.mkv", "libx264", {"x264-params": X264_ONE_KEYFRAME}, pix_fmt="yuv444p"),
     Case("h264_vfr.mp4", "libx264", {"x264-params": X264_BFRAMES}, pts=_vfr_pts, time_base=Fraction(1, 1000)),
     Case("h264_vfr.mkv", "libx264", {"x264-params": X264_BFRAMES}, pts=_vfr_pts, time_base=Fraction(1, 1000)),
     # A dropped frame on a constant-rate grid (a screen recorder skipping a still frame).
