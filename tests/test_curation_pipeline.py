@@ -164,7 +164,7 @@ def test_exit_codes(tmp_path, make_video, monkeypatch):
     assert code == 1 and "could be read (not_a_video" in text
     assert (tmp_path / "o1" / "videos.parquet").exists()  # the reason is still on disk
     code, text = invoke("filter", str(bad), "--executor", "spark")
-    assert code == 2 and "executor 'spark' is not one of ray, local" in text
+    assert code == 2 and "executor 'spark' is not one of local, ray" in text
     code, text = invoke("filter", str(bad), "--out", str(tmp_path / "o4"), *weight_free, "--reader", "decrod")
     assert code == 2 and "did you mean 'decord'?" in text and not (tmp_path / "o4").exists()
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
