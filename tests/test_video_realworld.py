@@ -82,9 +82,11 @@ def index_sets(count: int, seed: str) -> list[list[int]]:
     return [[i] for i in picks] + [picks, [count - 1, 0]]
 
 
-def settled_count(path: Path) -> dict:
-    """The row the filter's probe, meta and fetch stages give the file (any length passes the meta filter)."""
-    meta = MetaFilterConfig(max_fps=1e9, min_frames=1, max_frames=10**9)
+ANY_LENGTH = MetaFilterConfig(max_fps=1e9, min_frames=1, max_frames=10**9)
+
+
+def filtered_row(path: Path, meta: MetaFilterConfig = ANY_LENGTH) -> dict:
+    """The row the filter's probe, meta and fetch stages give the file."""
     row = {"video_id": path.stem, "source": str(path), "path": str(path)}
     for stage in (
         ProbeStage(path.parent),
@@ -92,6 +94,12 @@ def settled_count(path: Path) -> dict:
         FirstLastFetchStage(path.parent, "pyav", meta),
     ):
         (row,) = stage.run([row])
+    return row
+
+
+def settled_count(path: Path) -> dict:
+    """The row of a file any length passes, which must be kept."""
+    row = filtered_row(path)
     assert row["status"] == "ok", f"{path.name}: {row['reason']}"
     return row
 
@@ -242,17 +250,11 @@ def test_a_container_that_over_counts_never_decides_the_meta_filter():
     # opencv-doc's tree.avi says 444 frames and 68 decode: with at most 100 frames allowed, the stored
     # count would reject it as too long. afl++'s small_movie.mp4 says 12 and 11 decode: rejected as
     # too short either way, its row still records the 11.
-    meta = MetaFilterConfig(max_fps=1e9, min_frames=1, max_frames=100)
-    for fragment, status, frames in (("tree.avi", "ok", 68), ("small_movie.mp4", "rejected", 11)):
-        path = named(fragment)
-        config = meta if status == "ok" else MetaFilterConfig(max_fps=1e9, min_frames=81, max_frames=100)
-        row = {"video_id": path.stem, "source": str(path), "path": str(path)}
-        for stage in (
-            ProbeStage(path.parent),
-            MetaFilterStage(config),
-            FirstLastFetchStage(path.parent, "pyav", config),
-        ):
-            (row,) = stage.run([row])
+    cases = (("tree.avi", "ok", 68, 1), ("small_movie.mp4", "rejected", 11, 81))
+    for fragment, status, frames, shortest in cases:
+        row = filtered_row(
+            named(fragment), MetaFilterConfig(max_fps=1e9, min_frames=shortest, max_frames=100)
+        )
         assert (row["status"], row["num_frames"], row["frame_count_source"]) == (status, frames, "decode"), (
             row
         )
