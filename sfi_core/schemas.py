@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.1"  # 1.1: reason_code on every row with a status; threshold_warning on videos
+SCHEMA_VERSION = "1.2"  # 1.1: reason_code, threshold_warning; 1.2: categories.parquet, category on the split
 
 # Every reject and error row carries one of these next to its human `reason`: summaries, the card and
 # plots group by the code, which stays the same whatever numbers or file names the reason holds.
@@ -167,12 +167,33 @@ CAPTIONS = pa.schema(
     ]
 )
 
-# The SFIBench split (DIR/test.parquet, DIR/train.parquet): the clip columns plus the caption.
+# One row per captioned clip (DIR/categories.parquet): its content category (paper Fig. 3a).
+CATEGORIES = pa.schema(
+    [
+        _field("schema_version", pa.string(), "version of this schema"),
+        _field("clip_id", pa.string(), "{video_id}_{num_frames:02d}"),
+        _field("video_id", pa.string(), "deterministic id of the input (stem + hash of its absolute path)"),
+        _field("num_frames", pa.int32(), "frames"),
+        _field("status", pa.string(), "ok | error"),
+        _field("reason", pa.string(), "why the last attempt failed, null when ok"),
+        _field("reason_code", pa.string(), REASON_CODE_DOC),
+        _field("category", pa.string(), "one name of sfi_core.categories.NAMES, null when it failed"),
+        _field("category_source", pa.string(), "taxonomy-v<N> (keyword rule) or llm:<model>"),
+        _field("caption_sha1", pa.string(), "sha1 of the caption it was read from (a new caption: redo)"),
+        _field("api_base", pa.string(), "llm: the server that answered (or failed last)"),
+        _field("attempts", pa.int32(), "llm: requests made, retries included"),
+        _field("reply", pa.string(), "llm: the server's reply, as sent"),
+    ]
+)
+
+# The SFIBench split (DIR/test.parquet, DIR/train.parquet): the clip columns plus caption and category.
 SPLIT = pa.schema(
     list(CLIPS)
     + [
         _field("split", pa.string(), "test | train"),
         _field("caption", pa.string(), "the caption, null when the clip has none"),
+        _field("category", pa.string(), "content category (categories.parquet, else the taxonomy)"),
+        _field("category_source", pa.string(), "taxonomy-v<N> or llm:<model>"),
     ]
 )
 
@@ -193,6 +214,7 @@ MANIFESTS = {
     "videos.parquet": VIDEOS,
     "clips.parquet": CLIPS,
     "captions.parquet": CAPTIONS,
+    "categories.parquet": CATEGORIES,
     "test.parquet / train.parquet": SPLIT,
 }
 

@@ -10,6 +10,7 @@ COMMAND_MODULES = [
     "sfi_data.commands.curate",
     "sfi_data.commands.split",
     "sfi_data.commands.caption",
+    "sfi_data.commands.categorize",
     "sfi_data.commands.stats",
     "sfi_data.commands.run",
     "sfi_data.commands.scenes",

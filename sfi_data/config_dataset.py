@@ -59,6 +59,26 @@ class CaptionConfig:
 
 
 @dataclass
+class CategorizeConfig:
+    """Paper Fig. 3a: a content category per clip, from its caption (sfi_core.categories)."""
+
+    categorize_with: list[str] = setting(
+        factory=list,
+        help="OpenAI-compatible base URL (the caption server) to ask instead of the keyword taxonomy; "
+        "repeat for round-robin.",
+    )
+    model: str = setting(DEFAULT_MODEL, "Model name the server serves (with --categorize-with).")
+    concurrency: int = setting(16, "Requests in flight per worker (with --categorize-with).")
+    timeout_s: float = setting(60.0, "Seconds per request before it is retried.")
+    max_attempts: int = setting(6, "Tries per clip (429/5xx/timeouts/refused connections are retried).")
+    backoff_base_s: float = setting(1.0, "First retry waits about this long; doubles per attempt.")
+    backoff_max_s: float = setting(30.0, "Longest wait between two attempts.")
+    batch_size: int = setting(256, "Clips per batch (one part file each; the unit of resume).")
+    executor: str = setting("local", "local (one process) or ray.")
+    overwrite: bool = setting(False, "Categorize every clip again.")
+
+
+@dataclass
 class SplitConfig:
     """Section 3.3.2: 100 videos x all 6 scales = 600 test clips."""
 
@@ -75,6 +95,9 @@ class SplitConfig:
     hash_max_distance: int = setting(10, "Largest Hamming distance (of 64 bits) of two matching frames.")
     reader: str | None = setting(None, "Frame reader: pyav, decord or auto (default: the one `cut` used).")
     executor: str = setting("local", "local (one process) or ray, for hashing the frames.")
+    stratify: str | None = setting(
+        None, "category: draw the test videos per content category, in proportion to the eligible ones."
+    )
 
 
 @dataclass

@@ -30,11 +30,11 @@ from sfi_data.config import (
     check_choice,
     load_yaml,
 )
-from sfi_data.config_dataset import CaptionConfig, SplitConfig, StatsConfig
+from sfi_data.config_dataset import CaptionConfig, CategorizeConfig, SplitConfig, StatsConfig
 
 log = logging.getLogger("sfi_data")
 
-DEFAULT_STEPS = ["filter", "cut", "caption", "split", "stats"]
+DEFAULT_STEPS = ["filter", "cut", "caption", "categorize", "split", "stats"]
 # Top-level keys of a pipeline file with their types; every other key is a step's own section.
 GLOBAL_KEYS: dict[str, type | tuple[type, ...]] = {
     "name": str,
@@ -254,6 +254,26 @@ class CaptionStep(PipelineStep):
         return summary.get("failed", 0) == 0
 
 
+class CategorizeStep(PipelineStep):
+    """`categorize:` holds CategorizeConfig fields (`categorize_with: [URL]` asks a server)."""
+
+    name = "categorize"
+
+    def configure(self, ctx: PipelineContext) -> CategorizeConfig:
+        config = apply_overrides(CategorizeConfig(), _with_run(ctx.section("categorize"), ctx), "categorize.")
+        check_choice("categorize.executor", config.executor, EXECUTORS)
+        return config
+
+    def run(self, ctx: PipelineContext, config: CategorizeConfig) -> dict[str, Any]:
+        from sfi_data.categorize import run_categorize
+
+        with ctx.progress("categorize") as progress:
+            return _summary_dict(run_categorize(ctx.out_dir, config, progress))
+
+    def complete(self, summary: dict[str, Any]) -> bool:
+        return summary.get("failed", 0) == 0
+
+
 class SplitStep(PipelineStep):
     name = "split"
 
@@ -281,7 +301,10 @@ class StatsStep(PipelineStep):
 STEPS: Registry[type[PipelineStep]] = Registry(
     "pipeline step",
     PipelineStep,
-    {step.name: step for step in (ScenesStep, FilterStep, CutStep, CaptionStep, SplitStep, StatsStep)},
+    {
+        step.name: step
+        for step in (ScenesStep, FilterStep, CutStep, CaptionStep, CategorizeStep, SplitStep, StatsStep)
+    },
 )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from sfi_core.constants import STATUS_OK
 from sfi_core.executors import EXECUTORS
 from sfi_core.manifest import atomic_path, merge_parts, write_rows
 from sfi_core.schemas import SCHEMA_VERSION, SPLIT
+from sfi_data.categorize import categories_for
 from sfi_data.config_dataset import SplitConfig, check_choice, resolve_reader, settings_changed
 from sfi_data.near_dup import FRAME_HASHES, FrameHashStage, group_videos
 
@@ -41,6 +42,7 @@ class SplitResult:
     num_eligible_groups: int = 0  # eligible videos once near-duplicates and segments count once
     near_duplicate_groups: list[list[str]] = field(default_factory=list)  # found by the frame hashes
     unhashed_videos: list[str] = field(default_factory=list)  # frames unreadable: grouped by source only
+    test_categories: dict[str, int] = field(default_factory=dict)  # category -> test videos
 
 
 class NotEnoughVideosError(ValueError):
@@ -77,7 +79,21 @@ def one_per_group(eligible: list[str], groups: dict[str, str]) -> list[str]:
     return chosen
 
 
-def choose_test_videos(eligible: list[str], config: SplitConfig) -> list[str]:
+def stratified_counts(strata: dict[str, list[str]], total: int) -> dict[str, int]:
+    """Videos to draw per stratum: proportional to its size, largest remainders first (ties by name)."""
+    size = sum(len(v) for v in strata.values())
+    exact = {name: total * len(videos) / size for name, videos in strata.items()}
+    counts = {name: int(share) for name, share in exact.items()}
+    order = sorted(strata, key=lambda name: (-(exact[name] - counts[name]), name))
+    for name in order[: total - sum(counts.values())]:
+        counts[name] += 1
+    return counts
+
+
+def choose_test_videos(
+    eligible: list[str], config: SplitConfig, video_category: dict[str, str] | None = None
+) -> list[str]:
+    """The seeded choice; with `stratify: category` one draw per category, sized by its share."""
     if config.num_videos < 1:
         raise ValueError(f"num_videos must be >= 1, got {config.num_videos}")
     if len(eligible) < config.num_videos:
@@ -89,8 +105,30 @@ def choose_test_videos(eligible: list[str], config: SplitConfig) -> list[str]:
             )
         return list(eligible)
     rng = np.random.default_rng(config.seed)
-    picked = rng.choice(len(eligible), size=config.num_videos, replace=False)
-    return sorted(eligible[i] for i in picked)
+    if config.stratify is None:
+        picked = rng.choice(len(eligible), size=config.num_videos, replace=False)
+        return sorted(eligible[i] for i in picked)
+    strata: dict[str, list[str]] = defaultdict(list)
+    for video in eligible:
+        strata[(video_category or {}).get(video, "other")].append(video)
+    chosen: list[str] = []
+    for name, count in sorted(stratified_counts(strata, config.num_videos).items()):
+        members = strata[name]
+        chosen += [members[i] for i in rng.choice(len(members), size=count, replace=False)]
+    return sorted(chosen)
+
+
+def video_categories(clips: list[dict]) -> dict[str, str]:
+    """video_id -> the category of its longest clip (the most footage, the richest caption)."""
+    longest: dict[str, dict] = {}
+    for row in clips:
+        held = longest.get(row["video_id"])
+        if held is None or (int(row["num_frames"]), row["clip_id"]) > (
+            int(held["num_frames"]),
+            held["clip_id"],
+        ):
+            longest[row["video_id"]] = row
+    return {video: row.get("category") or "other" for video, row in longest.items()}
 
 
 def split_rows(
@@ -99,7 +137,7 @@ def split_rows(
     """Clip rows (status ok, with `caption`) to (test rows, train rows, result); `groups`: video -> group."""
     eligible = eligible_videos(clips, config.scales)
     representatives = one_per_group(eligible, groups)
-    test_videos = choose_test_videos(representatives, config)
+    test_videos = choose_test_videos(representatives, config, video_categories(clips))
     chosen = set(test_videos)
     test_groups = {groups.get(video, video) for video in chosen}
     wanted_scales = set(config.scales)
@@ -179,11 +217,19 @@ def run_split(out_dir: Path, config: SplitConfig, clips_path: Path | None = None
     if "clip_id" not in pq.read_schema(clips_path).names:
         raise ValueError(f"{clips_path} is not a clips manifest (no clip_id column): give DIR/clips.parquet")
     clips = read_clip_manifest(clips_path)
+    if config.stratify not in (None, "category"):
+        raise ValueError(f"stratify {config.stratify!r} is not supported; the one choice is 'category'")
+    categories = categories_for(out_dir, clips)
+    clips = [
+        row | dict(zip(("category", "category_source"), categories[row["clip_id"]], strict=True))
+        for row in clips
+    ]
     hashes, unhashed = frame_hashes(out_dir, clips, config) if config.near_duplicates else ({}, [])
     videos = {row["video_id"] for row in clips}
     groups, near = group_videos(videos, _source_groups(out_dir), hashes, config.hash_max_distance)
     test, train, result = split_rows(clips, groups, config)
     result.near_duplicate_groups, result.unhashed_videos = near, unhashed
+    result.test_categories = dict(sorted(Counter(video_categories(test).values()).items()))
     write_rows([_to_split_row(r) for r in test], SPLIT, out_dir / TEST_MANIFEST)
     write_rows([_to_split_row(r) for r in train], SPLIT, out_dir / TRAIN_MANIFEST)
     with atomic_path(out_dir / SPLIT_RECORD) as tmp:

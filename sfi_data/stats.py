@@ -13,6 +13,7 @@ from sfi_data.config_dataset import StatsConfig, resolve_reader
 from sfi_data.stats_card import card_markdown
 from sfi_data.stats_plots import (
     plot_captions,
+    plot_categories,
     plot_rejects,
     plot_samples,
     plot_scales,
@@ -41,6 +42,7 @@ def write_card(root: Path, with_plots: bool = True, config: StatsConfig | None =
             ("video_meta", plot_video_meta),
             ("rejects", plot_rejects),
             ("captions", plot_captions),
+            ("categories", plot_categories),
             ("samples", lambda t, o: plot_samples(t, o, config.samples, reader)),
         ):
             path = plot(tables, out)

@@ -9,7 +9,14 @@ import numpy as np
 
 from sfi_core.constants import STATUS_OK
 from sfi_core.schemas import SCHEMA_VERSION
-from sfi_data.stats_tables import DatasetTables, first_value, reject_counts, reject_examples, values
+from sfi_data.stats_tables import (
+    DatasetTables,
+    category_counts,
+    first_value,
+    reject_counts,
+    reject_examples,
+    values,
+)
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -95,6 +102,35 @@ def _settings_section(tables: DatasetTables) -> list[str]:
 
 def _image(plots: dict[str, Path], name: str) -> list[str]:
     return [f"![{name.replace('_', ' ')}]({plots[name].as_posix()})", ""] if name in plots else []
+
+
+def _categories_section(tables: DatasetTables, plots: dict[str, Path]) -> list[str]:
+    """Clips per content category (paper Fig. 3a), with where the categories came from."""
+    from sfi_core.categories import LABELS
+
+    counts = category_counts(tables)
+    if not counts:
+        return []
+    total = sum(n for _, n, _, _ in counts)
+    sources = Counter(source for _, source in tables.categories.values())
+    split = bool(tables.test or tables.train)
+    header = ["category", "clips", "share"] + (["test clips", "train clips"] if split else [])
+    rows = [
+        [f"{LABELS.get(name, name)} (`{name}`)", n, f"{100 * n / total:.1f}%"]
+        + ([n_test, n_train] if split else [])
+        for name, n, n_test, n_train in counts
+    ]
+    return [
+        "## Content categories",
+        "",
+        f"{total} captioned clips by the category of their caption; categories from "
+        + ", ".join(f"`{source}` ({n})" for source, n in sources.most_common())
+        + " (`sfi-data categorize`; the keyword taxonomy is documented in docs/data.md).",
+        "",
+        _table(header, rows),
+        "",
+        *_image(plots, "categories"),
+    ]
 
 
 def card_markdown(tables: DatasetTables, plots: dict[str, Path]) -> str:
@@ -222,6 +258,7 @@ def card_markdown(tables: DatasetTables, plots: dict[str, Path]) -> str:
             "",
             *_image(plots, "captions"),
         ]
+    lines += _categories_section(tables, plots)
     lines += _split_section(tables)
     lines += _settings_section(tables)
     lines += [
@@ -233,7 +270,8 @@ def card_markdown(tables: DatasetTables, plots: dict[str, Path]) -> str:
                 ["videos.parquet", "one row per input video, rejects and errors with their reason"],
                 ["clips.parquet", "one row per clip (paths relative to this folder)"],
                 ["captions.parquet", "one row per clip: caption, model, prompt version, tokens, latency"],
-                ["test.parquet / train.parquet", "SFIBench split: clip columns + caption"],
+                ["categories.parquet", "one row per captioned clip: content category and its source"],
+                ["test.parquet / train.parquet", "SFIBench split: clip columns + caption + category"],
             ],
         ),
         "",

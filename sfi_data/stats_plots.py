@@ -11,7 +11,7 @@ import numpy as np
 from sfi_core.constants import DEFAULT_READER, STATUS_OK
 from sfi_core.manifest import atomic_path
 from sfi_data.stats_samples import sample_frames
-from sfi_data.stats_tables import DatasetTables, first_value, reject_counts, values
+from sfi_data.stats_tables import DatasetTables, category_counts, first_value, reject_counts, values
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +243,29 @@ def plot_rejects(tables: DatasetTables, out: Path) -> Path | None:
     ax.set_xlabel("count")
     ax.set_title("Why inputs were dropped")
     return _save(fig, out / "rejects.png")
+
+
+def plot_categories(tables: DatasetTables, out: Path) -> Path | None:
+    """Clips per content category (paper Fig. 3a), train and test stacked when split."""
+    from sfi_core.categories import LABELS
+
+    counts = category_counts(tables)
+    if not counts:
+        return None
+    fig, (ax,) = _figure(1, width=7.0, height=0.45 * len(counts) + 1.2)
+    labels = [LABELS.get(name, name) for name, *_ in reversed(counts)]
+    if tables.test or tables.train:
+        train = [n_train for *_, n_train in reversed(counts)]
+        test = [n_test for _, _, n_test, _ in reversed(counts)]
+        ax.barh(labels, train, color=COLOURS["train"], label="train")
+        ax.barh(labels, test, left=train, color=COLOURS["test"], label="test (SFIBench)")
+        ax.legend(frameon=False, fontsize=8)
+    else:
+        ax.barh(labels, [n for _, n, _, _ in reversed(counts)], color=COLOURS["ok"])
+    _integer_counts(ax, "x")
+    ax.set_xlabel("clips")
+    ax.set_title("Clips per content category")
+    return _save(fig, out / "categories.png")
 
 
 def plot_captions(tables: DatasetTables, out: Path) -> Path | None:

@@ -27,6 +27,7 @@ class DatasetTables:
     train: list[dict] = field(default_factory=list)
     split: dict = field(default_factory=dict)  # split.json: the test videos, near-duplicate groups...
     settings: dict = field(default_factory=dict)  # stage -> the settings it recorded (work/<stage>/)
+    categories: dict = field(default_factory=dict)  # clip_id -> (category, source), captioned ok clips
 
     @classmethod
     def load(cls, root: Path) -> DatasetTables:
@@ -45,12 +46,35 @@ class DatasetTables:
             json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {},
             recorded_stage_settings(root),
         )
+        tables.categories = clip_categories(root, tables.clips, tables.captions)
         if not tables.videos and not tables.clips:
             raise FileNotFoundError(
                 f"no videos.parquet or clips.parquet in {root}: run `sfi-data filter INPUT... --out {root}` "
                 f"and `sfi-data cut --out {root}` first"
             )
         return tables
+
+
+def clip_categories(root: Path, clips: list[dict], captions: list[dict]) -> dict[str, tuple[str, str]]:
+    """clip_id -> (category, source) of every ok clip with a caption (sfi_data.categorize)."""
+    from sfi_data.categorize import categories_for
+
+    text = {c["clip_id"]: c["caption"] for c in captions if c["status"] == STATUS_OK and c.get("caption")}
+    rows = [
+        {"clip_id": c["clip_id"], "caption": text[c["clip_id"]]}
+        for c in clips
+        if c["status"] == STATUS_OK and c["clip_id"] in text
+    ]
+    return categories_for(root, rows)
+
+
+def category_counts(tables: DatasetTables) -> list[tuple[str, int, int, int]]:
+    """(category, clips, test clips, train clips), the most clips first (ties by name)."""
+    clips = Counter(category for category, _ in tables.categories.values())
+    test = Counter(tables.categories.get(r["clip_id"], ("other",))[0] for r in tables.test)
+    train = Counter(tables.categories.get(r["clip_id"], ("other",))[0] for r in tables.train)
+    order = sorted(clips, key=lambda name: (-clips[name], name))
+    return [(name, clips[name], test[name], train[name]) for name in order]
 
 
 def recorded_stage_settings(root: Path) -> dict[str, dict]:

@@ -40,6 +40,7 @@ def split(
     hash_max_distance: Annotated[int | None, cli_option(S, "hash_max_distance")] = None,
     reader: Annotated[str | None, cli_option(S, "reader")] = None,
     executor: Annotated[str | None, cli_option(S, "executor")] = None,
+    stratify: Annotated[str | None, cli_option(S, "stratify")] = None,
 ) -> None:
     """Write DIR/test.parquet, DIR/train.parquet and DIR/split.json; no test footage leaks into train."""
     from sfi_data.config_dataset import with_options
@@ -56,6 +57,7 @@ def split(
         hash_max_distance=hash_max_distance,
         reader=reader,
         executor=executor,
+        stratify=stratify,
     )
     try:
         result = run_split(out, config)

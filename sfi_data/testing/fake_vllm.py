@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -193,7 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
             urls, texts = request_images(body)
             if len(urls) > owner.max_images:
                 raise BadRequest(400, f"At most {owner.max_images} image(s) may be provided in one request.")
-            caption = fake_caption(urls)
+            caption = fake_caption(urls) if urls or owner.answer is None else owner.answer(texts)
             images = [_decode_image(url) for url in urls]
         except json.JSONDecodeError as error:
             self._error(400, f"request body is not JSON: {error}")
@@ -284,8 +285,11 @@ class FakeVLLMServer:
         api_key: str | None = None,
         faults: Faults | None = None,
         seed: int = 0,
+        answer: Callable[[list[str]], str] | None = None,
     ) -> None:
         self.port = port
+        # What a text-only request (no images) is answered with, from its texts; None: a fake caption.
+        self.answer = answer
         self.model = model
         self.max_images = max_images
         self.api_key = api_key

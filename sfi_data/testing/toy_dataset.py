@@ -115,3 +115,36 @@ def build_toy_dataset(
     write_rows(video_rows, VIDEOS, root / "videos.parquet")
     write_rows(clip_rows, CLIPS, root / "clips.parquet")
     return clip_rows
+
+
+# Caption-like sentences (the style of Qwen2.5-VL's dense captions), one per toy video in turn.
+TOY_CAPTIONS = (
+    "A golden retriever runs across a grassy park, chasing a red ball thrown by its owner.",
+    "A red car drives along a winding mountain road while the camera follows from behind.",
+    "Aerial view of a waterfall cascading into a turquoise lake surrounded by pine forest.",
+    "An animated cartoon rabbit hops through a colorful forest with exaggerated movements.",
+    "A woman in a yellow coat talks to the camera and smiles as the wind moves her hair.",
+    "Time-lapse of clouds moving over a city skyline at sunset, skyscrapers glowing orange.",
+)
+
+
+def write_toy_captions(root: Path, clips: list[dict], captions: tuple[str, ...] = TOY_CAPTIONS) -> None:
+    """DIR/captions.parquet for `clips`: every clip of the i-th video gets captions[i % len]."""
+    from sfi_core.schemas import CAPTIONS
+
+    videos = sorted({row["video_id"] for row in clips})
+    text = {video: captions[i % len(captions)] for i, video in enumerate(videos)}
+    rows = [
+        empty_row(CAPTIONS)
+        | {
+            "clip_id": row["clip_id"],
+            "video_id": row["video_id"],
+            "num_frames": row["num_frames"],
+            "status": STATUS_OK,
+            "caption": text[row["video_id"]],
+            "model": "toy",
+            "prompt_version": "toy",
+        }
+        for row in clips
+    ]
+    write_rows(rows, CAPTIONS, root / "captions.parquet")
