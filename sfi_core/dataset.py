@@ -130,9 +130,14 @@ class SFIClipDataset(Dataset):
             )
         return frames[:expected]
 
-    def _condition(self, row: dict, key: str, fallback: np.ndarray) -> torch.Tensor:
+    def _condition_image(self, row: dict, key: str) -> np.ndarray | None:
+        """The lossless PNG condition frame `key` names, or None when the manifest has none."""
         rel = row.get(key)
-        image = _read_png(self.root / rel) if rel else fallback
+        return _read_png(self.root / rel) if rel else None
+
+    def _condition(self, row: dict, key: str, fallback: np.ndarray) -> torch.Tensor:
+        image = self._condition_image(row, key)
+        image = fallback if image is None else image
         # The condition frames on the 8-bit grid, as inference's uint8 endpoints are (same encoder inputs).
         return quantize_uint8(resize_frames(_to_float(image[None]), self.size, self.resize)[0])
 

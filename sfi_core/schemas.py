@@ -29,6 +29,7 @@ REASON_CODES: dict[str, str] = {
     "timeout": "caption: the last request timed out",
     "connection_failed": "caption: no server could be reached",
     "bad_reply": "caption: the reply was empty or malformed",
+    "export_failed": "export: a shard could not be written (or was missing on disk and is redone)",
     "unexpected_error": "an exception the stage did not expect; the reason holds its type and text",
 }
 REASON_CODE_DOC = "stable code of the reason (see the table of reason codes), null when ok"
@@ -183,6 +184,23 @@ CATEGORIES = pa.schema(
         _field("api_base", pa.string(), "llm: the server that answered (or failed last)"),
         _field("attempts", pa.int32(), "llm: requests made, retries included"),
         _field("reply", pa.string(), "llm: the server's reply, as sent"),
+    ]
+)
+
+# One row per exported shard (the export's ledger, DEST/.sfi-export/): written, or why not.
+EXPORT_SHARDS = pa.schema(
+    [
+        _field("schema_version", pa.string(), "version of this schema"),
+        _field("shard", pa.string(), "the tar's path relative to DEST, e.g. train-000000.tar"),
+        _field("split", pa.string(), "train | test"),
+        _field("status", pa.string(), "ok | error"),
+        _field("reason", pa.string(), "why it was not written, null when ok"),
+        _field("reason_code", pa.string(), REASON_CODE_DOC),
+        _field("samples", pa.int64(), "clips in the shard"),
+        _field("bytes", pa.int64(), "size of the tar"),
+        _field("sha256", pa.string(), "of the tar's bytes"),
+        _field("first_key", pa.string(), "WebDataset key of its first sample"),
+        _field("last_key", pa.string(), "WebDataset key of its last sample"),
     ]
 )
 

@@ -86,13 +86,17 @@ def open_container(path: Path, fast: bool = False):
     """
     import av
 
+    # A path, or a binary file object (a clip's bytes read from a training shard).
+    target = path if hasattr(path, "read") else str(path)
     try:
         if fast:
-            container = av.open(str(path), metadata_errors="ignore", options={"skip_frame": "nonkey"})
+            container = av.open(target, metadata_errors="ignore", options={"skip_frame": "nonkey"})
             if container.format.name.startswith("mov,"):
                 return container
             container.close()
-        return av.open(str(path), metadata_errors="ignore")
+            if hasattr(target, "seek"):
+                target.seek(0)
+        return av.open(target, metadata_errors="ignore")
     except av.error.FFmpegError as error:
         raise VideoError(f"not a readable video container ({error.strerror or error})") from error
 
@@ -398,8 +402,8 @@ def read_frames(path: Path, indices: list[int], offset: int = 0, reader: str = "
     return fetch(path, indices, offset, reader)
 
 
-def decode_all(path: Path) -> np.ndarray:
-    """Every frame, in order (tests and benchmarks use it as the ground truth)."""
+def decode_all(path) -> np.ndarray:
+    """Every frame, in order (tests and benchmarks use it as the ground truth); a path or a binary file."""
     with open_container(path) as container:
         stream = video_stream(container)
         to_rgb = frame_converter()

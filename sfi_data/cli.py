@@ -11,6 +11,7 @@ COMMAND_MODULES = [
     "sfi_data.commands.split",
     "sfi_data.commands.caption",
     "sfi_data.commands.categorize",
+    "sfi_data.commands.export",
     "sfi_data.commands.stats",
     "sfi_data.commands.run",
     "sfi_data.commands.scenes",

@@ -101,6 +101,24 @@ class SplitConfig:
 
 
 @dataclass
+class ExportConfig:
+    """Training shards from the split: WebDataset tars, or a 🤗 datasets folder of them with a card."""
+
+    dest: str = setting("", "Folder for the shards (and, with --format hf, the dataset card).")
+    format: str = setting("webdataset", "webdataset (tar shards + index) or hf (a load_dataset folder).")
+    split: str = setting("all", "train, test or all (both; hf needs all).")
+    shard_size: int | None = setting(None, "Samples per shard (default: bounded by --max-shard-bytes only).")
+    max_shard_bytes: int | None = setting(
+        1 << 30, "Largest shard, bytes (a sample larger than this gets a shard of its own)."
+    )
+    license: str | None = setting(
+        None, "Licence of every source (SPDX id, e.g. cc-by-4.0); default: DIR/licenses.json, else unknown."
+    )
+    executor: str = setting("local", "local (one process) or ray (a tar per worker at a time).")
+    overwrite: bool = setting(False, "Write every shard again.")
+
+
+@dataclass
 class StatsConfig:
     plots: bool = setting(True, "Draw the plots (matplotlib) next to the card.")
     samples: int = setting(4, "Clips shown in the sample sheet (first, middle and last frame).")

@@ -30,11 +30,11 @@ from sfi_data.config import (
     check_choice,
     load_yaml,
 )
-from sfi_data.config_dataset import CaptionConfig, CategorizeConfig, SplitConfig, StatsConfig
+from sfi_data.config_dataset import CaptionConfig, CategorizeConfig, ExportConfig, SplitConfig, StatsConfig
 
 log = logging.getLogger("sfi_data")
 
-DEFAULT_STEPS = ["filter", "cut", "caption", "categorize", "split", "stats"]
+DEFAULT_STEPS = ["filter", "cut", "caption", "categorize", "split", "stats", "export"]
 # Top-level keys of a pipeline file with their types; every other key is a step's own section.
 GLOBAL_KEYS: dict[str, type | tuple[type, ...]] = {
     "name": str,
@@ -298,12 +298,44 @@ class StatsStep(PipelineStep):
         return {"card": str(write_card(ctx.out_dir, with_plots=config.plots, config=config))}
 
 
+class ExportStep(PipelineStep):
+    """`export:` holds ExportConfig fields; `dest` defaults to OUT/shards (OUT/hf for format hf)."""
+
+    name = "export"
+
+    def configure(self, ctx: PipelineContext) -> ExportConfig:
+        config = apply_overrides(ExportConfig(), _with_run(ctx.section("export"), ctx), "export.")
+        check_choice("export.executor", config.executor, EXECUTORS)
+        if not config.dest:
+            folder = "hf" if config.format == "hf" else "shards"
+            config = dataclasses.replace(config, dest=str(ctx.out_dir / folder))
+        return config
+
+    def run(self, ctx: PipelineContext, config: ExportConfig) -> dict[str, Any]:
+        from sfi_data.export import run_export
+
+        with ctx.progress("export") as progress:
+            return _summary_dict(run_export(ctx.out_dir, config, progress))
+
+    def complete(self, summary: dict[str, Any]) -> bool:
+        return summary.get("failed", 0) == 0
+
+
 STEPS: Registry[type[PipelineStep]] = Registry(
     "pipeline step",
     PipelineStep,
     {
         step.name: step
-        for step in (ScenesStep, FilterStep, CutStep, CaptionStep, CategorizeStep, SplitStep, StatsStep)
+        for step in (
+            ScenesStep,
+            FilterStep,
+            CutStep,
+            CaptionStep,
+            CategorizeStep,
+            SplitStep,
+            StatsStep,
+            ExportStep,
+        )
     },
 )
 

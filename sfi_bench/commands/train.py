@@ -17,7 +17,11 @@ console = Console()
 @app.command("train")
 def train_command(
     manifest: Annotated[
-        Path, typer.Argument(help="Training clips manifest (CLIPS parquet, e.g. DIR/train.parquet).")
+        list[str],
+        typer.Argument(
+            help="Training clips: a manifest (e.g. DIR/train.parquet), or WebDataset shards of "
+            "`sfi-data export` (SHARDS/train-{000000..000012}.tar, the tar files, or SHARDS/train-index.json)."
+        ),
     ],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Run folder: checkpoints/, adapters/, metrics.jsonl.")

@@ -26,7 +26,7 @@ STATE_FILE = "trainer_state.json"  # written last: a checkpoint folder without i
 
 @dataclass
 class TrainConfig:
-    manifest: Path
+    manifest: Path | list[str]  # a clips manifest, or WebDataset shards (tar paths, patterns, an index)
     out: Path
     weights: str | None = None  # Wan2.1-I2V diffusers folder or cached HF id; None: the weights table
     weights_dir: Path | None = None
@@ -85,7 +85,7 @@ class SemFiTrainer:
         from sfi_bench.models.semfi.model import load_wan_pipeline
         from sfi_bench.models.semfi.mol import MixtureOfLoRA, MoLConfig
         from sfi_bench.models.semfi.pipeline import semfi_pipeline_class
-        from sfi_core.dataset import SFIClipDataset
+        from sfi_core.dataset_shards import make_clip_dataset
         from sfi_core.weights import resolve_folder
 
         cfg = self.config
@@ -120,8 +120,10 @@ class SemFiTrainer:
         if cfg.gradient_checkpointing:
             transformer.enable_gradient_checkpointing()
         self.optimizer = torch.optim.AdamW(self._all_lora_params(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.dataset = SFIClipDataset(
-            cfg.manifest, size=(cfg.height, cfg.width), scales=cfg.scales, captions_path=cfg.captions
+        # A manifest (DIR/train.parquet) or WebDataset shards from `sfi-data export` (sfi_core.dataset_shards).
+        sources = list(cfg.manifest) if isinstance(cfg.manifest, (list, tuple)) else [cfg.manifest]
+        self.dataset = make_clip_dataset(
+            sources, size=(cfg.height, cfg.width), scales=cfg.scales, captions_path=cfg.captions
         )
         if len(self.dataset) == 0:
             raise ValueError(f"{cfg.manifest} has no usable clips at scales {cfg.scales}")

@@ -1,0 +1,96 @@
+"""Training straight from WebDataset shards (`sfi-data export`): no dataset folder on shared storage.
+
+`ShardClipDataset` indexes the tars once (headers and the small `json` members: where each sample's
+bytes lie) and then reads one sample's members by offset per item, so it is a map-style dataset with
+the same items, sizes and batch keys as `SFIClipDataset`: `ScaleBatchSampler` keeps one scale per
+batch over it unchanged, and the trainer takes either (`make_clip_dataset`).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sfi_core.dataset import RESIZE_MODES, SFIClipDataset
+from sfi_core.shards import Sample, index_shard, is_shard_source, shard_paths
+from sfi_core.video import VideoError, decode_all
+
+
+def _png(data: bytes, what: str) -> np.ndarray:
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise VideoError(f"could not decode {what}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class ShardClipDataset(SFIClipDataset):
+    """The clips of WebDataset shards (tar paths, `train-{000000..000012}.tar` patterns, or an index)."""
+
+    def __init__(
+        self,
+        sources: Sequence[str | Path],
+        size: tuple[int, int] = (480, 832),
+        resize: str = "fit",
+        scales: Sequence[int] | None = None,
+        require_caption: bool = False,
+    ) -> None:
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"unknown resize mode {resize!r}; choose one of {RESIZE_MODES}")
+        self.paths = shard_paths(sources)
+        self.manifest_path = self.paths[0]
+        self.root = self.paths[0].parent
+        self.size = (int(size[0]), int(size[1]))
+        self.resize = resize
+        samples = [sample for path in self.paths for sample in index_shard(path)]
+        if scales is not None:
+            wanted = {int(s) for s in scales}
+            samples = [s for s in samples if int(s.row["num_frames"]) in wanted]
+        if require_caption:
+            samples = [s for s in samples if s.row.get("caption")]
+        self.samples: list[Sample] = samples
+        keep = ("clip_id", "video_id", "num_frames", "caption", "width", "height")
+        self.rows = [{key: s.row.get(key) for key in keep} | {"_sample": i} for i, s in enumerate(samples)]
+
+    def _sample(self, row: dict) -> Sample:
+        return self.samples[row["_sample"]]
+
+    def _decode(self, row: dict) -> np.ndarray:
+        sample = self._sample(row)
+        frames = decode_all(io.BytesIO(sample.read("mp4")))
+        expected = int(row["num_frames"])
+        if len(frames) < expected:
+            raise VideoError(
+                f"clip {row['clip_id']} ({sample.shard}) has {len(frames)} frames, its row says {expected}"
+            )
+        return frames[:expected]
+
+    def _condition_image(self, row: dict, key: str) -> np.ndarray | None:
+        name = {"first_frame_path": "first.png", "last_frame_path": "last.png"}[key]
+        sample = self._sample(row)
+        return _png(sample.read(name), f"{name} of {row['clip_id']} in {sample.shard}")
+
+
+def make_clip_dataset(
+    sources: Sequence[str | Path],
+    size: tuple[int, int] = (480, 832),
+    resize: str = "fit",
+    scales: Sequence[int] | None = None,
+    captions_path: str | Path | None = None,
+    require_caption: bool = False,
+) -> SFIClipDataset:
+    """A manifest (one parquet path) or WebDataset shards (tar paths, patterns, an index) as a dataset."""
+    sources = list(sources)
+    if sources and all(is_shard_source(s) for s in sources):
+        if captions_path is not None:
+            raise ValueError("shards carry their captions in each sample's json: leave out --captions")
+        return ShardClipDataset(sources, size, resize, scales, require_caption)
+    if len(sources) != 1:
+        raise ValueError(
+            f"give one manifest (e.g. DIR/train.parquet) or WebDataset shards (.tar), not {sources}"
+        )
+    return SFIClipDataset(sources[0], size, resize, scales, captions_path, require_caption)
