@@ -4,6 +4,7 @@ and our own reader; deterministic, resumable after `kill -9`, and trained on by 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
@@ -287,3 +288,32 @@ def test_user_mistakes_end_in_one_line(demo: Path, tmp_path: Path) -> None:
     )
     with pytest.raises(FileNotFoundError, match="export them with"):
         shard_paths([str(tmp_path / "nothing-{000000..000002}.tar")])
+
+
+def test_the_tar_bytes_are_those_of_python_tarfile(tmp_path: Path) -> None:
+    """Our writer (kernel copy, hashing beside it) against the standard library's tarfile, on members
+    of awkward sizes and a key too long for a ustar name field (a PAX extended header)."""
+    import tarfile
+
+    from sfi_data.export import write_shard
+
+    samples = []
+    for i, size in enumerate((0, 1, 511, 512, 513, 100_000)):
+        key = f"clip{i}" if i != 4 else "k" * 150
+        files = {}
+        for name in ("mp4", "first.png", "last.png"):
+            path = tmp_path / f"{i}.{name}"
+            path.write_bytes(os.urandom(size + len(name)))
+            files[name] = str(path)
+        samples.append({"key": key, "files": files, "json": json.dumps({"clip_id": key, "é": i})})
+    size, sha = write_shard(tmp_path / "ours.tar", samples)
+    with tarfile.open(tmp_path / "reference.tar", "w", format=tarfile.PAX_FORMAT) as tar:
+        for sample in samples:
+            for name in ("mp4", "first.png", "last.png", "json"):
+                data = sample["json"].encode() if name == "json" else Path(sample["files"][name]).read_bytes()
+                info = tarfile.TarInfo(f"{sample['key']}.{name}")
+                info.size, info.mode, info.mtime, info.uname, info.gname = len(data), 0o644, 0, "", ""
+                tar.addfile(info, io.BytesIO(data))
+    ours, reference = (tmp_path / "ours.tar").read_bytes(), (tmp_path / "reference.tar").read_bytes()
+    assert ours == reference
+    assert size == len(ours) and sha == hashlib.sha256(ours).hexdigest()
