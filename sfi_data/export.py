@@ -106,6 +106,14 @@ def _split_rows(root: Path, split: str) -> list[dict]:
     return rows
 
 
+def _file_size(path: str | None) -> int:
+    """Bytes of a clip file, -1 when it is absent (its shard then fails with the reason)."""
+    try:
+        return os.stat(path).st_size if path else -1
+    except OSError:
+        return -1
+
+
 def _caption_provenance(root: Path) -> dict[str, tuple[str, str]]:
     path = root / "captions.parquet"
     if not path.is_file():
@@ -141,12 +149,10 @@ def plan_export(root: Path, config: ExportConfig, licences: dict[str, str] | Non
                 "first.png": str(root / row["first_frame_path"]) if row.get("first_frame_path") else None,
                 "last.png": str(root / row["last_frame_path"]) if row.get("last_frame_path") else None,
             }
-            sample = {"key": key, "files": files, "json": sample_json(data).decode("utf-8")}
+            sizes = [_file_size(path) for path in files.values()]
+            sample = {"key": key, "files": files, "sizes": sizes, "json": sample_json(data).decode("utf-8")}
             need = sum(
-                _member_bytes(
-                    f"{key}.{name}", Path(path).stat().st_size if path and Path(path).is_file() else 0
-                )
-                for name, path in files.items()
+                _member_bytes(f"{key}.{name}", max(size, 0)) for name, size in zip(files, sizes, strict=True)
             ) + _member_bytes(f"{key}.json", len(sample["json"].encode("utf-8")))
             full = config.shard_size is not None and len(current) >= config.shard_size
             over = (
@@ -180,10 +186,7 @@ def plan_digest(shards: list[dict]) -> str:
     for shard in shards:
         digest.update(shard["shard"].encode())
         for sample in json.loads(shard["samples_json"]):
-            sizes = [
-                Path(p).stat().st_size if p and Path(p).is_file() else -1 for p in sample["files"].values()
-            ]
-            digest.update(json.dumps([sample["key"], sample["json"], sizes]).encode())
+            digest.update(json.dumps([sample["key"], sample["json"], sample["sizes"]]).encode())
     return digest.hexdigest()
 
 
@@ -220,11 +223,19 @@ class _Hasher:
 
 
 def _header(name: str, size: int) -> bytes:
-    """A member header with nothing of this machine or this moment in it (byte-identical reruns)."""
-    info = tarfile.TarInfo(name)
-    info.size, info.mode = size, 0o644
-    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-    return info.tobuf(tarfile.PAX_FORMAT)
+    """A member header with nothing of this machine or this moment in it (byte-identical reruns):
+    mode 0644, owner 0 with no names, time 0. A short ASCII name is one ustar block built here (what
+    tarfile writes for it; a test holds them equal); a longer one gets tarfile's PAX header."""
+    encoded = name.encode("ascii", "replace")
+    if len(encoded) > 100 or not name.isascii() or size >= 8**11:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode = size, 0o644
+        info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+        return info.tobuf(tarfile.PAX_FORMAT)
+    head = encoded.ljust(100, NUL) + b"0000644\0" + b"0000000\0" * 2 + b"%011o\0" % size + b"00000000000\0"
+    tail = b"0" + NUL * 100 + b"ustar\x0000" + NUL * (64 + 16 + 167)
+    checksum = sum(head) + sum(b" " * 8) + sum(tail)
+    return head + b"%06o\0 " % checksum + tail
 
 
 def write_shard(path: Path, samples: list[dict]) -> tuple[int, str]:
@@ -392,7 +403,7 @@ def run_export(root: Path, config: ExportConfig, progress=None) -> ExportSummary
     ledger = dest / LEDGER_DIR
     parts_dir = ledger / "work" / STAGE_NAME
     keys = [s["shard"] for s in shards]
-    if not config.overwrite:
+    if not config.overwrite and parts_dir.is_dir():
         _mark_missing(parts_dir, dest, keys)
     run = RunConfig(executor=config.executor, shard_size=1, overwrite=config.overwrite)
     stage_summary = run_stage(ExportStage(dest, settings), shards, ledger, EXPORT_SHARDS, run, progress)

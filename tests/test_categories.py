@@ -175,3 +175,10 @@ def test_the_split_carries_the_category_and_can_stratify_by_it(tmp_path: Path) -
     assert set(NAMES) >= {r["category"] for r in pq.read_table(tmp_path / "train.parquet").to_pylist()}
     with pytest.raises(ValueError, match="stratify 'scale'"):
         run_split(tmp_path, SplitConfig(num_videos=3, scales=(5, 9), near_duplicates=False, stratify="scale"))
+
+
+def test_the_documented_taxonomy_is_the_one_in_the_code() -> None:
+    from sfi_core.categories import taxonomy_markdown
+
+    docs = (Path(__file__).parents[1] / "docs" / "data.md").read_text()
+    assert taxonomy_markdown() in docs, "regenerate the table in docs/data.md from taxonomy_markdown()"
