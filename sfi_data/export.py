@@ -199,7 +199,7 @@ class _Hasher:
         import threading
 
         self.sha256 = hashlib.sha256()
-        self._queue: queue.Queue = queue.Queue(maxsize=8)  # at most ~8 MiB waiting: bounded memory
+        self._queue: queue.Queue = queue.Queue(maxsize=4)  # at most ~4 MiB waiting: bounded memory
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="export-sha256", daemon=True)
         self._thread.start()
