@@ -334,3 +334,12 @@ def test_a_shard_streams_through_bounded_memory(big: Path, tmp_path: Path) -> No
     bound = 8 << 20  # 4 chunks waiting + 1 in hand + the plan
     assert summary.shards == 2 and summary.bytes > 2 * bound, summary  # train and test, one shard each
     assert peak < bound, f"peak {peak / 1e6:.1f} MB while exporting {summary.bytes / 1e6:.1f} MB"
+
+
+@pytest.mark.slow
+def test_ray_workers_write_the_same_shards(demo: Path, tmp_path: Path) -> None:
+    local, ray = tmp_path / "local", tmp_path / "ray"
+    run_export(demo, ExportConfig(dest=str(local), shard_size=2))
+    summary = run_export(demo, ExportConfig(dest=str(ray), shard_size=2, executor="ray"))
+    assert summary.failed == 0 and summary.written == summary.shards
+    assert _tree(ray) == _tree(local)
