@@ -288,7 +288,7 @@ def reader_comparison(work: Path) -> None:
     """Information only: the PyAV path (default) against decord on the same frames.
 
     decord reads exactly only streams without B-frames (it refuses the others, see
-    sfi_core/video_fetch.py), so the comparison has sources of its own, encoded without them.
+    sfi_core/video/fetch.py), so the comparison has sources of its own, encoded without them.
     """
     folder = work / "no_b_frames"
     folder.mkdir()

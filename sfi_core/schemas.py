@@ -216,6 +216,12 @@ SPLIT = pa.schema(
 )
 
 
+# Keys rows carry between two stages of one run and never write: the streamed filter's fetch stage
+# hands the score stage the decoded (first, last) uint8 RGB frames under FRAMES (to_table refuses it).
+FRAMES = "_first_last_frames"
+IN_FLIGHT = {FRAMES: "fetch -> score: the decoded first and last frame of the row's video"}
+
+
 def describe(schema: pa.Schema, name: str) -> str:
     """A Markdown table of the schema's columns: name, type, description."""
     lines = [f"### {name}", "", "| column | type | meaning |", "|---|---|---|"]
@@ -248,7 +254,9 @@ def manifests_markdown() -> str:
     tables = "\n\n".join(describe(schema, f"`{file}`") for file, schema in MANIFESTS.items())
     codes = ["### Reason codes", "", "| `reason_code` | meaning |", "|---|---|"]
     codes += [f"| `{code}` | {meaning} |" for code, meaning in REASON_CODES.items()]
-    return intro + "\n" + tables + "\n\n" + "\n".join(codes) + "\n"
+    flight = ["### Keys that never reach a manifest", "", "| key | what |", "|---|---|"]
+    flight += [f"| `{key}` | {meaning} |" for key, meaning in IN_FLIGHT.items()]
+    return intro + "\n" + tables + "\n\n" + "\n".join(codes) + "\n\n" + "\n".join(flight) + "\n"
 
 
 def empty_row(schema: pa.Schema) -> dict:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sfi_core import video_fetch
 from sfi_core.video import VideoError, decode_all, probe, read_frames
+from sfi_core.video import fetch as video_fetch
 from sfi_data.synthetic import moving_texture_frames
 
 NUM_FRAMES = 36
@@ -256,7 +256,7 @@ def test_a_fallback_is_counted_and_logged(zoo, caplog, monkeypatch):
     monkeypatch.setattr(video_fetch, "_seek_frames", doubtful)
     video_fetch.FALLBACKS.clear()
     indices = [NUM_FRAMES - 1, 0, 17]
-    with caplog.at_level(logging.INFO, logger="sfi_core.video_fetch"):
+    with caplog.at_level(logging.INFO, logger="sfi_core.video.fetch"):
         frames = read_frames(path, indices)
     np.testing.assert_array_equal(frames, decode_all(path)[indices])
     assert video_fetch.FALLBACKS == {"first_frame": 1}
@@ -295,7 +295,7 @@ def test_loading_decord_leaves_pyav_encoders_and_opencv_png_working(tmp_path):
     script = """
 import sys
 import numpy as np
-from sfi_core.video_fetch import load_decord
+from sfi_core.video.fetch import load_decord
 load_decord()
 import av, cv2
 folder = sys.argv[1]

@@ -10,7 +10,9 @@ from __future__ import annotations
 import pytest
 
 import sfi_core.video as video
-import sfi_core.video_fetch as video_fetch
+import sfi_core.video.container as video_container
+import sfi_core.video.fetch as video_fetch
+import sfi_core.video.probing as video_probe
 from sfi_core.video import decode_all, encode_video, probe, read_frames
 from sfi_data.synthetic import moving_texture_frames, write_variable_rate_video
 
@@ -65,8 +67,9 @@ def demuxers(monkeypatch) -> list[TrackedDemuxer]:
     def tracked_open(path, fast=False):
         return TrackedContainer(real_open(path, fast), started)
 
-    monkeypatch.setattr(video, "open_container", tracked_open)
-    monkeypatch.setattr(video_fetch, "open_container", tracked_open)
+    # Every module of sfi_core.video that opens containers looks the name up in its own namespace.
+    for module in (video_container, video_probe, video_fetch):
+        monkeypatch.setattr(module, "open_container", tracked_open)
     return started
 
 

@@ -40,7 +40,7 @@ def test_any_ffmpeg_or_os_error_while_reading_is_the_inputs_failure(tmp_path, mo
     # which the CLI took for an output folder it could not write; it is the input's VideoError.
     import av
 
-    from sfi_core import video_fetch
+    from sfi_core.video import fetch as video_fetch
 
     path = tmp_path / "v.mp4"
     write_video(path, moving_texture_frames(12, 64, 48), fps=24)

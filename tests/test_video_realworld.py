@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sfi_core import video_fetch
 from sfi_core.video import VideoError, read_frames
+from sfi_core.video import fetch as video_fetch
 from sfi_data.config import MetaFilterConfig
 from sfi_data.stages.fetch import FirstLastFetchStage
 from sfi_data.stages.meta_filter import MetaFilterStage

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from sfi_core.constants import STATUS_ERROR, STATUS_OK, STATUS_REJECTED
+from sfi_core.inputs import resolve_source
 from sfi_core.manifest import atomic_path
 from sfi_core.schemas import CLIPS, empty_row
 from sfi_core.stage import UNEXPECTED, Stage, describe_error
 from sfi_core.video import VideoError, cpu_budget, encode_video, even_size, read_frames
 from sfi_data.config import CutConfig, ScoreConfig, to_dict
 from sfi_data.scoring import PairScorer
-from sfi_data.stages.probe import resolve_source
 
 
 def centred_range(num_frames: int, clip_frames: int) -> tuple[int, int]:

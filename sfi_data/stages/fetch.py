@@ -11,26 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from sfi_core.constants import STATUS_OK, STATUS_REJECTED
+from sfi_core.inputs import fetch_first_last, meta_reject, resolve_source
+from sfi_core.schemas import FRAMES
 from sfi_core.stage import Stage
 from sfi_core.video import VideoError, read_frames
-from sfi_core.video_fetch import FramesPastEnd
+from sfi_core.video.fetch import FramesPastEnd
 from sfi_data.config import MetaFilterConfig
-from sfi_data.stages.meta_filter import meta_reject
-from sfi_data.stages.probe import resolve_source
-
-# The row key of a fetched (first, last) frame pair, on its way from this stage to the score stage.
-FRAMES = "_first_last_frames"
-
-
-def fetch_first_last(row: dict, root: Path, reader: str) -> tuple[np.ndarray, np.ndarray]:
-    """The first and last frame of a probed row (of its segment, for a virtual segment), uint8 RGB."""
-    last = row["num_frames"] - 1
-    offset = row.get("segment_start") or 0
-    frames = read_frames(resolve_source(row, root), [0, last], offset=offset, reader=reader)
-    return frames[0], frames[1]
 
 
 class FirstLastFetchStage(Stage):

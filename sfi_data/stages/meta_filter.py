@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 from sfi_core.constants import STATUS_ERROR, STATUS_OK, STATUS_REJECTED
+from sfi_core.inputs import meta_reject
 from sfi_core.stage import UNEXPECTED, Stage, describe_error
 from sfi_data.config import MetaFilterConfig, to_dict
-
-
-def meta_reject(fps: float, num_frames: int, config: MetaFilterConfig) -> tuple[str, str] | None:
-    """(reason_code, reason) of a video that fails the meta filter, or None when it passes."""
-    if fps > config.max_fps:
-        return "fps_too_high", f"fps {fps:.3f} > {config.max_fps:g}"
-    if num_frames < config.min_frames:
-        return "too_few_frames", f"{num_frames} frames < {config.min_frames} (f_max)"
-    if num_frames > config.max_frames:
-        return "too_many_frames", f"{num_frames} frames > {config.max_frames} (4 x f_max)"
-    return None
 
 
 def meta_reject_reason(fps: float, num_frames: int, config: MetaFilterConfig) -> str | None:

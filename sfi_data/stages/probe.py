@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
+from sfi_core.inputs import probe_error_code, resolve_source, unreadable_code  # noqa: F401 - re-exported
 from sfi_core.schemas import VIDEOS, empty_row
 from sfi_core.stage import UNEXPECTED, Stage, describe_error
 from sfi_core.video import VideoError, check_readable, probe
 from sfi_data.config import ProbeConfig
-
-# VideoError messages of sfi_core.video that mean "this is no video at all" (the rest of a probe
-# failure is a video whose rate or frame count cannot be read).
-NOT_A_VIDEO_PREFIXES = ("not a readable video container", "no video stream")
-
-
-def resolve_source(row: dict, root: Path) -> Path:
-    """The file a videos-manifest row points at (its path is relative to the dataset root)."""
-    return Path(os.path.normpath(Path(root) / row["path"]))
-
-
-def unreadable_code(path: Path) -> str:
-    """The reason code of a path that check_readable refused."""
-    return "unreadable_file" if path.exists() or path.is_symlink() else "file_not_found"
-
-
-def probe_error_code(error: VideoError) -> str:
-    """The reason code of a failed probe of a readable file (an error may carry its own `code`)."""
-    code = getattr(error, "code", None)
-    if code:
-        return code
-    return "not_a_video" if str(error).startswith(NOT_A_VIDEO_PREFIXES) else "probe_failed"
 
 
 class ProbeStage(Stage):

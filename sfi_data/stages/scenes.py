@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
+from sfi_core.inputs import probe_error_code, resolve_source, unreadable_code
 from sfi_core.manifest import atomic_path
 from sfi_core.registry import Registry, UnknownNameError
 from sfi_core.schemas import SEGMENTS, empty_row
@@ -34,7 +35,6 @@ from sfi_core.video import (
     video_stream,
 )
 from sfi_data.config import ScenesConfig
-from sfi_data.stages.probe import probe_error_code, resolve_source, unreadable_code
 
 SCENES_INSTALL_HINT = "pip install 'sfi[scenes]'  (or: pip install 'scenedetect>=0.7,<0.8')"
 

@@ -6,11 +6,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
+from sfi_core.inputs import fetch_first_last
+from sfi_core.schemas import FRAMES
 from sfi_core.stage import UNEXPECTED, Stage, describe_error
 from sfi_core.video import VideoError
 from sfi_data.config import ScoreConfig
 from sfi_data.scoring import PairScorer
-from sfi_data.stages.fetch import FRAMES, fetch_first_last
 
 
 class FirstLastScoreStage(Stage):

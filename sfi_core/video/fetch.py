@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sfi_core import video
-from sfi_core.video import (
-    Timeline,
+from sfi_core.video.container import (
     VideoError,
+    check_readable,
+    codec_threads,
     decoded,
     demuxed,
     frame_converter,
@@ -28,6 +28,7 @@ from sfi_core.video import (
     open_container,
     video_stream,
 )
+from sfi_core.video.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ def _seek_frames_unguarded(path: Path, wanted: list[int], use_table: bool | None
             raise Unproven(refusal, "not_seekable")
         # Frame threads only where a flushed decoder is known to restart exactly (see the constant).
         stream.thread_type = "AUTO" if stream.codec_context.name in FRAME_THREADS_AFTER_SEEK else "SLICE"
-        stream.thread_count = video._CODEC_THREADS
+        stream.thread_count = codec_threads()
         timeline = Timeline(container, stream, use_table=use_table)
         skip = container.format.name in PTS_FORMATS
         to_rgb = frame_converter()
@@ -306,7 +307,7 @@ def _sequential_frames(path: Path, wanted: list[int]) -> tuple[dict[int, np.ndar
     with open_container(path) as container:
         stream = video_stream(container)
         stream.thread_type = "AUTO"
-        stream.thread_count = video._CODEC_THREADS
+        stream.thread_count = codec_threads()
         to_rgb = frame_converter()
         try:
             for count, frame in enumerate(decoded(container, stream), start=1):
@@ -454,7 +455,7 @@ def _read_frames(path: Path, indices: list[int], offset: int, reader: str) -> np
     wanted = sorted(set(absolute))
     found: dict[int, np.ndarray] = {}
     if reader in ("decord", "auto"):
-        video.check_readable(path)
+        check_readable(path)
         refusal = decord_refusal(path)
         if refusal and reader == "decord":
             raise VideoError(f"{refusal}; read this file with --reader pyav (or auto)")
