@@ -10,8 +10,26 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
+from typing import NoReturn
 
-EXIT_USAGE = 2  # the user must change the command line or a file before rerunning
+# The one exit-code convention of sfi-data and sfi-bench (README, "Exit codes"):
+EXIT_FAILED = 1  # the command ran, but the work it is for failed (nothing processed, nothing captioned)
+EXIT_USAGE = 2  # the user must change the command line, a file or the output folder before rerunning
+
+
+def exit_code_for(error: BaseException) -> int:
+    """EXIT_FAILED for an error that says the work failed (it carries `exit_code`), else EXIT_USAGE."""
+    return int(getattr(error, "exit_code", EXIT_USAGE))
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """`error: MESSAGE` on stderr, on one line (a terminal may still wrap it; grep finds it), and exit."""
+    import typer
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,9 @@ Progress = Callable[[int, int], None]
 
 
 class NothingToDoError(RuntimeError):
-    """No input could be processed (the CLI exits non-zero)."""
+    """No input could be processed (the CLI exits 1: the work failed, see sfi_core.cli_errors)."""
+
+    exit_code = 1
 
 
 class SettingsChangedError(ValueError):

@@ -6,25 +6,16 @@ Every field carries its help text in `metadata["help"]`; the commands build thei
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import typer
-
+from sfi_core.config import check_choice, cli_option, setting, with_options  # noqa: F401 - re-exported
 from sfi_core.constants import FRAME_COUNTS
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"  # package data: ships inside the wheel
 DEFAULT_PROMPT = PROMPTS_DIR / "caption_v1.yaml"
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-32B-Instruct"
-
-
-def setting(default: Any = dataclasses.MISSING, help: str = "", factory: Any = None) -> Any:
-    """A dataclass field with its help text (shown by --help and docs/data.md)."""
-    if factory is not None:
-        return field(default_factory=factory, metadata={"help": help})
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -123,39 +114,6 @@ class StatsConfig:
     plots: bool = setting(True, "Draw the plots (matplotlib) next to the card.")
     samples: int = setting(4, "Clips shown in the sample sheet (first, middle and last frame).")
     reader: str | None = setting(None, "Frame reader: pyav, decord or auto (default: the one `cut` used).")
-
-
-def cli_option(config: type, name: str, *flags: str) -> Any:
-    """A typer option whose help (and shown default) come from `config`'s field `name`.
-
-    The option's own default is None: an option left out neither overrides a --config file nor the
-    dataclass default (see `given`).
-    """
-    spec = {f.name: f for f in dataclasses.fields(config)}[name]
-    default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
-    if isinstance(default, (list, tuple)):
-        default = ",".join(map(str, default)) if default else None
-    shown = "" if default is None or "(default:" in spec.metadata["help"] else f" (default: {default})"
-    return typer.Option(*flags, help=spec.metadata["help"] + shown, show_default=False)
-
-
-def with_options(config: Any, **options: Any) -> Any:
-    """`config` with the options the user gave (not None) applied."""
-    fields = {f.name for f in dataclasses.fields(config)}
-    unknown = set(options) - fields
-    if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)} for {type(config).__name__}")
-    return dataclasses.replace(config, **{k: v for k, v in options.items() if v is not None})
-
-
-def check_choice(name: str, value: str | None, choices: tuple[str, ...]) -> None:
-    """One line naming the choices, instead of a silent fallback (`--reader decrod`)."""
-    if value is not None and value not in choices:
-        import difflib
-
-        close = difflib.get_close_matches(value, choices, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"{name} {value!r} is not one of {', '.join(choices)}{hint}")
 
 
 def _find_key(settings: Any, key: str) -> Any:

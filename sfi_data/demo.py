@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         spec = load_pipeline(args.pipeline)
     except (FileNotFoundError, ValueError) as error:
-        fail(str(error), 2)
+        fail(str(error))
     corpus = Path(spec["inputs"][0]) if spec.get("inputs") else Path("demo_out/inputs")
     dataset = Path(spec.get("out") or "demo_out/dataset")
     if args.out:

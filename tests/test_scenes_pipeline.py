@@ -182,9 +182,9 @@ def test_cli_scenes_then_filter_from_scenes(tmp_path):
     assert sorted(v["num_frames"] for v in videos if v["status"] == STATUS_OK) == [90, 100, 120]
 
     code, text = _cli(["scenes", inputs[0], "--out", str(tmp_path / "x"), "--detector", "contnet"])
-    assert code == 1 and "Did you mean content?" in text
+    assert code == 2 and "Did you mean content?" in text
     code, text = _cli(["filter", "--scenes", str(tmp_path / "nowhere"), "--out", str(tmp_path / "y")])
-    assert code == 1 and "run `sfi-data scenes" in text
+    assert code == 2 and "run `sfi-data scenes" in text
     code, text = _cli(["filter", inputs[0], "--scenes", str(out), "--out", str(tmp_path / "z")])
     assert code == 2 and "drop INPUT" in text
 

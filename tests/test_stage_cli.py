@@ -61,7 +61,7 @@ def test_a_changed_flag_is_refused_with_its_keys_and_overwrite_redoes_it(raw, tm
     base = ["filter", str(raw), "--out", out, "--similarity", "hsv-hist", "--executor", "local"]
     assert invoke(*base, "--flow", "dis")[0] == 0
     code, text = invoke(*base, "--flow", "farneback", "--max-frames", "300", "--reader", "decord")
-    assert code == 1
+    assert code == 2  # a usage mistake (sfi_core.cli_errors): change the command or pass --overwrite
     assert (
         'meta.max_frames: 324 -> 300; score.flow: "dis" -> "farneback"; score.reader: "pyav" -> "decord"'
         in text
@@ -86,7 +86,7 @@ def test_a_changed_flag_is_refused_with_its_keys_and_overwrite_redoes_it(raw, tm
 
 def test_user_mistakes_end_in_one_line(raw, tmp_path):
     code, text = invoke("cut", "--out", str(tmp_path / "nothing"))
-    assert code == 1 and "run `sfi-data filter INPUT... --out" in text
+    assert code == 2 and "run `sfi-data filter INPUT... --out" in text
     broken = tmp_path / "broken.yaml"
     broken.write_text("filter:\n  score: {similarity: hsv-hist\n")
     code, text = invoke("filter", str(raw), "--out", str(tmp_path / "x"), "--config", str(broken))

@@ -113,7 +113,7 @@ MISTAKES = [
     Mistake("split-without-out", "data", "split", 2, r"Missing option '--out'"),
     Mistake("stats-of-nothing", "data", "stats --out {root}/nothing", 2,
             r"no videos.parquet or clips.parquet in .*nothing: run `sfi-data filter INPUT\.\.\. --out"),
-    Mistake("cut-before-filter", "data", "cut --out {root}/nothing --executor local", 1,
+    Mistake("cut-before-filter", "data", "cut --out {root}/nothing --executor local", 2,
             r"videos.parquet not found: run `sfi-data filter INPUT\.\.\. --out .*nothing` first"),
     Mistake("split-before-cut", "data", "split --out {root}/nothing", 2,
             r"clips.parquet not found: run `sfi-data cut --out .*nothing` first"),

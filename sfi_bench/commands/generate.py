@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from sfi_bench.app import app
+from sfi_core.cli_errors import fail
 
 console = Console()
 
@@ -76,8 +77,7 @@ def generate_command(
         sfi_model.load()
         result = sfi_model.generate(request)
     except (WeightsMissingError, ValueError, FileNotFoundError) as err:
-        console.print(f"[red]{err}[/]")
-        raise typer.Exit(2) from err
+        fail(str(err))
     video = result.frames
     height, width = first_image.shape[:2]
     if video.shape[1:3] != (height, width):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -14,6 +14,7 @@ from sfi_bench.app import app
 from sfi_bench.generate import BenchRunConfig, ParallelConfig, RunSummary, run_model
 from sfi_bench.models import UnknownModelError
 from sfi_bench.storage import STORE_FORMATS
+from sfi_core.cli_errors import fail
 from sfi_core.executors import EXECUTORS
 
 console = Console(stderr=True)
@@ -27,11 +28,6 @@ SETUP_ERRORS: tuple[type[BaseException], ...] = (
     KeyError,
     RuntimeError,
 )
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 # Options shared by `run` and `score`: how the clips are spread over workers and array tasks.

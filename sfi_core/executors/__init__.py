@@ -6,6 +6,8 @@ from sfi_core.executors.base import Executor, Shard, ShardResult
 
 # The executor names every command takes (--executor), in the order help texts list them.
 EXECUTORS = ("local", "ray")
+# The default of ExecutionConfig.executor (filter, cut, scenes, pipelines): Ray, in-process unless --address.
+DEFAULT_EXECUTOR = "ray"
 
 
 def make_executor(
@@ -23,4 +25,4 @@ def make_executor(
     raise ValueError(f"unknown executor {kind!r}: use {' or '.join(repr(name) for name in EXECUTORS)}")
 
 
-__all__ = ["EXECUTORS", "Executor", "Shard", "ShardResult", "make_executor"]
+__all__ = ["DEFAULT_EXECUTOR", "EXECUTORS", "Executor", "Shard", "ShardResult", "make_executor"]

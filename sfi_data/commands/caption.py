@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from sfi_core.cli_errors import fail
 from sfi_data.app import app
 from sfi_data.captioning import CaptionConfig, CaptionSummary
 from sfi_data.commands.progress import console
@@ -90,8 +91,7 @@ def caption(
         with progress_bar("caption") as progress:
             summary = run_captions(out, config, progress, scales=chosen, limit=limit)
     except (FileNotFoundError, ValueError, PermissionError) as error:
-        console.print(f"[bold red]error:[/] {error}")
-        raise typer.Exit(2) from error
+        fail(str(error))
     print_caption_summary(summary, out)
     if summary.total and summary.failed == summary.total - summary.skipped and summary.ok == 0:
         raise typer.Exit(1)

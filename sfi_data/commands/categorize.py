@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from sfi_core.cli_errors import fail
 from sfi_data.app import app
 from sfi_data.commands.progress import console
 from sfi_data.config_dataset import CategorizeConfig, cli_option
@@ -52,8 +53,7 @@ def categorize(
         with progress_bar("categorize") as progress:
             summary = run_categorize(out, config, progress)
     except (FileNotFoundError, ValueError, PermissionError) as error:
-        console.print(f"[bold red]error:[/] {error}")
-        raise typer.Exit(2) from error
+        fail(str(error))
     shown = ", ".join(
         f"{LABELS.get(name, name)} {count}"
         for name, count in sorted(summary.counts.items(), key=lambda kv: -kv[1])

@@ -30,6 +30,7 @@ from sfi_data.commands.options import (
     ShardSize,
     Similarity,
     WeightsDir,
+    exit_code_for,
     fail,
     given,
     off_when_zero,
@@ -67,7 +68,7 @@ def _config_file(config: Path | None) -> dict:
     try:
         return load_yaml(config) if config else {}
     except ValueError as error:
-        fail(str(error), 2)
+        fail(str(error))
 
 
 @app.command("filter")
@@ -141,7 +142,7 @@ def filter_command(
         settings = apply_overrides(apply_overrides(FilterStageConfig(), file.get("filter"), "filter."), flags)
         run = run_config(executor, address, num_cpus, gpus_per_worker, shard_size, overwrite, file.get("run"))
     except ValueError as error:
-        fail(str(error), 2)
+        fail(str(error))
     segments = None
     if scenes is not None:
         from sfi_data.scenes import scenes_manifest, segments_as_videos
@@ -149,7 +150,7 @@ def filter_command(
         try:
             segments, failed = segments_as_videos(scenes_manifest(scenes), out)
         except FileNotFoundError as error:
-            fail(str(error))
+            fail(str(error), exit_code_for(error))
         console.print(f"{len(segments)} segments from {scenes}; {failed} unreadable sources left out")
     try:
         with progress_bar("filter") as progress:
@@ -164,7 +165,7 @@ def filter_command(
                 videos=segments,
             )
     except USER_ERRORS as error:
-        fail(str(error))
+        fail(str(error), exit_code_for(error))
     show_summary(summary, "videos")
     console.print(f"wrote {out / 'videos.parquet'}; log: {out / 'sfi-data.log'}")
 
@@ -209,7 +210,7 @@ def cut_command(
         try:
             counts = [int(x) for x in frame_counts.split(",") if x.strip()]
         except ValueError:
-            fail(f"--frame-counts must be comma-separated integers, not {frame_counts!r}", 2)
+            fail(f"--frame-counts must be comma-separated integers, not {frame_counts!r}")
     file = _config_file(config)
     try:
         cut_settings = apply_overrides(CutConfig(), file.get("cut"), "cut.")
@@ -225,13 +226,13 @@ def cut_command(
         score = apply_overrides(score, given(similarity=similarity, flow=flow, device=device))
         run = run_config(executor, address, num_cpus, gpus_per_worker, shard_size, overwrite, file.get("run"))
     except ValueError as error:
-        fail(str(error), 2)
+        fail(str(error))
     try:
         with progress_bar("cut") as progress:
             summary = run_cut(
                 out, cut_settings, run, score, str(weights_dir) if weights_dir else None, progress
             )
     except USER_ERRORS as error:
-        fail(str(error))
+        fail(str(error), exit_code_for(error))
     show_summary(summary, "videos", "clips")
     console.print(f"wrote {out / 'clips.parquet'}; log: {out / 'sfi-data.log'}")

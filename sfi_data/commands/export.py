@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from sfi_core.cli_errors import fail
 from sfi_data.app import app
 from sfi_data.commands.progress import console
 from sfi_data.config_dataset import ExportConfig, cli_option
@@ -51,8 +52,7 @@ def export(
         with progress_bar("export") as progress:
             summary = run_export(out, config, progress)
     except (FileNotFoundError, ValueError, PermissionError) as error:
-        console.print(f"[bold red]error:[/] {error}")
-        raise typer.Exit(2) from error
+        fail(str(error))
     rate = summary.bytes / summary.seconds / 1e6 if summary.seconds > 0 and summary.written else float("nan")
     console.print(
         f"{summary.format}: {summary.samples} clips in {summary.shards} shards ({summary.bytes / 1e6:.1f} MB) -> "

@@ -8,11 +8,11 @@ Help text and shown defaults come from the config dataclasses' fields (sfi_data/
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from sfi_data.commands.progress import console
+from sfi_core.cli_errors import exit_code_for, fail  # noqa: F401 - the commands' one fail()
 from sfi_data.config import RunConfig, ScoreConfig, apply_overrides
 from sfi_data.config_dataset import cli_option
 
@@ -73,9 +73,3 @@ def run_config(
             overwrite=overwrite,
         ),
     )
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    # soft_wrap: the message stays one line (a terminal may still wrap it), so it can be grepped.
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    raise typer.Exit(code)

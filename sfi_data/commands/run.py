@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from sfi_data.app import app
-from sfi_data.commands.options import Overwrite, fail
+from sfi_data.commands.options import Overwrite, exit_code_for, fail
 from sfi_data.commands.progress import console, progress_bar
 
 
@@ -48,7 +48,7 @@ def run_command(
     try:
         spec = load_pipeline(pipeline)
     except (FileNotFoundError, ValueError) as error:
-        fail(str(error), 2)
+        fail(str(error))
     run_and_report(
         spec,
         out,
@@ -89,5 +89,5 @@ def run_and_report(
         fail(str(error))  # its own line says the two ways out
     except (WeightsMissingError, NothingToDoError, FileNotFoundError, ValueError, ImportError) as error:
         console.print(table)
-        fail(f"{error} (fix it and rerun the same command: finished work is kept)")
+        fail(f"{error} (fix it and rerun the same command: finished work is kept)", exit_code_for(error))
     console.print(table)

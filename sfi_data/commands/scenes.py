@@ -17,6 +17,7 @@ from sfi_data.commands.options import (
     Out,
     Overwrite,
     ShardSize,
+    exit_code_for,
     fail,
     given,
     off_when_zero,
@@ -55,7 +56,7 @@ def scenes_command(
     Then: `sfi-data filter --scenes DIR --out DIR` filters the segments like any other videos.
     """
     if not inputs and not list_file:
-        fail("give at least one INPUT or --list", 2)
+        fail("give at least one INPUT or --list")
     try:
         file = load_yaml(config) if config else {}
         settings = apply_overrides(ScenesConfig(), file.get("scenes"), "scenes.")
@@ -72,12 +73,12 @@ def scenes_command(
         )
         run = run_config(executor, address, num_cpus, None, shard_size, overwrite, file.get("run"))
     except ValueError as error:
-        fail(str(error), 2)
+        fail(str(error))
     try:
         with progress_bar("scenes") as progress:
             summary = run_scenes(list(inputs or []), out, settings, run, list_file or [], progress)
     except (ImportError, NothingToDoError, FileNotFoundError, ValueError) as error:
-        fail(str(error))
+        fail(str(error), exit_code_for(error))
     show_summary(summary, "videos", "segments")
     console.print(
         f"wrote {out / SCENES_MANIFEST}; next: sfi-data filter --scenes {out} --out {out}; "

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from sfi_core.cli_errors import fail
 from sfi_data.app import app
 from sfi_data.config_dataset import SplitConfig, cli_option
 
@@ -62,8 +63,7 @@ def split(
     try:
         result = run_split(out, config)
     except (ValueError, FileNotFoundError) as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
+        fail(str(error))
     groups = result.near_duplicate_groups
     Console().print(
         f"test: {len(result.test_videos)} videos, {result.num_test_clips} clips -> {out / 'test.parquet'}\n"

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from sfi_core.cli_errors import fail
 from sfi_data.app import app
 from sfi_data.commands.progress import console
 from sfi_data.config_dataset import StatsConfig, cli_option
@@ -27,6 +28,5 @@ def stats(
     try:
         card = write_card(out, config=config)
     except (FileNotFoundError, ValueError) as error:
-        console.print(f"[bold red]error:[/] {error}")
-        raise typer.Exit(2) from error
+        fail(str(error))
     console.print(f"dataset card: {card}  (plots in {card.parent / 'stats'})")
