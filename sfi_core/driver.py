@@ -61,8 +61,6 @@ class StageSummary:
     retried: int = 0  # inputs whose earlier rows said `error`, run again
     statuses: Counter = field(default_factory=Counter)
     reasons: Counter = field(default_factory=Counter)  # "status: reason_code" -> count
-    per_scale: Counter = field(default_factory=Counter)  # cut only: ok clips per scale
-    thresholds: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -44,6 +45,19 @@ from sfi_data.stages.score import FirstLastScoreStage
 from sfi_data.stages.thresholds import BOUNDS_COLUMNS, apply_bounds_table, bounds_table, small_corpus_warning
 
 log = logging.getLogger("sfi_data")
+
+
+@dataclass
+class CurationSummary(StageSummary):
+    """The driver's counts plus what only the curation stages report."""
+
+    per_scale: Counter = field(default_factory=Counter)  # cut: ok clips per scale
+    thresholds: dict = field(default_factory=dict)  # filter: score -> (low, high, how chosen)
+
+    @classmethod
+    def of(cls, summary: StageSummary) -> CurationSummary:
+        return cls(**{f.name: getattr(summary, f.name) for f in dataclasses.fields(StageSummary)})
+
 
 VIDEOS_MANIFEST = "videos.parquet"
 CLIPS_MANIFEST = "clips.parquet"
@@ -82,7 +96,7 @@ def run_filter(
     list_files: list[str] | None = None,
     progress: Progress | None = None,
     videos: list[dict] | None = None,
-) -> StageSummary:
+) -> CurationSummary:
     """Discover, probe, meta-filter and score every input, then apply thresholds; write videos.parquet.
 
     `videos` may hand in ready input rows (e.g. virtual scene segments) instead of paths to discover.
@@ -109,7 +123,7 @@ def run_filter(
     stage = filter_stage(out_dir, config, weights_dir)
     stage.num_gpus = gpu_share(config.score, run)
     stage.streamed = stage.num_gpus > 0  # without a GPU, a whole chain per CPU is faster
-    summary = run_stage(stage, rows, out_dir, VIDEOS, run, progress)
+    summary = CurationSummary.of(run_stage(stage, rows, out_dir, VIDEOS, run, progress))
     if skipped:
         summary.warnings.append(skipped)
     del rows
@@ -185,7 +199,7 @@ def run_cut(
     score: ScoreConfig | None = None,
     weights_dir: str | None = None,
     progress: Progress | None = None,
-) -> StageSummary:
+) -> CurationSummary:
     """Cut the centred clips of every scale from each kept video of videos.parquet; write clips.parquet.
 
     `score` None scores the clips with the backends the filter recorded; `config.reader` None reads
@@ -212,7 +226,7 @@ def run_cut(
         PairScorer(score, weights_dir).check_weights()
     stage = CutStage(out_dir, config, score, weights_dir)
     stage.num_gpus = gpu_share(score, run)
-    summary = run_stage(stage, kept, out_dir, CLIPS, run, progress)
+    summary = CurationSummary.of(run_stage(stage, kept, out_dir, CLIPS, run, progress))
 
     def count_batch(batch: pa.Table) -> None:
         count_table(summary, batch)

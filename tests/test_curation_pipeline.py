@@ -180,7 +180,7 @@ def test_exit_codes(tmp_path, make_video, monkeypatch):
         "--weights-dir",
         str(tmp_path / "w"),
     )
-    assert code == 1 and "raft_large_C_T_SKHT_V2-ff5fadd5.pth" in text
+    assert code == 2 and "raft_large_C_T_SKHT_V2-ff5fadd5.pth" in text
     ok = make_video("fine.mp4", 100)
     code, text = invoke("filter", str(ok), str(bad), "--out", str(tmp_path / "o3"), *weight_free)
     assert code == 0, text

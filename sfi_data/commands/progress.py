@@ -53,9 +53,9 @@ def summary_table(summary: StageSummary, unit: str, output_unit: str | None = No
         table.add_row(f"  {out}{'kept' if status == 'ok' else status}", str(summary.statuses.get(status, 0)))
     for reason, n in summary.reasons.most_common():
         table.add_row(f"    {reason}", str(n))
-    for scale, n in sorted(summary.per_scale.items()):
+    for scale, n in sorted(getattr(summary, "per_scale", {}).items()):  # cut (sfi_data.pipeline)
         table.add_row(f"  clips of {scale} frames", str(n))
-    for name, (low, high, mode) in summary.thresholds.items():
+    for name, (low, high, mode) in getattr(summary, "thresholds", {}).items():  # filter
         fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
         table.add_row(f"  {name} range", f"[{fmt(low)}, {fmt(high)}] ({mode})")
     table.add_row("done in an earlier run (same settings)", str(summary.skipped))
