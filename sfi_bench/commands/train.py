@@ -66,7 +66,7 @@ def train_command(
     ] = False,
 ) -> None:
     """Train SemFi's MoL on a frozen Wan2.1-I2V. Multi-GPU: `accelerate launch --config_file
-    configs/accelerate/fsdp_8gpu.yaml $(which sfi-bench) train ...` (docs/semfi.md)."""
+    configs/accelerate/fsdp2_8gpu.yaml $(which sfi-bench) train ...` (docs/semfi.md)."""
     from sfi_bench.models.semfi.train import SemFiTrainer, TrainConfig
     from sfi_core.weights import WeightsMissingError
 
@@ -112,13 +112,14 @@ def train_command(
         if main_process:
             console.print(f"cached {len(trainer.dataset)} clips in {cache}")
         return
-    if trainer.step:
+    if trainer.step and main_process:
         console.print(f"resumed from step {trainer.step}")
     summary = trainer.train()
     trainer.close()
     if main_process:
         console.print(
-            f"trained {summary['steps']} steps on {summary['processes']} processes; "
+            f"trained {summary['steps']} steps on {summary['processes']} processes "
+            f"({summary['strategy']}); "
             f"adapters in {summary['adapters']}; "
             f"log in {summary['metrics']}"
         )
