@@ -4,7 +4,8 @@ Never the frozen base. accelerate's `save_state` under FSDP writes the whole sha
 bf16 Wan2.1-I2V-14B transformer, every checkpoint), so the trainer writes its own folder, `step_N/`:
 
     adapters/          the 7 adapters in diffusers' LoRA format + mol_config.json (MixtureOfLoRA.load reads it)
-    optimizer.pt       AdamW's state and param groups, keyed by LoRA parameter name
+    optimizer.safetensors  AdamW's state as `<LoRA parameter name>/<field>` tensors, its param groups as JSON
+                       in the metadata (no pickle, a few bytes per tensor)
     schedule.pt        the LR scheduler's state and the step
     rng_<rank>.pt      each rank's Python, NumPy, torch (and CUDA) generator states
     trainer_state.json written last, by the trainer (a folder without it is incomplete)
@@ -15,6 +16,7 @@ Tensors are whole (gathered from FSDP2 shards; gathering is collective, so every
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import torch
 from sfi_bench.models.semfi.mol import COMPONENT_PREFIX
 
 ADAPTERS = "adapters"
-OPTIMIZER = "optimizer.pt"
+OPTIMIZER = "optimizer.safetensors"
 SCHEDULE = "schedule.pt"
 
 
@@ -63,32 +65,34 @@ def lora_parameters(mol) -> dict[str, tuple[str, str, torch.nn.Parameter]]:
     return found
 
 
-def optimizer_state(optimizer, names: dict[int, str]) -> dict:
-    """The optimizer's state_dict with parameter names for indices and whole tensors (collective on FSDP2)."""
+def optimizer_state(optimizer, names: dict[int, str]) -> tuple[dict, dict]:
+    """The optimizer's state as whole tensors keyed `<parameter name>/<field>` and its param groups (with
+    parameter names for indices) as safetensors metadata. Collective on FSDP2: every rank calls it."""
     state = optimizer.state_dict()
     order = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
-    return {
-        "state": {
-            order[i]: {k: whole(v).detach().cpu() for k, v in sorted(s.items())}
-            for i, s in sorted(state["state"].items())
-        },
-        "param_groups": [g | {"params": [order[i] for i in g["params"]]} for g in state["param_groups"]],
+    tensors = {
+        f"{order[i]}/{field}": whole(value).detach().cpu().contiguous()
+        for i, fields in sorted(state["state"].items())
+        for field, value in sorted(fields.items())
     }
+    groups = [g | {"params": [order[i] for i in g["params"]]} for g in state["param_groups"]]
+    return tensors, {"param_groups": json.dumps(groups)}
 
 
-def load_optimizer_state(optimizer, saved: dict, names: dict[int, str]) -> None:
+def load_optimizer_state(optimizer, tensors: dict, metadata: dict, names: dict[int, str]) -> None:
     params = [p for group in optimizer.param_groups for p in group["params"]]
     index = {names[id(p)]: i for i, p in enumerate(params)}
-    missing = set(saved["state"]) - set(index)
-    if missing:
-        raise ValueError(
-            f"the checkpoint has optimizer state for parameters this model lacks: {sorted(missing)[:3]}"
-        )
-    state = {}
-    for name, values in saved["state"].items():
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        name, field = key.rsplit("/", 1)
+        if name not in index:
+            raise ValueError(f"the checkpoint has optimizer state for {name}, which this model lacks")
         param = params[index[name]]
-        state[index[name]] = {k: like(v, param) if v.shape == param.shape else v for k, v in values.items()}
-    groups = [g | {"params": [index[n] for n in g["params"]]} for g in saved["param_groups"]]
+        state.setdefault(index[name], {})[field] = like(value, param) if value.shape == param.shape else value
+    groups = json.loads(metadata["param_groups"])
+    for group in groups:  # JSON made the tuples (AdamW's betas) lists
+        group.update({k: tuple(v) for k, v in group.items() if isinstance(v, list) and k != "params"})
+        group["params"] = [index[n] for n in group["params"]]
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
@@ -113,16 +117,19 @@ def write(folder: Path, mol, optimizer, schedule: dict, rank: int, main: bool) -
     """Every rank calls this; rank 0 (`main`) writes the shared files, each rank its RNG states."""
     folder = Path(folder)
     mol.save(folder / ADAPTERS, write=main, merged=False)
+    from safetensors.torch import save_file
+
     names = {id(p): name for name, (_, _, p) in lora_parameters(mol).items()}
-    optim = optimizer_state(optimizer, names)
+    tensors, metadata = optimizer_state(optimizer, names)
     if main:
-        torch.save(optim, folder / OPTIMIZER)
+        save_file(tensors, folder / OPTIMIZER, metadata=metadata)
         torch.save(schedule, folder / SCHEDULE)
     torch.save(rng_state(), folder / rng_file(rank))
 
 
 def read(folder: Path, mol, optimizer, rank: int) -> dict:
     """Fill the LoRA parameters and the optimizer from `folder` (every rank); returns the schedule record."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     folder = Path(folder)
@@ -139,8 +146,10 @@ def read(folder: Path, mol, optimizer, rank: int) -> dict:
             value = like(files[adapter][key].to(param.dtype), param)
             param.copy_(value)
     names = {id(p): name for name, (_, _, p) in params.items()}
+    with safe_open(folder / OPTIMIZER, "pt") as fh:
+        metadata = fh.metadata()
+    load_optimizer_state(optimizer, load_file(folder / OPTIMIZER), metadata, names)
     # Our own files (pickled Python and NumPy RNG states among them), not downloads: a full unpickle is fine.
-    load_optimizer_state(optimizer, torch.load(folder / OPTIMIZER, weights_only=False), names)
     rng = folder / rng_file(rank)
     if rng.is_file():  # a run resumed on more ranks than it was saved on: those start from their seed
         set_rng_state(torch.load(rng, weights_only=False))

@@ -73,8 +73,11 @@ def make_accelerator():
     return accelerator
 
 
-def strategy(accelerator) -> str:
-    """How this run spreads over processes, in words: FSDP2, DDP or one process."""
-    if accelerator.is_fsdp2:
+def strategy(accelerator, model) -> str:
+    """How this run spreads over processes, in words, read from the prepared model: FSDP2 (its parameters are
+    shards), DDP or one process."""
+    from torch.distributed.tensor import DTensor
+
+    if any(isinstance(p, DTensor) for p in model.parameters()):
         return "FSDP2"
     return "DDP" if accelerator.num_processes > 1 else "one process"

@@ -167,7 +167,12 @@ class SemFiTrainer:
         return Path(self.config.out) / "checkpoints"
 
     def latest_checkpoint(self) -> Path | None:
-        done = [p for p in self.checkpoint_dir().glob("step_*") if (p / STATE_FILE).is_file()]
+        # step_N.tmp may hold a state file too: a crash between writing it and the rename.
+        done = [
+            p
+            for p in self.checkpoint_dir().glob("step_*")
+            if p.name.removeprefix("step_").isdigit() and (p / STATE_FILE).is_file()
+        ]
         return max(done, key=lambda p: int(p.name.removeprefix("step_"))) if done else None
 
     def _resume(self) -> None:
@@ -358,7 +363,7 @@ class SemFiTrainer:
             "metrics": str(self.metrics_path),
             "steps_per_epoch": self.steps_per_epoch,
             "processes": self.accelerator.num_processes,
-            "strategy": strategy(self.accelerator),
+            "strategy": strategy(self.accelerator, self.model),
             "epochs": math.ceil(stop / self.steps_per_epoch),
         }
 
