@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -84,6 +85,9 @@ def test_a_resumed_run_equals_an_uninterrupted_one(setup_dirs, tmp_path):
     first.setup()
     first.train()
     assert first.latest_checkpoint().name == "step_0000002"
+    # A crash between writing the state file and the rename leaves step_N.tmp complete-looking: not resumed.
+    crashed = first.checkpoint_dir() / "step_0000003.tmp"
+    shutil.copytree(first.latest_checkpoint(), crashed)
     second = SemFiTrainer(_config(setup_dirs, tmp_path / "resumed", epochs=2, max_steps=3))
     second.setup()
     assert second.step == 2
