@@ -65,16 +65,18 @@ def lora_parameters(mol) -> dict[str, tuple[str, str, torch.nn.Parameter]]:
     return found
 
 
-def optimizer_state(optimizer, names: dict[int, str]) -> tuple[dict, dict]:
+def optimizer_state(optimizer, names: dict[int, str], keep: bool = True) -> tuple[dict, dict]:
     """The optimizer's state as whole tensors keyed `<parameter name>/<field>` and its param groups (with
-    parameter names for indices) as safetensors metadata. Collective on FSDP2: every rank calls it."""
+    parameter names for indices) as safetensors metadata. Collective on FSDP2: every rank calls it, one
+    tensor at a time, and only a rank that `keep`s holds the gathered copies (4.7 GiB at 14B)."""
     state = optimizer.state_dict()
     order = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
-    tensors = {
-        f"{order[i]}/{field}": whole(value).detach().cpu().contiguous()
-        for i, fields in sorted(state["state"].items())
-        for field, value in sorted(fields.items())
-    }
+    tensors = {}
+    for i, fields in sorted(state["state"].items()):
+        for field, value in sorted(fields.items()):
+            value = whole(value)
+            if keep:
+                tensors[f"{order[i]}/{field}"] = value.detach().cpu().contiguous()
     groups = [g | {"params": [order[i] for i in g["params"]]} for g in state["param_groups"]]
     return tensors, {"param_groups": json.dumps(groups)}
 
@@ -115,12 +117,12 @@ def set_rng_state(state: dict) -> None:
 
 def write(folder: Path, mol, optimizer, schedule: dict, rank: int, main: bool) -> None:
     """Every rank calls this; rank 0 (`main`) writes the shared files, each rank its RNG states."""
-    folder = Path(folder)
-    mol.save(folder / ADAPTERS, write=main, merged=False)
     from safetensors.torch import save_file
 
+    folder = Path(folder)
+    mol.save(folder / ADAPTERS, write=main, merged=False)
     names = {id(p): name for name, (_, _, p) in lora_parameters(mol).items()}
-    tensors, metadata = optimizer_state(optimizer, names)
+    tensors, metadata = optimizer_state(optimizer, names, keep=main)
     if main:
         save_file(tensors, folder / OPTIMIZER, metadata=metadata)
         torch.save(schedule, folder / SCHEDULE)
