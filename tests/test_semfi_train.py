@@ -78,9 +78,12 @@ def test_training_lowers_the_loss_and_moves_only_lora(setup_dirs, tmp_path):
 
 
 def test_a_resumed_run_equals_an_uninterrupted_one(setup_dirs, tmp_path):
-    straight = SemFiTrainer(_config(setup_dirs, tmp_path / "straight", epochs=2, max_steps=3))
+    straight = SemFiTrainer(
+        _config(setup_dirs, tmp_path / "straight", epochs=2, max_steps=3, keep_checkpoints=2)
+    )
     straight.setup()
     straight.train()
+    assert [p.name for p in straight.checkpoints()] == ["step_0000002", "step_0000003"]
     first = SemFiTrainer(_config(setup_dirs, tmp_path / "resumed", epochs=2, max_steps=2))
     first.setup()
     first.train()

@@ -58,6 +58,9 @@ def train_command(
     save_every: Annotated[
         int, typer.Option(help="Checkpoint every K steps (resume picks the latest).")
     ] = 500,
+    keep_checkpoints: Annotated[
+        int, typer.Option(help="Delete all but the latest K checkpoints (0: keep all; 7.0 GiB each at 14B).")
+    ] = 0,
     sample_every: Annotated[int, typer.Option(help="Write a sample video every K steps (0: never).")] = 500,
     sample_steps: Annotated[int, typer.Option(help="Sampler steps of those sample videos.")] = 30,
     seed: Annotated[int, typer.Option(help="Batch order and noise seed.")] = 0,
@@ -93,6 +96,7 @@ def train_command(
         gradient_checkpointing=gradient_checkpointing,
         max_sequence_length=max_sequence_length,
         save_every=save_every,
+        keep_checkpoints=keep_checkpoints,
         sample_every=sample_every,
         sample_steps=sample_steps,
         seed=seed,

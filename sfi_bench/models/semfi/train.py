@@ -49,6 +49,7 @@ class TrainConfig:
     gradient_checkpointing: bool = True
     max_sequence_length: int = 512
     save_every: int = 500
+    keep_checkpoints: int = 0  # delete all but the latest K checkpoints (7.0 GiB each at 14B); 0: keep all
     sample_every: int = 500  # 0: never
     sample_steps: int = 30
     log_every: int = 1
@@ -166,14 +167,19 @@ class SemFiTrainer:
     def checkpoint_dir(self) -> Path:
         return Path(self.config.out) / "checkpoints"
 
-    def latest_checkpoint(self) -> Path | None:
-        # step_N.tmp may hold a state file too: a crash between writing it and the rename.
+    def checkpoints(self) -> list[Path]:
+        """The complete checkpoints, oldest first. step_N.tmp may hold a state file too (a crash between
+        writing it and the rename): never one of them."""
         done = [
             p
             for p in self.checkpoint_dir().glob("step_*")
             if p.name.removeprefix("step_").isdigit() and (p / STATE_FILE).is_file()
         ]
-        return max(done, key=lambda p: int(p.name.removeprefix("step_"))) if done else None
+        return sorted(done, key=lambda p: int(p.name.removeprefix("step_")))
+
+    def latest_checkpoint(self) -> Path | None:
+        done = self.checkpoints()
+        return done[-1] if done else None
 
     def _resume(self) -> None:
         from sfi_bench.models.semfi import checkpoint
@@ -202,6 +208,9 @@ class SemFiTrainer:
             (tmp / STATE_FILE).write_text(json.dumps({"step": self.step, "config": self.config.record()}))
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
+            if self.config.keep_checkpoints:  # only after the new one is complete
+                for old in self.checkpoints()[: -self.config.keep_checkpoints]:
+                    shutil.rmtree(old)
         acc.wait_for_everyone()
         return final
 
