@@ -99,7 +99,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(setup_dirs, tmp_path):
     assert second.train()["steps"] == 3
     a, b = _lora(straight), _lora(second)
     assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
-    # Checkpoints hold the adapters and the accelerate state, never the frozen base weights.
+    # Checkpoints hold the adapters, AdamW state, schedule and RNG, never the frozen base weights.
     saved = {p.name for p in second.latest_checkpoint().iterdir()}
     assert saved == {"adapters", "optimizer.safetensors", "schedule.pt", "rng_0.pt", "trainer_state.json"}
     assert not any(name.startswith("model") for name in saved)

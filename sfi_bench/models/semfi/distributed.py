@@ -1,4 +1,4 @@
-"""How a global batch splits over ranks (one synchronised backward each), and the step saved with the state."""
+"""Distributed training: the Accelerator of a launch, how a global batch splits over ranks, the step counter."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 
 class StepCounter:
-    """The optimizer step, saved and restored with the accelerate state (register_for_checkpointing)."""
+    """The optimizer step, saved and restored with each checkpoint (semfi.checkpoint: schedule.pt)."""
 
     def __init__(self) -> None:
         self.step = 0
