@@ -42,7 +42,7 @@ def test_two_gloo_processes_with_a_partial_last_batch_match_one_process(tmp_path
     ]
     command += ["-m", "sfi_bench.cli", "train", str(manifest), "--out", str(tmp_path / "ddp")]
     command += ["--weights", str(tmp_path / "wan"), "--scale", "5", *options]
-    # Without a GPU, accelerate sets up gloo only when told to use the CPU (what `accelerate launch --cpu` sets).
+    # Without a GPU, accelerate sets up gloo only when told to use the CPU (ACCELERATE_USE_CPU=true).
     env = os.environ | {"ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
     # Its own session: a rank that hangs (a skipped backward) is killed with its launcher, not orphaned.
     proc = subprocess.Popen(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -77,13 +78,19 @@ def test_training_lowers_the_loss_and_moves_only_lora(setup_dirs, tmp_path):
 
 
 def test_a_resumed_run_equals_an_uninterrupted_one(setup_dirs, tmp_path):
-    straight = SemFiTrainer(_config(setup_dirs, tmp_path / "straight", epochs=2, max_steps=3))
+    straight = SemFiTrainer(
+        _config(setup_dirs, tmp_path / "straight", epochs=2, max_steps=3, keep_checkpoints=2)
+    )
     straight.setup()
     straight.train()
+    assert [p.name for p in straight.checkpoints()] == ["step_0000002", "step_0000003"]
     first = SemFiTrainer(_config(setup_dirs, tmp_path / "resumed", epochs=2, max_steps=2))
     first.setup()
     first.train()
     assert first.latest_checkpoint().name == "step_0000002"
+    # A crash between writing the state file and the rename leaves step_N.tmp complete-looking: not resumed.
+    crashed = first.checkpoint_dir() / "step_0000003.tmp"
+    shutil.copytree(first.latest_checkpoint(), crashed)
     second = SemFiTrainer(_config(setup_dirs, tmp_path / "resumed", epochs=2, max_steps=3))
     second.setup()
     assert second.step == 2
@@ -92,9 +99,9 @@ def test_a_resumed_run_equals_an_uninterrupted_one(setup_dirs, tmp_path):
     assert second.train()["steps"] == 3
     a, b = _lora(straight), _lora(second)
     assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
-    # Checkpoints hold the adapters and the accelerate state, never the frozen base weights.
+    # Checkpoints hold the adapters, AdamW state, schedule and RNG, never the frozen base weights.
     saved = {p.name for p in second.latest_checkpoint().iterdir()}
-    assert {"adapters", "optimizer.bin", "trainer_state.json"} <= saved
+    assert saved == {"adapters", "optimizer.safetensors", "schedule.pt", "rng_0.pt", "trainer_state.json"}
     assert not any(name.startswith("model") for name in saved)
 
 

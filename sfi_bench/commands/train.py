@@ -62,6 +62,9 @@ def train_command(
     save_every: Annotated[
         int, typer.Option(help="Checkpoint every K steps (resume picks the latest).")
     ] = 500,
+    keep_checkpoints: Annotated[
+        int, typer.Option(help="Delete all but the latest K checkpoints (0: keep all; 7.0 GiB each at 14B).")
+    ] = 0,
     sample_every: Annotated[int, typer.Option(help="Write a sample video every K steps (0: never).")] = 500,
     sample_steps: Annotated[int, typer.Option(help="Sampler steps of those sample videos.")] = 30,
     seed: Annotated[int, typer.Option(help="Batch order and noise seed.")] = 0,
@@ -70,7 +73,7 @@ def train_command(
     ] = False,
 ) -> None:
     """Train SemFi's MoL on a frozen Wan2.1-I2V. Multi-GPU: `accelerate launch --config_file
-    configs/accelerate/fsdp_8gpu.yaml $(which sfi-bench) train ...` (docs/semfi.md)."""
+    configs/accelerate/fsdp2_8gpu.yaml $(which sfi-bench) train ...` (docs/semfi.md)."""
     from sfi_bench.models.semfi.train import SemFiTrainer, TrainConfig
     from sfi_core.weights import WeightsMissingError
 
@@ -97,6 +100,7 @@ def train_command(
         gradient_checkpointing=gradient_checkpointing,
         max_sequence_length=max_sequence_length,
         save_every=save_every,
+        keep_checkpoints=keep_checkpoints,
         sample_every=sample_every,
         sample_steps=sample_steps,
         seed=seed,
@@ -116,13 +120,14 @@ def train_command(
         if main_process:
             console.print(f"cached {len(trainer.dataset)} clips in {cache}")
         return
-    if trainer.step:
+    if trainer.step and main_process:
         console.print(f"resumed from step {trainer.step}")
     summary = trainer.train()
     trainer.close()
     if main_process:
         console.print(
-            f"trained {summary['steps']} steps on {summary['processes']} processes; "
+            f"trained {summary['steps']} steps on {summary['processes']} processes "
+            f"({summary['strategy']}); "
             f"adapters in {summary['adapters']}; "
             f"log in {summary['metrics']}"
         )

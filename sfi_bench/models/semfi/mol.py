@@ -181,9 +181,10 @@ class MixtureOfLoRA:
             for key in universal
         }
 
-    def save(self, folder: Path, write: bool = True) -> Path:
-        """Every adapter plus one merged file per scale, loadable by `pipe.load_lora_weights(folder,
-        weight_name="<name>.safetensors", adapter_name=...)`, and mol_config.json for MixtureOfLoRA.load.
+    def save(self, folder: Path, write: bool = True, merged: bool = True) -> Path:
+        """Every adapter plus one merged file per scale (unless `merged` is False: training checkpoints),
+        loadable by `pipe.load_lora_weights(folder, weight_name="<name>.safetensors", adapter_name=...)`, and
+        mol_config.json for MixtureOfLoRA.load.
 
         Under FSDP every rank must call this (gathering a sharded tensor is collective); only the rank with
         `write` writes the files.
@@ -194,8 +195,9 @@ class MixtureOfLoRA:
             name: (self.adapter_state(name), self.config.diffusers_metadata())
             for name in self.config.adapter_names
         }
-        merged_metadata = self.config.diffusers_metadata(rank_factor=2)
-        files |= {merged_name(s): (self.merged_state(s), merged_metadata) for s in self.config.scales}
+        if merged:
+            metadata = self.config.diffusers_metadata(rank_factor=2)
+            files |= {merged_name(s): (self.merged_state(s), metadata) for s in self.config.scales}
         folder = Path(folder)
         if write:
             folder.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from collections import defaultdict
@@ -18,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sfi_bench.models.semfi.distributed import StepCounter, rank_share
+from sfi_bench.models.semfi.distributed import StepCounter, make_accelerator, rank_share, strategy
 from sfi_core.constants import FRAME_COUNTS
 
 STATE_FILE = "trainer_state.json"  # written last: a checkpoint folder without it is incomplete
@@ -50,6 +49,7 @@ class TrainConfig:
     gradient_checkpointing: bool = True
     max_sequence_length: int = 512
     save_every: int = 500
+    keep_checkpoints: int = 0  # delete all but the latest K checkpoints (7.0 GiB each at 14B); 0: keep all
     sample_every: int = 500  # 0: never
     sample_steps: int = 30
     log_every: int = 1
@@ -78,32 +78,17 @@ class SemFiTrainer:
     # ----- setup -------------------------------------------------------------------------------------------
     def setup(self) -> None:
         import torch
-        from accelerate import Accelerator
-        from accelerate.utils import DistributedDataParallelKwargs
 
         from sfi_bench.models.semfi.flow import warmup_cosine
         from sfi_bench.models.semfi.model import load_wan_pipeline
         from sfi_bench.models.semfi.mol import MixtureOfLoRA, MoLConfig
         from sfi_bench.models.semfi.pipeline import semfi_pipeline_class
-        from sfi_core.dataset_shards import make_clip_dataset
         from sfi_core.weights import resolve_folder
 
         cfg = self.config
         if cfg.mixed_precision not in ("bf16", "no"):
             raise ValueError(f"mixed_precision must be bf16 or no, got {cfg.mixed_precision!r}")
-        # No autocast: the frozen base runs in its own dtype (bf16 as at inference) and peft runs the fp32
-        # adapters in fp32; autocast would run the LoRA matmuls in bf16 too. Experts not routed to in a step
-        # get no gradient, so DDP must allow unused parameters.
-        self.accelerator = Accelerator(
-            mixed_precision="no",
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-        )
-        launched = int(os.environ.get("WORLD_SIZE", "1"))
-        if launched != self.accelerator.num_processes:
-            raise ValueError(
-                f"launched as {launched} processes but accelerate set up {self.accelerator.num_processes}: "
-                f"without a GPU set ACCELERATE_USE_CPU=true (accelerate launch --cpu)"
-            )
+        self.accelerator = make_accelerator()
         folder = resolve_folder("wan2.1-i2v-14b-480p", cfg.weights_dir, cfg.weights)
         base_dtype = torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float32
         self.pipe = load_wan_pipeline(
@@ -120,11 +105,7 @@ class SemFiTrainer:
         if cfg.gradient_checkpointing:
             transformer.enable_gradient_checkpointing()
         self.optimizer = torch.optim.AdamW(self._all_lora_params(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        # A manifest (DIR/train.parquet) or WebDataset shards from `sfi-data export` (sfi_core.dataset_shards).
-        sources = list(cfg.manifest) if isinstance(cfg.manifest, (list, tuple)) else [cfg.manifest]
-        self.dataset = make_clip_dataset(
-            sources, size=(cfg.height, cfg.width), scales=cfg.scales, captions_path=cfg.captions
-        )
+        self.dataset = self._make_dataset()
         if len(self.dataset) == 0:
             raise ValueError(f"{cfg.manifest} has no usable clips at scales {cfg.scales}")
         self.steps_per_epoch = len(self.batches(0))
@@ -134,15 +115,22 @@ class SemFiTrainer:
             self.optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, self.total_steps, cfg.min_lr_ratio)
         )
         self.model, self.optimizer = self.accelerator.prepare(transformer, self.optimizer)
-        self.accelerator.register_for_checkpointing(self.scheduler, self.counter)
-        self.accelerator.register_save_state_pre_hook(self._save_adapters_not_base)
-        self.accelerator.register_load_state_pre_hook(self._load_adapters_not_base)
         self._resume()
         if cfg.cache is not None:
             self._fill_cache()
         if self.accelerator.is_main_process:
             Path(cfg.out).mkdir(parents=True, exist_ok=True)
             (Path(cfg.out) / "train_config.json").write_text(json.dumps(cfg.record(), indent=2))
+
+    def _make_dataset(self):
+        """A manifest (DIR/train.parquet) or WebDataset shards from `sfi-data export` (sfi_core.dataset_shards)."""
+        from sfi_core.dataset_shards import make_clip_dataset
+
+        cfg = self.config
+        sources = list(cfg.manifest) if isinstance(cfg.manifest, (list, tuple)) else [cfg.manifest]
+        return make_clip_dataset(
+            sources, size=(cfg.height, cfg.width), scales=cfg.scales, captions_path=cfg.captions
+        )
 
     def _all_lora_params(self) -> list:
         params = self.mol.parameters()
@@ -177,52 +165,54 @@ class SemFiTrainer:
         for module in (self.pipe.text_encoder, self.pipe.image_encoder, self.pipe.vae):
             module.to(device)
 
-    # ----- checkpoints: accelerate state (optimizer, scheduler, RNG, step) + the adapters, never the base ----
+    # ----- checkpoints (semfi.checkpoint): LoRA, optimizer, schedule, step, RNG; never the frozen base ---------
     def checkpoint_dir(self) -> Path:
         return Path(self.config.out) / "checkpoints"
 
+    def checkpoints(self) -> list[Path]:
+        """The complete checkpoints, oldest first. step_N.tmp may hold a state file too (a crash between
+        writing it and the rename): never one of them."""
+        done = [
+            p
+            for p in self.checkpoint_dir().glob("step_*")
+            if p.name.removeprefix("step_").isdigit() and (p / STATE_FILE).is_file()
+        ]
+        return sorted(done, key=lambda p: int(p.name.removeprefix("step_")))
+
     def latest_checkpoint(self) -> Path | None:
-        done = [p for p in self.checkpoint_dir().glob("step_*") if (p / STATE_FILE).is_file()]
-        return max(done, key=lambda p: int(p.name.removeprefix("step_"))) if done else None
-
-    def _save_adapters_not_base(self, models: list, weights: list, output_dir: str) -> None:
-        weights.clear()  # the 14B base is frozen and already on disk: save only the adapters
-        self.mol.save(Path(output_dir) / "adapters", write=self.accelerator.is_main_process)
-
-    def _load_adapters_not_base(self, models: list, input_dir: str) -> None:
-        from accelerate.utils import DistributedType
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        from sfi_bench.models.semfi.mol import COMPONENT_PREFIX
-
-        if self.accelerator.distributed_type == DistributedType.FSDP:
-            return  # accelerate restores the sharded model state, LoRA shards included
-        models.clear()
-        for name in self.mol.config.adapter_names:
-            state = load_file(Path(input_dir) / "adapters" / f"{name}.safetensors")
-            state = {k.removeprefix(COMPONENT_PREFIX): v for k, v in state.items()}
-            set_peft_model_state_dict(self.mol.transformer, state, adapter_name=name)
+        done = self.checkpoints()
+        return done[-1] if done else None
 
     def _resume(self) -> None:
+        from sfi_bench.models.semfi import checkpoint
+
         latest = self.latest_checkpoint()
         if latest is not None:
-            self.accelerator.load_state(str(latest))
+            saved = checkpoint.read(latest, self.mol, self.optimizer, self.accelerator.process_index)
+            self.scheduler.load_state_dict(saved["scheduler"])
+            self.counter.load_state_dict(saved["counter"])
 
     def save_checkpoint(self) -> Path:
         """Written under a temporary name by every rank, then renamed by rank 0: a crash leaves no half."""
+        from sfi_bench.models.semfi import checkpoint
+
         acc = self.accelerator
         final = self.checkpoint_dir() / f"step_{self.step:07d}"
         tmp = final.with_name(final.name + ".tmp")
         if acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
         acc.wait_for_everyone()
-        acc.save_state(str(tmp))
+        tmp.mkdir(parents=True, exist_ok=True)
+        schedule = {"scheduler": self.scheduler.state_dict(), "counter": self.counter.state_dict()}
+        checkpoint.write(tmp, self.mol, self.optimizer, schedule, acc.process_index, acc.is_main_process)
         acc.wait_for_everyone()
         if acc.is_main_process:
             (tmp / STATE_FILE).write_text(json.dumps({"step": self.step, "config": self.config.record()}))
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
+            if self.config.keep_checkpoints:  # only after the new one is complete
+                for old in self.checkpoints()[: -self.config.keep_checkpoints]:
+                    shutil.rmtree(old)
         acc.wait_for_everyone()
         return final
 
@@ -384,6 +374,7 @@ class SemFiTrainer:
             "metrics": str(self.metrics_path),
             "steps_per_epoch": self.steps_per_epoch,
             "processes": self.accelerator.num_processes,
+            "strategy": strategy(self.accelerator, self.model),
             "epochs": math.ceil(stop / self.steps_per_epoch),
         }
 
