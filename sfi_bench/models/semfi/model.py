@@ -53,7 +53,9 @@ def load_wan_pipeline(pipeline_class, folder: Path, device: str, dtype, cpu_offl
     own dtype; the transformer is read tensor by tensor in `dtype` (wan_official.load_pipeline)."""
     from sfi_bench.models.semfi.wan_official import load_pipeline
 
-    pipe = load_pipeline(pipeline_class, folder, component_dtypes(dtype))
+    # Straight onto the GPU tensor by tensor (no host copy of the 14B transformer), unless offloading.
+    direct = device if device.startswith("cuda") and not cpu_offload else None
+    pipe = load_pipeline(pipeline_class, folder, component_dtypes(dtype), device=direct)
     pipe.set_progress_bar_config(disable=True)
     if cpu_offload:
         # Each component moves to the GPU only while it runs (memory: not yet measured at 14B).

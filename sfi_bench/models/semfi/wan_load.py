@@ -86,9 +86,12 @@ def keeps_fp32(model, key: str, dtype) -> bool:
     return dtype != torch.float32 and any(name in parts for name in names)
 
 
-def fill_model(model, tensors: Iterable[tuple[str, object, Path]], rename, dtype, aliases=None) -> None:
+def fill_model(
+    model, tensors: Iterable[tuple[str, object, Path]], rename, dtype, aliases=None, device=None
+) -> None:
     """Put each (key, tensor) into the empty `model` under `rename(key, tensor)` -> [(name, tensor)], cast
-    to its load dtype one tensor at a time. `aliases` maps names the model lists twice (tied weights) to the
+    to its load dtype and moved to `device` (default: the CPU) one tensor at a time, so a model loaded onto
+    a GPU never sits in host memory whole. `aliases` maps names the model lists twice (tied weights) to the
     name that is loaded. Raises CheckpointMismatchError unless every parameter is filled exactly once."""
     aliases = aliases or {}
     expected = {k: v for k, v in model.state_dict().items() if k not in aliases}
@@ -112,7 +115,8 @@ def fill_model(model, tensors: Iterable[tuple[str, object, Path]], rename, dtype
 
                 target = torch.float32
             # A copy, never a view of the memory-mapped file: the file can close and its pages go.
-            model.load_state_dict({name: value.to(target, copy=True)}, strict=False, assign=True)
+            value = value.to(device=device or "cpu", dtype=target, copy=True)
+            model.load_state_dict({name: value}, strict=False, assign=True)
             filled[name] = path
     missing = sorted(set(expected) - set(filled))
     if missing:

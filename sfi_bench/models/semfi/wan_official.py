@@ -166,7 +166,7 @@ def clip_config(state: dict) -> dict:
     }
 
 
-def load_transformer(folder: Path, dtype, official: bool):
+def load_transformer(folder: Path, dtype, official: bool, device=None):
     """WanTransformer3DModel from a transformer folder (official root or diffusers `transformer/`), filled in
     `dtype` tensor by tensor."""
     from diffusers import WanTransformer3DModel
@@ -185,7 +185,7 @@ def load_transformer(folder: Path, dtype, official: bool):
     rename = (
         (lambda k, t: [(wan_keys.transformer_to_diffusers(k), t)]) if official else (lambda k, t: [(k, t)])
     )
-    fill_model(model, read_safetensors(files), rename, dtype)
+    fill_model(model, read_safetensors(files), rename, dtype, device=device)
     return model.eval()
 
 
@@ -195,39 +195,40 @@ def _pth(path: Path) -> dict:
     return torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
 
 
-def load_vae(path: Path):
+def load_vae(path: Path, device=None):
     import torch
     from diffusers import AutoencoderKLWan
 
     config = vae_config(_pth(path))
     model = empty_model(lambda: AutoencoderKLWan(**config))
     blocks = config["num_res_blocks"]
-    fill_model(model, read_pth(path), lambda k, t: [(wan_keys.vae_to_diffusers(k, blocks), t)], torch.float32)
+    rename = lambda k, t: [(wan_keys.vae_to_diffusers(k, blocks), t)]  # noqa: E731
+    fill_model(model, read_pth(path), rename, torch.float32, device=device)
     return model.eval()
 
 
-def load_umt5(path: Path, dtype):
+def load_umt5(path: Path, dtype, device=None):
     from transformers import UMT5Config, UMT5EncoderModel
 
     config = UMT5Config(**umt5_config(_pth(path)))
     model = empty_model(lambda: UMT5EncoderModel(config))
     rename = lambda k, t: [(wan_keys.t5_to_diffusers(k), t)]  # noqa: E731
-    fill_model(model, read_pth(path), rename, dtype, aliases=wan_keys.T5_TIED)
+    fill_model(model, read_pth(path), rename, dtype, aliases=wan_keys.T5_TIED, device=device)
     return model.eval()
 
 
-def load_clip(path: Path):
+def load_clip(path: Path, device=None):
     import torch
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     config = CLIPVisionConfig(**clip_config(_pth(path)))
     model = empty_model(lambda: CLIPVisionModel(config))
     tensors = ((k, t, p) for k, t, p in read_pth(path) if not wan_keys.clip_is_unused(k))
-    fill_model(model, tensors, wan_keys.clip_to_diffusers, torch.float32)
+    fill_model(model, tensors, wan_keys.clip_to_diffusers, torch.float32, device=device)
     return model.eval(), config.image_size
 
 
-def official_components(folder: Path, dtype) -> dict:
+def official_components(folder: Path, dtype, device=None) -> dict:
     """Every component of a Wan I2V/FLF2V pipeline, from an official folder: the transformer and UMT5 in
     `dtype`, the VAE and CLIP in float32 (as `model.component_dtypes` loads a diffusers folder)."""
     from diffusers import UniPCMultistepScheduler
@@ -236,12 +237,14 @@ def official_components(folder: Path, dtype) -> dict:
     folder = Path(folder)
     require_official_files(folder)
     image_encoder, image_size = load_clip(
-        folder / OFFICIAL_FILES["image encoder (open-clip XLM-RoBERTa ViT-H/14)"]
+        folder / OFFICIAL_FILES["image encoder (open-clip XLM-RoBERTa ViT-H/14)"], device
     )
     return {
-        "transformer": load_transformer(folder, dtype, official=True),
-        "vae": load_vae(folder / OFFICIAL_FILES["VAE"]),
-        "text_encoder": load_umt5(folder / OFFICIAL_FILES["text encoder (UMT5-XXL encoder, bf16)"], dtype),
+        "transformer": load_transformer(folder, dtype, official=True, device=device),
+        "vae": load_vae(folder / OFFICIAL_FILES["VAE"], device),
+        "text_encoder": load_umt5(
+            folder / OFFICIAL_FILES["text encoder (UMT5-XXL encoder, bf16)"], dtype, device
+        ),
         "tokenizer": AutoTokenizer.from_pretrained(str(folder / OFFICIAL_FILES["UMT5 tokenizer (folder)"])),
         "image_encoder": image_encoder,
         "image_processor": CLIPImageProcessor(crop_size=image_size, size=image_size),
@@ -251,11 +254,35 @@ def official_components(folder: Path, dtype) -> dict:
     }
 
 
-def load_pipeline(pipeline_class, folder: Path, component_dtypes: dict):
-    """A Wan pipeline from either layout; the transformer is always read tensor by tensor in its dtype."""
+def load_pipeline(pipeline_class, folder: Path, component_dtypes: dict, device=None):
+    """A Wan pipeline from either layout; the transformer is always read tensor by tensor in its dtype and
+    put on `device` as it is read (None: the CPU); so are the official folder's other components."""
     folder = Path(folder)
     dtype = component_dtypes["default"]
     if checkpoint_layout(folder) == "official":
-        return pipeline_class(**official_components(folder, dtype))
-    transformer = load_transformer(folder / "transformer", dtype, official=False)
+        return pipeline_class(**official_components(folder, dtype, device))
+    transformer = load_transformer(folder / "transformer", dtype, official=False, device=device)
     return pipeline_class.from_pretrained(str(folder), transformer=transformer, dtype=component_dtypes)
+
+
+def convert_official_folder(source: Path, target: Path, dtype, max_shard_size: str = "5GB") -> Path:
+    """Write an official Wan2.1 folder as a diffusers folder (the transformer and UMT5 in `dtype`, the VAE
+    and CLIP in float32). It is built under a temporary name and renamed when complete."""
+    import shutil
+
+    from diffusers import WanImageToVideoPipeline
+
+    source, target = Path(source), Path(target)
+    if checkpoint_layout(source) != "official":
+        raise WeightsMissingError(
+            f"{source} is not an official Wan2.1 folder (no {OFFICIAL_FILES['VAE']}, no transformer shards)"
+            + (": it is a diffusers folder already, nothing to convert" if checkpoint_layout(source) else "")
+        )
+    if target.exists():
+        raise FileExistsError(f"{target} exists; give a new folder (nothing was written)")
+    pipe = WanImageToVideoPipeline(**official_components(source, dtype))
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    pipe.save_pretrained(str(partial), max_shard_size=max_shard_size)
+    partial.rename(target)
+    return target
