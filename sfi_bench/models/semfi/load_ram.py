@@ -1,0 +1,136 @@
+"""Peak host memory of loading a Wan transformer, measured on a folder or computed for Wan2.1-I2V-14B.
+
+    python -m sfi_bench.models.semfi.load_ram FOLDER [--dtype bf16] [--device cuda]   # measure (Linux)
+    python -m sfi_bench.models.semfi.load_ram --wan14b                                # compute
+
+The measurement is the growth of this process's resident set (VmHWM after a reset) while the transformer
+loads; a fresh process gives the cleanest number. It counts the file pages of the shard being read, which
+are shared between processes reading the same file and which the kernel can drop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from sfi_bench.models.semfi.wan_load import peak_rss_growth, safetensors_files
+
+# Wan2.1-I2V-14B-480P's transformer as diffusers configures it (scripts/convert_wan_to_diffusers.py,
+# "Wan-I2V-14B-480p"); the official config.json says the same (dim 5120, ffn 13824, 40 heads, 40 layers).
+WAN21_I2V_14B = {
+    "patch_size": [1, 2, 2],
+    "num_attention_heads": 40,
+    "attention_head_dim": 128,
+    "in_channels": 36,
+    "out_channels": 16,
+    "text_dim": 4096,
+    "freq_dim": 256,
+    "ffn_dim": 13824,
+    "num_layers": 40,
+    "cross_attn_norm": True,
+    "qk_norm": "rms_norm_across_heads",
+    "eps": 1e-6,
+    "image_dim": 1280,
+    "added_kv_proj_dim": 5120,
+}
+# The official repo splits the fp32 transformer into 7 files, the -Diffusers repo into 14.
+OFFICIAL_SHARDS = 7
+
+
+def transformer_sizes(config: dict) -> dict:
+    """Parameter count, bytes at fp32/bf16 and the largest single tensor, from a config (nothing allocated)."""
+    from diffusers import WanTransformer3DModel
+
+    from sfi_bench.models.semfi.wan_load import empty_model
+
+    model = empty_model(lambda: WanTransformer3DModel.from_config(config))
+    numels = [p.numel() for p in model.parameters()]
+    return {
+        "params": sum(numels),
+        "fp32_bytes": 4 * sum(numels),
+        "bf16_bytes": 2 * sum(numels),
+        "largest_tensor_fp32_bytes": 4 * max(numels),
+    }
+
+
+def wan14b_estimate() -> dict:
+    """Peak host RAM per rank for Wan2.1-I2V-14B's transformer, computed as this loader holds it."""
+    sizes = transformer_sizes(WAN21_I2V_14B)
+    shard = sizes["fp32_bytes"] / OFFICIAL_SHARDS
+    return sizes | {
+        "largest_shard_bytes_approx": shard,
+        # Loaded to the CPU: the bf16 model + one fp32 tensor being cast + the pages of the shard being read.
+        "peak_host_cpu_load_bytes": sizes["bf16_bytes"] + sizes["largest_tensor_fp32_bytes"] + shard,
+        # Loaded onto a GPU (semfi on cuda, train): one fp32 tensor + the shard's pages; the model is on the GPU.
+        "peak_host_gpu_load_bytes": sizes["largest_tensor_fp32_bytes"] + shard,
+        # Reading a shard whole in fp32, then casting (what a naive loader does): the fp32 model passes through.
+        "naive_peak_host_bytes": sizes["fp32_bytes"] + sizes["bf16_bytes"],
+    }
+
+
+def _warm_up(transformer_folder: Path, device: str | None) -> None:
+    """Import and initialise everything loading uses, so the measurement holds the weights, not the code."""
+    import torch
+    from diffusers import WanTransformer3DModel
+    from safetensors import safe_open
+
+    from sfi_bench.models.semfi.wan_load import empty_model
+
+    config = {"num_layers": 1, "num_attention_heads": 1, "attention_head_dim": 16, "ffn_dim": 16}
+    empty_model(lambda: WanTransformer3DModel.from_config(config | {"text_dim": 16, "freq_dim": 16}))
+    with safe_open(str(safetensors_files(transformer_folder)[0]), framework="pt") as handle:
+        handle.keys()
+    torch.zeros(1, device=device or "cpu").to(torch.bfloat16)
+
+
+def measure(folder: Path, dtype_name: str = "bf16", device: str | None = None) -> dict:
+    """Load the transformer of `folder` (either layout) and report its peak resident-set growth."""
+    from sfi_bench.models.semfi.model import pick_dtype
+    from sfi_bench.models.semfi.wan_official import checkpoint_layout, load_transformer
+
+    folder = Path(folder)
+    layout = checkpoint_layout(folder)
+    transformer_folder = folder if layout == "official" else folder / "transformer"
+    dtype = pick_dtype(dtype_name, device or "cpu")
+    _warm_up(transformer_folder, device)
+    start = time.perf_counter()
+    model, growth = peak_rss_growth(
+        lambda: load_transformer(transformer_folder, dtype, official=layout == "official", device=device)
+    )
+    numels = [p.numel() for p in model.parameters()]
+    loaded_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    shards = [path.stat().st_size for path in safetensors_files(transformer_folder)]
+    return {
+        "folder": str(folder),
+        "layout": layout,
+        "dtype": dtype_name,
+        "device": device or "cpu",
+        "params": sum(numels),
+        "loaded_bytes": loaded_bytes,
+        "fp32_bytes": 4 * sum(numels),
+        "largest_shard_bytes": max(shards),
+        "largest_tensor_fp32_bytes": 4 * max(numels),
+        "peak_rss_growth_bytes": growth,
+        "load_s": round(time.perf_counter() - start, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", nargs="?", type=Path)
+    parser.add_argument("--dtype", default="bf16")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--wan14b", action="store_true", help="compute for Wan2.1-I2V-14B instead")
+    args = parser.parse_args(argv)
+    if args.wan14b:
+        print(json.dumps(wan14b_estimate(), indent=2))
+    elif args.folder is None:
+        parser.error("give a FOLDER to measure, or --wan14b")
+    else:
+        print(json.dumps(measure(args.folder, args.dtype, args.device), indent=2))
+
+
+if __name__ == "__main__":
+    main()
