@@ -261,3 +261,38 @@ def test_peak_host_memory_is_the_bf16_model_plus_one_shard(tmp_path):
     growth, model_bytes = report["peak_rss_growth_bytes"], report["loaded_bytes"]
     assert model_bytes < 0.6 * report["fp32_bytes"]  # bf16 (a few small tensors stay fp32)
     assert model_bytes <= growth < model_bytes + report["largest_shard_bytes"] + 12 * 2**20
+
+
+def test_same_shaped_tensors_go_where_wans_forward_uses_them():
+    """Names alone cannot tell a swap of two same-shaped tensors that is undone on the way back. These
+    compute what Wan's code computes from the official tensors, as its forward writes it, and compare
+    with the module they were loaded into."""
+    import math
+
+    pipe = build_tiny_wan_pipeline(TINY_OFFICIAL)
+    for module in (pipe.text_encoder, pipe.image_encoder):
+        module.eval()  # no dropout
+    generator = torch.Generator().manual_seed(0)
+    # t5.py T5FeedForward.forward: fc2(fc1(x) * gate(x)), gate = Linear then GELU (tanh form, t5.py GELU).
+    t5 = official_t5_state(pipe.text_encoder)
+    x = torch.randn(3, pipe.text_encoder.config.d_model, generator=generator)
+    gate = x @ t5["blocks.0.ffn.gate.0.weight"].T
+    gelu = 0.5 * gate * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (gate + 0.044715 * gate**3)))
+    wan_ffn = (x @ t5["blocks.0.ffn.fc1.weight"].T * gelu) @ t5["blocks.0.ffn.fc2.weight"].T
+    ffn = pipe.text_encoder.encoder.block[0].layer[1].DenseReluDense
+    assert torch.allclose(ffn(x), wan_ffn, atol=1e-6)
+    # clip.py SelfAttention.forward: q, k, v = to_qkv(x).view(b, s, 3, n, d).unbind(2).
+    clip = official_clip_state(pipe.image_encoder)
+    hidden, heads = pipe.image_encoder.config.hidden_size, pipe.image_encoder.config.num_attention_heads
+    x = torch.randn(1, 4, hidden, generator=generator)
+    qkv = (
+        x @ clip["visual.transformer.0.attn.to_qkv.weight"].T + clip["visual.transformer.0.attn.to_qkv.bias"]
+    )
+    q, k, v = qkv.view(1, 4, 3, heads, hidden // heads).unbind(2)
+    attention = pipe.image_encoder.encoder.layers[0].self_attn
+    for wan, ours in [(q, attention.q_proj), (k, attention.k_proj), (v, attention.v_proj)]:
+        assert torch.allclose(ours(x), wan.reshape(1, 4, hidden), atol=1e-6)
+    # model.py WanAttentionBlock.forward: e = modulation + time projection, chunked 6 ways; e[0], e[1] shift and
+    # scale norm1 before self-attention (diffusers: shift_msa, scale_msa from scale_shift_table + temb).
+    block = official_transformer_state(pipe.transformer)
+    assert torch.equal(block["blocks.0.modulation"], pipe.transformer.blocks[0].scale_shift_table)
