@@ -91,7 +91,7 @@ def measure(folder: Path, dtype_name: str = "bf16", device: str | None = None) -
     from sfi_bench.models.semfi.wan_official import checkpoint_layout, load_transformer
 
     folder = Path(folder)
-    layout = checkpoint_layout(folder)
+    layout = checkpoint_layout(folder) or "diffusers"  # a folder holding only transformer/ counts too
     transformer_folder = folder if layout == "official" else folder / "transformer"
     dtype = pick_dtype(dtype_name, device or "cpu")
     _warm_up(transformer_folder, device)
