@@ -53,11 +53,22 @@ def read_safetensors(files: Iterable[Path]) -> Iterator[tuple[str, object, Path]
                 yield key, handle.get_tensor(key), path
 
 
-def read_pth(path: Path) -> Iterator[tuple[str, object, Path]]:
-    """(key, tensor, file) from a torch.save file, memory-mapped (nothing is read until a tensor is used)."""
+def load_pth(path: Path) -> dict:
+    """A torch.save file's tensors, memory-mapped (nothing is read until a tensor is used); a file in the
+    legacy (pre-zip) format cannot be mapped and is read whole."""
     import torch
 
-    state = torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+    try:
+        return torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+    except RuntimeError as err:
+        if "mmap" not in str(err):
+            raise
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def read_pth(path: Path) -> Iterator[tuple[str, object, Path]]:
+    """(key, tensor, file) from a torch.save file, one at a time (see load_pth)."""
+    state = load_pth(path)
     for key in list(state):
         yield key, state.pop(key), Path(path)
 

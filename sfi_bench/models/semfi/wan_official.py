@@ -20,6 +20,7 @@ from sfi_bench.models.semfi import wan_keys
 from sfi_bench.models.semfi.wan_load import (
     empty_model,
     fill_model,
+    load_pth,
     read_pth,
     read_safetensors,
     safetensors_files,
@@ -190,9 +191,7 @@ def load_transformer(folder: Path, dtype, official: bool, device=None):
 
 
 def _pth(path: Path) -> dict:
-    import torch
-
-    return torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+    return load_pth(path)
 
 
 def load_vae(path: Path, device=None):
