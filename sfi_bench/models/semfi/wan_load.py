@@ -107,7 +107,13 @@ def fill_model(
     aliases = aliases or {}
     expected = {k: v for k, v in model.state_dict().items() if k not in aliases}
     filled: dict[str, Path] = {}
+    # Cast tensors wait here until their file is done: one load_state_dict call per file, not per tensor
+    # (each call walks every module: 20 ms at 14B, 26 s over its 1303 tensors).
+    pending: dict[str, object] = {}
     for key, tensor, path in tensors:
+        if pending and path != filled[next(iter(pending))]:
+            model.load_state_dict(pending, strict=False, assign=True)
+            pending = {}
         for name, value in rename(key, tensor):
             if name not in expected:
                 raise CheckpointMismatchError(
@@ -126,9 +132,9 @@ def fill_model(
 
                 target = torch.float32
             # A copy, never a view of the memory-mapped file: the file can close and its pages go.
-            value = value.to(device=device or "cpu", dtype=target, copy=True)
-            model.load_state_dict({name: value}, strict=False, assign=True)
+            pending[name] = value.to(device=device or "cpu", dtype=target, copy=True)
             filled[name] = path
+    model.load_state_dict(pending, strict=False, assign=True)
     missing = sorted(set(expected) - set(filled))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
