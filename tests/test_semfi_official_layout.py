@@ -204,13 +204,14 @@ def test_transformer_config_reads_what_wanmodel_does_not_write():
         "text_embedding.0.weight": (5120, 4096),
         "time_embedding.0.weight": (5120, 256),
         "img_emb.proj.0.weight": (1280,),
+        "head.head.weight": (64, 5120),
     }
     config = transformer_config(official, shapes)
-    # What diffusers' convert_wan_to_diffusers.py writes for "Wan-I2V-14B-480p".
-    assert config | {"rope_max_seq_len": 1024, "pos_embed_seq_len": None} == config
-    assert {k: config[k] for k in ("image_dim", "added_kv_proj_dim", "attention_head_dim", "text_dim")} == {
-        "image_dim": 1280, "added_kv_proj_dim": 5120, "attention_head_dim": 128, "text_dim": 4096,
-    }  # fmt: skip
+    # Exactly what diffusers' convert_wan_to_diffusers.py configures for "Wan-I2V-14B-480p" (load_ram keeps it).
+    from sfi_bench.models.semfi.load_ram import WAN21_I2V_14B
+
+    assert {k: config[k] for k in WAN21_I2V_14B} == WAN21_I2V_14B
+    assert (config["rope_max_seq_len"], config["pos_embed_seq_len"]) == (1024, None)
 
 
 def test_convert_wan_writes_a_bf16_diffusers_folder_with_the_same_weights(layouts, tmp_path):

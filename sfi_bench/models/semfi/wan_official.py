@@ -83,15 +83,16 @@ def transformer_config(official: dict, shapes: dict[str, tuple[int, ...]]) -> di
     write patch_size, text_dim, qk_norm or cross_attn_norm (its ignore_for_config): the shapes give the
     first two, and Wan2.1's 14B models set both norms."""
     dim, heads = official["dim"], official["num_heads"]
-    model_type = official.get("model_type", "t2v")
-    has_image = model_type in ("i2v", "flf2v")
+    # The image projection's presence says I2V/FLF2V whatever model_type says (a missing one means t2v).
+    has_image = "img_emb.proj.0.weight" in shapes
     emb_pos = shapes.get("img_emb.emb_pos")
+    patch = shapes["patch_embedding.weight"][2:]
     return {
-        "patch_size": list(shapes["patch_embedding.weight"][2:]),
+        "patch_size": list(patch),
         "num_attention_heads": heads,
         "attention_head_dim": dim // heads,
         "in_channels": official.get("in_dim", shapes["patch_embedding.weight"][1]),
-        "out_channels": official.get("out_dim", 16),
+        "out_channels": official.get("out_dim", shapes["head.head.weight"][0] // math.prod(patch)),
         "text_dim": shapes["text_embedding.0.weight"][1],
         "freq_dim": official.get("freq_dim", shapes["time_embedding.0.weight"][1]),
         "ffn_dim": official["ffn_dim"],
