@@ -297,3 +297,39 @@ def test_same_shaped_tensors_go_where_wans_forward_uses_them():
     # scale norm1 before self-attention (diffusers: shift_msa, scale_msa from scale_shift_table + temb).
     block = official_transformer_state(pipe.transformer)
     assert torch.equal(block["blocks.0.modulation"], pipe.transformer.blocks[0].scale_shift_table)
+
+
+def test_the_14b_components_map_and_their_configs_come_back_from_the_shapes():
+    """The real sizes, built on the meta device (no memory): the VAE's decoder indices are the ones diffusers'
+    convert script writes out for Wan2.1_VAE.pth, and each config read back from official-named shapes is the
+    one the component was built from."""
+    from diffusers import AutoencoderKLWan
+    from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+
+    from sfi_bench.models.semfi.wan_load import empty_model
+    from sfi_bench.models.semfi.wan_official import clip_config, umt5_config, vae_config
+
+    vae = empty_model(AutoencoderKLWan)  # diffusers' defaults are Wan2.1's VAE
+    official = {wan_keys.vae_to_official(k, 2): v for k, v in vae.state_dict().items()}
+    for wan, ours in [
+        ("decoder.upsamples.3.resample.1.weight", "decoder.up_blocks.0.upsamplers.0.resample.1.weight"),
+        ("decoder.upsamples.4.shortcut.weight", "decoder.up_blocks.1.resnets.0.conv_shortcut.weight"),
+        ("decoder.upsamples.7.time_conv.weight", "decoder.up_blocks.1.upsamplers.0.time_conv.weight"),
+        ("decoder.upsamples.11.resample.1.bias", "decoder.up_blocks.2.upsamplers.0.resample.1.bias"),
+        ("decoder.upsamples.14.residual.6.bias", "decoder.up_blocks.3.resnets.2.conv2.bias"),
+        ("encoder.downsamples.5.time_conv.bias", "encoder.down_blocks.5.time_conv.bias"),
+    ]:
+        assert wan in official and wan_keys.vae_to_diffusers(wan, 2) == ours
+    assert "decoder.upsamples.11.time_conv.weight" not in official  # the last upsampling is spatial only
+    config = vae_config(official)
+    assert config == {k: vae.config[k] for k in config}
+    assert config["dim_mult"] == [1, 2, 4, 4] and config["temperal_downsample"] == [False, True, True]
+
+    xxl = UMT5Config(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                     relative_attention_num_buckets=32, feed_forward_proj="gated-gelu")  # fmt: skip
+    t5 = official_t5_state(empty_model(lambda: UMT5EncoderModel(xxl)))
+    assert all(umt5_config(t5)[k] == getattr(xxl, k) for k in umt5_config(t5))
+    vit_h = CLIPVisionConfig(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
+                             num_attention_heads=16, image_size=224, patch_size=14, hidden_act="gelu")  # fmt: skip
+    clip = wan_keys.clip_to_official(empty_model(lambda: CLIPVisionModel(vit_h)).state_dict())
+    assert all(clip_config(clip)[k] == getattr(vit_h, k) for k in clip_config(clip) if k != "projection_dim")
