@@ -333,3 +333,16 @@ def test_the_14b_components_map_and_their_configs_come_back_from_the_shapes():
                              num_attention_heads=16, image_size=224, patch_size=14, hidden_act="gelu")  # fmt: skip
     clip = wan_keys.clip_to_official(empty_model(lambda: CLIPVisionModel(vit_h)).state_dict())
     assert all(clip_config(clip)[k] == getattr(vit_h, k) for k in clip_config(clip) if k != "projection_dim")
+
+
+def test_wan_flf2v_from_an_official_folder_matches_its_diffusers_folder(tmp_path):
+    folders = save_tiny_both_layouts(tmp_path, TinyWanConfig(flf2v=True, image_dim=160))
+    frames = [
+        make_model("wan-flf2v", device="cpu", weights=str(f), **FAST).generate(_request(4)).frames
+        for f in folders
+    ]
+    assert np.array_equal(*frames)
+    with pytest.raises(
+        ValueError, match="wan-flf2v"
+    ):  # the official FLF2V folder is still not a SemFi backbone
+        make_model("semfi", device="cpu", weights=str(folders[1]), adapters="none", **FAST).load()
