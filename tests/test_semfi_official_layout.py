@@ -238,6 +238,7 @@ def test_convert_wan_writes_a_bf16_diffusers_folder_with_the_same_weights(layout
     assert again.value.code != 0
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmHWM from /proc/self/status")
 def test_peak_host_memory_is_the_bf16_model_plus_one_shard(tmp_path):
     """A 21M-parameter transformer in 4 fp32 shards, loaded in bf16 in a fresh process: the resident set
     grows by the bf16 model and about one shard's pages; a loader reading fp32 whole would add 85 MB."""
