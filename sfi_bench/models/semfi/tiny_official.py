@@ -14,7 +14,7 @@ from pathlib import Path
 from sfi_bench.models.semfi import wan_keys
 from sfi_bench.models.semfi.tiny import TinyWanConfig, build_tiny_wan_pipeline
 from sfi_bench.models.semfi.wan_load import SAFETENSORS_INDEX
-from sfi_bench.models.semfi.wan_official import OFFICIAL_FILES
+from sfi_bench.models.semfi.wan_official import CLIP_FILE, T5_FILE, TOKENIZER_DIR, VAE_FILE
 
 # ViT-H/14 has 80-channel heads (wan_official.CLIP_HEAD_DIM): the tiny CLIP's 2 heads need 160 channels.
 TINY_OFFICIAL = TinyWanConfig(image_dim=160)
@@ -96,12 +96,11 @@ def write_official_folder(pipe, folder: Path, flf2v: bool = False, num_shards: i
     folder.mkdir(parents=True, exist_ok=True)
     write_transformer_shards(official_transformer_state(pipe.transformer), folder, num_shards)
     (folder / "config.json").write_text(json.dumps(official_config(pipe.transformer, flf2v), indent=2))
-    torch.save(official_vae_state(pipe.vae), folder / OFFICIAL_FILES["VAE"])
+    torch.save(official_vae_state(pipe.vae), folder / VAE_FILE)
     t5 = {k: v.to(torch.bfloat16) for k, v in official_t5_state(pipe.text_encoder).items()}
-    torch.save(t5, folder / OFFICIAL_FILES["text encoder (UMT5-XXL encoder, bf16)"])
-    clip_file = OFFICIAL_FILES["image encoder (open-clip XLM-RoBERTa ViT-H/14)"]
-    torch.save(official_clip_state(pipe.image_encoder), folder / clip_file)
-    pipe.tokenizer.save_pretrained(str(folder / OFFICIAL_FILES["UMT5 tokenizer (folder)"]))
+    torch.save(t5, folder / T5_FILE)
+    torch.save(official_clip_state(pipe.image_encoder), folder / CLIP_FILE)
+    pipe.tokenizer.save_pretrained(str(folder / TOKENIZER_DIR))
     return folder
 
 

@@ -29,12 +29,17 @@ from sfi_bench.models.semfi.wan_load import (
 from sfi_core.weights import WeightsMissingError
 
 # wan/configs/wan_i2v_14B.py: the file names generate.py joins to --ckpt_dir.
+CONFIG_FILE = "config.json"
+VAE_FILE = "Wan2.1_VAE.pth"
+T5_FILE = "models_t5_umt5-xxl-enc-bf16.pth"
+CLIP_FILE = "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth"
+TOKENIZER_DIR = "google/umt5-xxl"
 OFFICIAL_FILES = {
-    "transformer config (WanModel)": "config.json",
-    "VAE": "Wan2.1_VAE.pth",
-    "text encoder (UMT5-XXL encoder, bf16)": "models_t5_umt5-xxl-enc-bf16.pth",
-    "image encoder (open-clip XLM-RoBERTa ViT-H/14)": "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth",
-    "UMT5 tokenizer (folder)": "google/umt5-xxl",
+    CONFIG_FILE: "transformer config (WanModel)",
+    VAE_FILE: "VAE",
+    T5_FILE: "text encoder (UMT5-XXL encoder, bf16)",
+    CLIP_FILE: "image encoder (open-clip XLM-RoBERTa ViT-H/14)",
+    TOKENIZER_DIR: "UMT5 tokenizer (folder)",
 }
 OFFICIAL_REPOS = {"i2v": "Wan-AI/Wan2.1-I2V-14B-480P", "flf2v": "Wan-AI/Wan2.1-FLF2V-14B-720P"}
 # Fixed by Wan2.1, not by the files: clip.py's ViT-H/14 has 16 heads of 80 channels and exact GELU; the
@@ -50,16 +55,14 @@ def checkpoint_layout(folder: Path) -> str | None:
     folder = Path(folder)
     if (folder / "model_index.json").is_file():
         return "diffusers"
-    if any((folder / name).exists() for name in list(OFFICIAL_FILES.values())[1:]) or safetensors_files(
-        folder
-    ):
+    if any((folder / name).exists() for name in (VAE_FILE, T5_FILE, CLIP_FILE)) or safetensors_files(folder):
         return "official"
     return None
 
 
 def missing_official_files(folder: Path) -> list[str]:
     folder = Path(folder)
-    missing = [f"{name} ({what})" for what, name in OFFICIAL_FILES.items() if not (folder / name).exists()]
+    missing = [f"{name} ({what})" for name, what in OFFICIAL_FILES.items() if not (folder / name).exists()]
     if not safetensors_files(folder):
         missing.insert(
             0, "diffusion_pytorch_model-0000X-of-0000N.safetensors + its .index.json (transformer)"
@@ -67,14 +70,20 @@ def missing_official_files(folder: Path) -> list[str]:
     return missing
 
 
+def official_repo(folder: Path) -> str:
+    """The Hub repo of an official folder, by its config's model_type (I2V when it cannot tell)."""
+    config = Path(folder) / CONFIG_FILE
+    model_type = json.loads(config.read_text()).get("model_type") if config.is_file() else None
+    return OFFICIAL_REPOS.get(model_type, OFFICIAL_REPOS["i2v"])
+
+
 def require_official_files(folder: Path) -> None:
     missing = missing_official_files(folder)
     if missing:
-        repos = " or ".join(OFFICIAL_REPOS.values())
         raise WeightsMissingError(
             f"{folder} is an incomplete official Wan2.1 folder; missing:\n  " + "\n  ".join(missing) + "\n"
-            f"Get the whole folder with: hf download {OFFICIAL_REPOS['i2v']} --local-dir {folder}  "
-            f"(the repo for this model: {repos}), or use the -Diffusers repo of the same model."
+            f"Get the whole folder with: hf download {official_repo(folder)} --local-dir {folder}  "
+            f"(or use the -Diffusers repo of the same model)."
         )
 
 
@@ -180,7 +189,7 @@ def load_transformer(folder: Path, dtype, official: bool, device=None):
     if official:
         shapes = {wan_keys.transformer_to_official(wan_keys.transformer_to_diffusers(k)): s
                   for k, s in safetensors_shapes(files).items()}  # fmt: skip
-        config = transformer_config(json.loads((folder / "config.json").read_text()), shapes)
+        config = transformer_config(json.loads((folder / CONFIG_FILE).read_text()), shapes)
     else:
         config = WanTransformer3DModel.load_config(folder)
     model = empty_model(lambda: WanTransformer3DModel.from_config(config))
@@ -236,16 +245,12 @@ def official_components(folder: Path, dtype, device=None) -> dict:
 
     folder = Path(folder)
     require_official_files(folder)
-    image_encoder, image_size = load_clip(
-        folder / OFFICIAL_FILES["image encoder (open-clip XLM-RoBERTa ViT-H/14)"], device
-    )
+    image_encoder, image_size = load_clip(folder / CLIP_FILE, device)
     return {
         "transformer": load_transformer(folder, dtype, official=True, device=device),
-        "vae": load_vae(folder / OFFICIAL_FILES["VAE"], device),
-        "text_encoder": load_umt5(
-            folder / OFFICIAL_FILES["text encoder (UMT5-XXL encoder, bf16)"], dtype, device
-        ),
-        "tokenizer": AutoTokenizer.from_pretrained(str(folder / OFFICIAL_FILES["UMT5 tokenizer (folder)"])),
+        "vae": load_vae(folder / VAE_FILE, device),
+        "text_encoder": load_umt5(folder / T5_FILE, dtype, device),
+        "tokenizer": AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR)),
         "image_encoder": image_encoder,
         "image_processor": CLIPImageProcessor(crop_size=image_size, size=image_size),
         "scheduler": UniPCMultistepScheduler(
@@ -275,7 +280,7 @@ def convert_official_folder(source: Path, target: Path, dtype, max_shard_size: s
     source, target = Path(source), Path(target)
     if checkpoint_layout(source) != "official":
         raise WeightsMissingError(
-            f"{source} is not an official Wan2.1 folder (no {OFFICIAL_FILES['VAE']}, no transformer shards)"
+            f"{source} is not an official Wan2.1 folder (no {VAE_FILE}, no transformer shards)"
             + (": it is a diffusers folder already, nothing to convert" if checkpoint_layout(source) else "")
         )
     if target.exists():
