@@ -25,6 +25,7 @@ from sfi_bench.models.semfi.tiny_official import (
 )
 from sfi_bench.models.semfi.wan_official import (
     checkpoint_layout,
+    load_diffusers_text_encoder,
     load_transformer,
     load_umt5,
     transformer_config,
@@ -179,10 +180,13 @@ def test_bf16_loading_keeps_what_diffusers_and_transformers_keep_in_fp32(layouts
     assert reference.state_dict()["scale_shift_table"].dtype == torch.float32  # kept fp32 by diffusers
     t5_file = official_folder / "models_t5_umt5-xxl-enc-bf16.pth"
     for dtype in (torch.bfloat16, torch.float16):
-        ours = load_umt5(t5_file, dtype).state_dict()
         theirs = UMT5EncoderModel.from_pretrained(diffusers_folder / "text_encoder", dtype=dtype).state_dict()
-        assert {k: v.dtype for k, v in ours.items()} == {k: v.dtype for k, v in theirs.items()}
-        assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+        for ours in (
+            load_umt5(t5_file, dtype).state_dict(),
+            load_diffusers_text_encoder(diffusers_folder / "text_encoder", dtype).state_dict(),
+        ):
+            assert {k: v.dtype for k, v in ours.items()} == {k: v.dtype for k, v in theirs.items()}
+            assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
 
 
 def test_an_incomplete_official_folder_names_the_missing_file(layouts, tmp_path):
@@ -347,3 +351,21 @@ def test_wan_flf2v_from_an_official_folder_matches_its_diffusers_folder(tmp_path
         ValueError, match="wan-flf2v"
     ):  # the official FLF2V folder is still not a SemFi backbone
         make_model("semfi", device="cpu", weights=str(folders[1]), adapters="none", **FAST).load()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmHWM from /proc/self/status")
+def test_a_diffusers_folders_umt5_loads_without_its_fp32_copy(tmp_path):
+    """transformers' from_pretrained(dtype=bf16) peaks at fp32 + bf16 (docs/semfi.md); this loader at bf16 plus
+    about one shard."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    config = UMT5Config(vocab_size=16000, d_model=256, d_kv=32, d_ff=1024, num_layers=4, num_heads=8)
+    UMT5EncoderModel(config).save_pretrained(tmp_path / "text_encoder", max_shard_size="10MB")
+    run = subprocess.run(
+        [sys.executable, "-m", "sfi_bench.models.semfi.load_ram", str(tmp_path), "--text-encoder"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    report = json.loads(run.stdout)
+    growth, model_bytes = report["peak_rss_growth_bytes"], report["loaded_bytes"]
+    assert report["component"] == "text_encoder" and model_bytes == report["fp32_bytes"] // 2
+    assert model_bytes <= growth < model_bytes + report["largest_shard_bytes"] + 12 * 2**20

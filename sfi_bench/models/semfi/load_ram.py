@@ -85,25 +85,48 @@ def _warm_up(transformer_folder: Path, device: str | None) -> None:
     torch.zeros(1, device=device or "cpu").to(torch.bfloat16)
 
 
-def measure(folder: Path, dtype_name: str = "bf16", device: str | None = None) -> dict:
-    """Load the transformer of `folder` (either layout) and report its peak resident-set growth."""
+def _warm_up_text_encoder(device: str | None) -> None:
+    import torch
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    from sfi_bench.models.semfi.wan_load import empty_model
+
+    config = UMT5Config(vocab_size=8, d_model=8, d_kv=4, d_ff=8, num_layers=1, num_heads=2)
+    empty_model(lambda: UMT5EncoderModel(config))
+    torch.zeros(1, device=device or "cpu").to(torch.bfloat16)
+
+
+def measure(
+    folder: Path, dtype_name: str = "bf16", device: str | None = None, text_encoder: bool = False
+) -> dict:
+    """Load the transformer of `folder` (either layout), or with `text_encoder` the UMT5 of a diffusers
+    folder's text_encoder/, and report its peak resident-set growth."""
     from sfi_bench.models.semfi.model import pick_dtype
-    from sfi_bench.models.semfi.wan_official import checkpoint_layout, load_transformer
+    from sfi_bench.models.semfi.wan_official import (
+        checkpoint_layout,
+        load_diffusers_text_encoder,
+        load_transformer,
+    )
 
     folder = Path(folder)
     layout = checkpoint_layout(folder) or "diffusers"  # a folder holding only transformer/ counts too
-    transformer_folder = folder if layout == "official" else folder / "transformer"
     dtype = pick_dtype(dtype_name, device or "cpu")
-    _warm_up(transformer_folder, device)
+    if text_encoder:
+        part, stem = folder / "text_encoder", "model"
+        _warm_up_text_encoder(device)
+        load = lambda: load_diffusers_text_encoder(part, dtype, device)  # noqa: E731
+    else:
+        part, stem = (folder if layout == "official" else folder / "transformer"), "diffusion_pytorch_model"
+        _warm_up(part, device)
+        load = lambda: load_transformer(part, dtype, official=layout == "official", device=device)  # noqa: E731
     start = time.perf_counter()
-    model, growth = peak_rss_growth(
-        lambda: load_transformer(transformer_folder, dtype, official=layout == "official", device=device)
-    )
+    model, growth = peak_rss_growth(load)
     numels = [p.numel() for p in model.parameters()]
     loaded_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    shards = [path.stat().st_size for path in safetensors_files(transformer_folder)]
+    shards = [path.stat().st_size for path in safetensors_files(part, stem)]
     return {
         "folder": str(folder),
+        "component": "text_encoder" if text_encoder else "transformer",
         "layout": layout,
         "dtype": dtype_name,
         "device": device or "cpu",
@@ -122,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("folder", nargs="?", type=Path)
     parser.add_argument("--dtype", default="bf16")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--text-encoder", action="store_true", help="a diffusers folder's UMT5 instead")
     parser.add_argument("--wan14b", action="store_true", help="compute for Wan2.1-I2V-14B instead")
     args = parser.parse_args(argv)
     if args.wan14b:
@@ -129,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.folder is None:
         parser.error("give a FOLDER to measure, or --wan14b")
     else:
-        print(json.dumps(measure(args.folder, args.dtype, args.device), indent=2))
+        print(json.dumps(measure(args.folder, args.dtype, args.device, args.text_encoder), indent=2))
 
 
 if __name__ == "__main__":

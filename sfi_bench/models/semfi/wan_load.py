@@ -13,21 +13,21 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 SAFETENSORS_INDEX = "diffusion_pytorch_model.safetensors.index.json"
-SAFETENSORS_SINGLE = "diffusion_pytorch_model.safetensors"
 
 
 class CheckpointMismatchError(ValueError):
     """The checkpoint's tensors do not fill the model exactly (missing, unexpected or misshapen ones)."""
 
 
-def safetensors_files(folder: Path) -> list[Path]:
-    """The shards a diffusers-style index names (in order), else the single file, else []."""
+def safetensors_files(folder: Path, stem: str = "diffusion_pytorch_model") -> list[Path]:
+    """The shards `<stem>.safetensors.index.json` names (in order), else `<stem>.safetensors`, else [].
+    diffusers names its files diffusion_pytorch_model*, transformers model*."""
     folder = Path(folder)
-    index = folder / SAFETENSORS_INDEX
+    index = folder / f"{stem}.safetensors.index.json"
     if index.is_file():
         names = dict.fromkeys(json.loads(index.read_text())["weight_map"].values())
         return [folder / name for name in names]
-    single = folder / SAFETENSORS_SINGLE
+    single = folder / f"{stem}.safetensors"
     return [single] if single.is_file() else []
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sfi_bench.models.semfi import wan_keys
 from sfi_bench.models.semfi.wan_load import (
+    CheckpointMismatchError,
     empty_model,
     fill_model,
     load_pth,
@@ -259,15 +260,54 @@ def official_components(folder: Path, dtype, device=None) -> dict:
     }
 
 
+def load_diffusers_text_encoder(folder: Path, dtype, device=None):
+    """A diffusers folder's `text_encoder/` (UMT5EncoderModel, 5.7 B parameters at 14B) filled tensor by
+    tensor: transformers' from_pretrained peaks at the fp32 model plus the cast one (docs/semfi.md)."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    files = safetensors_files(folder, stem="model")
+    if not files:
+        raise CheckpointMismatchError(f"no model*.safetensors in {folder}")
+    stored = set(safetensors_shapes(files))
+    config = UMT5Config.from_pretrained(str(folder))
+    model = empty_model(lambda: UMT5EncoderModel(config))
+
+    def rename(key, tensor):
+        # The tied embedding is stored under one of its two names (normally shared.weight).
+        canonical = wan_keys.T5_TIED.get(key, key)
+        return [] if canonical != key and canonical in stored else [(canonical, tensor)]
+
+    fill_model(model, read_safetensors(files), rename, dtype, aliases=wan_keys.T5_TIED, device=device)
+    return model.eval()
+
+
+def _diffusers_components(folder: Path, dtype, device) -> dict:
+    """The components of a diffusers folder read here rather than by from_pretrained: the transformer
+    always, UMT5 when its files hold exactly its parameters (else from_pretrained loads it, with a warning)."""
+    import warnings
+
+    components = {
+        "transformer": load_transformer(folder / "transformer", dtype, official=False, device=device)
+    }
+    index = json.loads((folder / "model_index.json").read_text())
+    if index.get("text_encoder", [None, None])[1] == "UMT5EncoderModel":
+        try:
+            components["text_encoder"] = load_diffusers_text_encoder(folder / "text_encoder", dtype, device)
+        except CheckpointMismatchError as err:
+            warnings.warn(f"{err}; loading the text encoder with from_pretrained instead", stacklevel=3)
+    return components
+
+
 def load_pipeline(pipeline_class, folder: Path, component_dtypes: dict, device=None):
     """A Wan pipeline from either layout; the transformer is always read tensor by tensor in its dtype and
-    put on `device` as it is read (None: the CPU); so are the official folder's other components."""
+    put on `device` as it is read (None: the CPU); so are the official folder's other components and a
+    diffusers folder's UMT5."""
     folder = Path(folder)
     dtype = component_dtypes["default"]
     if checkpoint_layout(folder) == "official":
         return pipeline_class(**official_components(folder, dtype, device))
-    transformer = load_transformer(folder / "transformer", dtype, official=False, device=device)
-    return pipeline_class.from_pretrained(str(folder), transformer=transformer, dtype=component_dtypes)
+    components = _diffusers_components(folder, dtype, device)
+    return pipeline_class.from_pretrained(str(folder), **components, dtype=component_dtypes)
 
 
 def convert_official_folder(source: Path, target: Path, dtype, max_shard_size: str = "5GB") -> Path:
