@@ -55,6 +55,29 @@ def transformer_sizes(config: dict) -> dict:
     }
 
 
+# wan/modules/t5.py umt5_xxl, encoder only (google/umt5-xxl).
+UMT5_XXL = {"vocab_size": 256384, "d_model": 4096, "d_kv": 64, "d_ff": 10240, "num_layers": 24, "num_heads": 64,
+            "relative_attention_num_buckets": 32}  # fmt: skip
+
+
+def umt5_xxl_estimate() -> dict:
+    """The same for the UMT5-XXL encoder; its largest tensor is the 256384 x 4096 token embedding."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    from sfi_bench.models.semfi.wan_load import empty_model
+
+    model = empty_model(lambda: UMT5EncoderModel(UMT5Config(**UMT5_XXL)))
+    numels = [p.numel() for p in model.parameters()]
+    sizes = {"params": sum(numels), "bf16_bytes": 2 * sum(numels), "fp32_bytes": 4 * sum(numels)}
+    largest = 4 * max(numels)
+    return sizes | {
+        "largest_tensor_fp32_bytes": largest,
+        # Plus the pages of the shard being read (its size depends on how the file was split).
+        "peak_host_cpu_load_bytes_before_shard_pages": sizes["bf16_bytes"] + largest,
+        "from_pretrained_peak_host_bytes_if_stored_fp32": sizes["fp32_bytes"] + sizes["bf16_bytes"],
+    }
+
+
 def wan14b_estimate() -> dict:
     """Peak host RAM per rank for Wan2.1-I2V-14B's transformer, computed as this loader holds it."""
     sizes = transformer_sizes(WAN21_I2V_14B)
@@ -149,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wan14b", action="store_true", help="compute for Wan2.1-I2V-14B instead")
     args = parser.parse_args(argv)
     if args.wan14b:
-        print(json.dumps(wan14b_estimate(), indent=2))
+        print(json.dumps({"transformer": wan14b_estimate(), "umt5_xxl": umt5_xxl_estimate()}, indent=2))
     elif args.folder is None:
         parser.error("give a FOLDER to measure, or --wan14b")
     else:
