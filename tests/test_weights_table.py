@@ -77,3 +77,16 @@ def test_a_truncated_checkpoint_stops_its_metric_with_one_line(tmp_path, monkeyp
     message = str(info.value)
     assert "\n" not in message and str(checkpoint) in message and "expected 7be5be79" in message
     assert message.endswith("sfi-bench weights --fetch alexnet --force")
+
+
+def test_the_official_wan_repo_id_resolves_from_the_hub_cache(tmp_path, monkeypatch):
+    from sfi_core.weights import resolve_folder
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    repo = tmp_path / "hub" / "models--Wan-AI--Wan2.1-I2V-14B-480P"
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "Wan2.1_VAE.pth").write_bytes(b"vae")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    found = resolve_folder("wan2.1-i2v-14b-480p", None, "Wan-AI/Wan2.1-I2V-14B-480P")
+    assert found == repo / "snapshots" / "abc123"
