@@ -83,6 +83,7 @@ def test_the_official_wan_repo_id_resolves_from_the_hub_cache(tmp_path, monkeypa
     from sfi_core.weights import resolve_folder
 
     monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     repo = tmp_path / "hub" / "models--Wan-AI--Wan2.1-I2V-14B-480P"
     (repo / "snapshots" / "abc123").mkdir(parents=True)
     (repo / "snapshots" / "abc123" / "Wan2.1_VAE.pth").write_bytes(b"vae")
