@@ -201,15 +201,11 @@ def load_transformer(folder: Path, dtype, official: bool, device=None):
     return model.eval()
 
 
-def _pth(path: Path) -> dict:
-    return load_pth(path)
-
-
 def load_vae(path: Path, device=None):
     import torch
     from diffusers import AutoencoderKLWan
 
-    config = vae_config(_pth(path))
+    config = vae_config(load_pth(path))
     model = empty_model(lambda: AutoencoderKLWan(**config))
     blocks = config["num_res_blocks"]
     rename = lambda k, t: [(wan_keys.vae_to_diffusers(k, blocks), t)]  # noqa: E731
@@ -220,7 +216,7 @@ def load_vae(path: Path, device=None):
 def load_umt5(path: Path, dtype, device=None):
     from transformers import UMT5Config, UMT5EncoderModel
 
-    config = UMT5Config(**umt5_config(_pth(path)))
+    config = UMT5Config(**umt5_config(load_pth(path)))
     model = empty_model(lambda: UMT5EncoderModel(config))
     rename = lambda k, t: [(wan_keys.t5_to_diffusers(k), t)]  # noqa: E731
     fill_model(model, read_pth(path), rename, dtype, aliases=wan_keys.T5_TIED, device=device)
@@ -231,7 +227,7 @@ def load_clip(path: Path, device=None):
     import torch
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    config = CLIPVisionConfig(**clip_config(_pth(path)))
+    config = CLIPVisionConfig(**clip_config(load_pth(path)))
     model = empty_model(lambda: CLIPVisionModel(config))
     tensors = ((k, t, p) for k, t, p in read_pth(path) if not wan_keys.clip_is_unused(k))
     fill_model(model, tensors, wan_keys.clip_to_diffusers, torch.float32, device=device)
