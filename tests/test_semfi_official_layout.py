@@ -218,7 +218,7 @@ def test_transformer_config_reads_what_wanmodel_does_not_write():
     assert (config["rope_max_seq_len"], config["pos_embed_seq_len"]) == (1024, None)
 
 
-def test_convert_wan_writes_a_bf16_diffusers_folder_with_the_same_weights(layouts, tmp_path):
+def test_convert_wan_writes_a_bf16_diffusers_folder_with_the_same_weights(layouts, tmp_path, capsys):
     from sfi_bench.cli import main
 
     official_folder = layouts[1]
@@ -239,7 +239,10 @@ def test_convert_wan_writes_a_bf16_diffusers_folder_with_the_same_weights(layout
         assert stored.get_slice("blocks.0.attn1.to_q.weight").get_dtype() == "BF16"  # bf16 on disk
     with pytest.raises(SystemExit) as again:  # a second run never overwrites
         main(["convert-wan", str(official_folder), str(target)])
-    assert again.value.code != 0
+    assert again.value.code == 2 and f"{target} exists" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a diffusers folder is not converted again
+        main(["convert-wan", str(target), str(tmp_path / "again")])
+    assert "a diffusers folder already" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmHWM from /proc/self/status")

@@ -29,9 +29,9 @@ def convert_wan_command(
     from sfi_bench.models.semfi.wan_official import convert_official_folder
 
     try:
-        torch_dtype = pick_dtype(dtype, "cpu")
-    except ValueError as err:
+        written = convert_official_folder(source, target, pick_dtype(dtype, "cpu"))
+    except (ValueError, FileExistsError, FileNotFoundError) as err:  # WeightsMissingError included
+        # The message names the file, the folder and how to get it; the generic OSError line would not.
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
-    written = convert_official_folder(source, target, torch_dtype)
     typer.echo(f"wrote {written} (diffusers layout, transformer in {dtype}); use it as --weights {written}")
