@@ -16,6 +16,7 @@ COMMAND_MODULES: list[str] = [
     "sfi_bench.commands.leaderboard",
     "sfi_bench.commands.weights",
     "sfi_bench.commands.report",
+    "sfi_bench.commands.convert",
 ]
 
 

@@ -290,11 +290,28 @@ def verify_checksum(spec: WeightSpec, path: Path, weights_dir: Path | None = Non
 
 
 def resolve_folder(name: str, weights_dir: Path | None = None, explicit: str | Path | None = None) -> Path:
-    """The local folder of a `folder=True` entry. `explicit` is a folder, or a Hugging Face repo id looked up
-    in the local cache only. Never downloads."""
+    """The local folder of a `folder=True` entry, or of one of its `alternates` (the same model in another
+    layout), in that order. `explicit` is a folder, or a Hugging Face repo id looked up in the local cache
+    only. Never downloads."""
     spec = WEIGHTS[name] if name in WEIGHTS else None
     if spec is None or not spec.folder:
         raise KeyError(f"{name!r} is not a folder entry of the weights table")
+    errors = []
+    for each in (name, *spec.alternates):
+        try:
+            return _resolve_one_folder(WEIGHTS[each], weights_dir, explicit)
+        except WeightsCorruptError:
+            raise
+        except WeightsMissingError as err:
+            errors.append(err)
+    if len(errors) == 1:
+        raise errors[0]
+    layouts = "\n".join(f"- {err}" for err in errors)
+    raise WeightsMissingError(f"no layout of '{name}' was found:\n{layouts}")
+
+
+def _resolve_one_folder(spec: WeightSpec, weights_dir: Path | None, explicit: str | Path | None) -> Path:
+    name = spec.name
     if explicit is not None:
         local = Path(explicit).expanduser()
         if (local / spec.filename).is_file():

@@ -21,6 +21,7 @@ PACKAGE_PIP: dict[str, str] = {
     "diffusers": "pip install 'diffusers>=0.42,<0.43'",
     "transformers": "pip install 'transformers>=5.23,<5.24'",
     "peft": "pip install 'peft>=0.21,<0.22'",
+    "accelerate": "pip install 'accelerate>=1.15,<1.16'",
 }
 
 
@@ -39,6 +40,8 @@ class WeightSpec:
     packages: tuple[str, ...] = ()  # import names the loading code needs (keys of PACKAGE_PIP)
     users: tuple[str, ...] = ()  # models and commands that load it (metrics declare theirs on the class)
     named_only: bool = False  # too big to fetch by accident: `--fetch --all` skips it, `--fetch NAME` gets it
+    # Other entries holding the same model in another layout; resolve_folder takes whichever is on disk.
+    alternates: tuple[str, ...] = ()
 
     @property
     def hf_repo(self) -> str | None:
@@ -248,6 +251,22 @@ WEIGHTS: dict[str, WeightSpec] = {
             packages=("diffusers", "transformers"),
             users=("semfi", "train"),
             named_only=True,
+            alternates=("wan2.1-i2v-14b-480p-official",),
+        ),
+        # The same models in Wan's own layout (what its generate.py reads), converted while loading
+        # (sfi_bench/models/semfi/wan_official.py) or once by `sfi-bench convert-wan SRC DST`.
+        WeightSpec(
+            "wan2.1-i2v-14b-480p-official",
+            "Wan2.1_VAE.pth",
+            "hf:Wan-AI/Wan2.1-I2V-14B-480P",
+            "Apache-2.0 (Wan2.1)",
+            "SemFi backbone, official Wan2.1 layout (diffusion_pytorch_model-0000X-of-00007.safetensors, "
+            "models_t5_umt5-xxl-enc-bf16.pth, models_clip_...-vit-huge-14.pth, Wan2.1_VAE.pth, google/umt5-xxl)",
+            folder=True,
+            packages=("diffusers", "transformers", "accelerate"),
+            users=("semfi", "train", "convert-wan"),
+            named_only=True,
+            alternates=("wan2.1-i2v-14b-480p",),
         ),
         WeightSpec(
             "wan2.1-flf2v-14b-720p",
@@ -259,6 +278,19 @@ WEIGHTS: dict[str, WeightSpec] = {
             packages=("diffusers", "transformers"),
             users=("wan-flf2v",),
             named_only=True,
+            alternates=("wan2.1-flf2v-14b-720p-official",),
+        ),
+        WeightSpec(
+            "wan2.1-flf2v-14b-720p-official",
+            "Wan2.1_VAE.pth",
+            "hf:Wan-AI/Wan2.1-FLF2V-14B-720P",
+            "Apache-2.0 (Wan2.1)",
+            "wan-flf2v baseline, official Wan2.1 layout (same file names as the I2V one)",
+            folder=True,
+            packages=("diffusers", "transformers", "accelerate"),
+            users=("wan-flf2v", "convert-wan"),
+            named_only=True,
+            alternates=("wan2.1-flf2v-14b-720p",),
         ),
         WeightSpec(
             "semfi-mol",

@@ -156,3 +156,20 @@ def test_selection_by_metric_model_and_name():
         select(["alexnt"], all_=False, for_=False)
     with pytest.raises(ValueError, match="Did you mean lpips"):
         select(["lpipz"], all_=False, for_=True)
+
+
+def test_one_present_wan_layout_serves_and_the_other_is_not_asked_for(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    official = tmp_path / "dir" / "wan2.1-i2v-14b-480p-official"
+    official.mkdir(parents=True)
+    (official / "Wan2.1_VAE.pth").write_bytes(b"vae")
+    result = invoke("--weights-dir", tmp_path / "dir")
+    shown = statuses(result.output)
+    assert shown["wan2.1-i2v-14b-480p-official"].startswith("present")
+    assert (
+        shown["wan2.1-i2v-14b-480p"] == "missing"
+        and "wan2.1-i2v-14b-480p-official is present" in result.output
+    )
+    commands = printed_commands(result.output)
+    assert not any("Wan2.1-I2V-14B-480P" in line for line in commands)  # neither layout is fetched again
+    assert any("Wan2.1-FLF2V-14B-720P-diffusers" in line for line in commands)  # FLF2V: both missing

@@ -80,6 +80,13 @@ def weights_rows(weights_dir: Path | None = None) -> list[dict]:
                 "used_by": ", ".join(users.get(spec.name, [])) or spec.purpose,
             }
         )
+    # The same model in another layout (the Wan folders): one present layout serves, the other is not needed.
+    present = {row["name"] for row in rows if row["present"]}
+    for row in rows:
+        served_by = [alt for alt in WEIGHTS[row["name"]].alternates if alt in present]
+        row["served_by"] = served_by[0] if served_by and not row["present"] else None
+        if row["served_by"]:
+            row["used_by"] += f" (not needed: {row['served_by']} is present)"
     return rows
 
 
@@ -129,7 +136,7 @@ def sfi_bench_command() -> str:
 
 def print_commands(rows: list[dict]) -> None:
     """Commands outside the table, one per line and never wrapped, so each can be copied and run as printed."""
-    wanted = [row for row in rows if row["status"] in ("missing", "corrupt")]
+    wanted = [row for row in rows if row["status"] in ("missing", "corrupt") and not row.get("served_by")]
     if not wanted:
         return
     typer.echo("\nFetch, check and record every missing file (the Wan 14B folders only when named):")

@@ -49,8 +49,13 @@ def component_dtypes(dtype) -> dict:
 
 
 def load_wan_pipeline(pipeline_class, folder: Path, device: str, dtype, cpu_offload: bool = False):
-    """A diffusers Wan I2V folder -> pipeline on `device`, each component in its own dtype."""
-    pipe = pipeline_class.from_pretrained(str(folder), dtype=component_dtypes(dtype))
+    """A Wan I2V/FLF2V folder, diffusers or official layout -> pipeline on `device`, each component in its
+    own dtype; the transformer is read tensor by tensor in `dtype` (wan_official.load_pipeline)."""
+    from sfi_bench.models.semfi.wan_official import load_pipeline
+
+    # Straight onto the GPU tensor by tensor (no host copy of the 14B transformer), unless offloading.
+    direct = device if device.startswith("cuda") and not cpu_offload else None
+    pipe = load_pipeline(pipeline_class, folder, component_dtypes(dtype), device=direct)
     pipe.set_progress_bar_config(disable=True)
     if cpu_offload:
         # Each component moves to the GPU only while it runs (memory: not yet measured at 14B).
@@ -66,7 +71,7 @@ class _WanFirstLastModel(SFIModel):
     weights_name: ClassVar[str] = ""
     default_settings: ClassVar[dict[str, Any]] = {}
     requirements = (
-        "weights: Wan2.1 diffusers folder (~70 GB)",
+        "weights: Wan2.1 folder, diffusers or official layout (~70-80 GB on disk; bf16 in memory)",
         "GPU (memory not yet measured), or cpu_offload=true",
     )
 

@@ -90,6 +90,7 @@ def build_tiny_wan_pipeline(config: TinyWanConfig = TinyWanConfig()):
             image_size=config.clip_image_size,
             intermediate_size=16,
             patch_size=config.clip_patch_size,
+            hidden_act="gelu",  # as Wan's ViT-H/14 (wan/modules/clip.py: activation='gelu')
         )
     )
     image_processor = CLIPImageProcessor(crop_size=config.clip_image_size, size=config.clip_image_size)
