@@ -27,7 +27,8 @@ def train_command(
         Path, typer.Option("--out", "-o", help="Run folder: checkpoints/, adapters/, metrics.jsonl.")
     ],
     weights: Annotated[
-        str | None, typer.Option(help="Wan2.1-I2V-14B-480P diffusers folder or cached HF id.")
+        str | None,
+        typer.Option(help="Wan2.1-I2V-14B-480P folder (diffusers or the official layout) or cached HF id."),
     ] = None,
     weights_dir: Annotated[Path | None, typer.Option(help="Folder holding weight folders.")] = None,
     captions: Annotated[
