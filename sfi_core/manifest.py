@@ -1,4 +1,7 @@
-"""Atomic Parquet writes, per-shard part files and their merge: the basis of resumable stages."""
+"""Atomic Parquet writes and the part files of resumable stages: their names, generations and order.
+
+The one merge of part files (which rows win) is sfi_core.manifest_table.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sfi_core.constants import STATUS_ERROR
 from sfi_core.schemas import to_table
 
 
@@ -79,7 +81,7 @@ def next_generation(parts_dir: Path) -> int:
     return 1 + max((part_generation(part) for part in parts), default=0)
 
 
-def _parts_newest_first(parts_dir: Path) -> list[Path]:
+def parts_newest_first(parts_dir: Path) -> list[Path]:
     """Part files, the newest first: a rerun's part (an error retried) supersedes an earlier one.
 
     Newest is the highest generation in the name; only parts written before generations (all 0) fall
@@ -92,36 +94,3 @@ def _parts_newest_first(parts_dir: Path) -> list[Path]:
         for part in parts_dir.glob("part-*.parquet")
     ]
     return [part for *_, part in sorted(parts, reverse=True)]
-
-
-def merge_parts(parts_dir: Path, schema: pa.Schema, key: str, wanted: list[str] | None = None) -> list[dict]:
-    """Every row of the newest part holding each input `key` (a stage may write several rows per key).
-
-    Keys come in `wanted` order if given (else sorted), rows of one key in the order the stage wrote them.
-    """
-    held: dict[str, list[dict]] = {}
-    for part in _parts_newest_first(parts_dir):
-        fresh: dict[str, list[dict]] = {}
-        for row in pq.read_table(part, schema=schema).to_pylist():
-            if row[key] not in held:
-                fresh.setdefault(row[key], []).append(row)
-        held.update(fresh)
-    order = sorted(held) if wanted is None else [k for k in wanted if k in held]
-    return [row for k in order for row in held[k]]
-
-
-def finished_keys(parts_dir: Path, key: str) -> set[str]:
-    """Input keys whose newest rows hold no `error` row: those are kept; errors are retried."""
-    seen: set[str] = set()
-    failed: set[str] = set()
-    for part in _parts_newest_first(parts_dir):
-        has_status = "status" in pq.read_schema(part).names
-        table = pq.read_table(part, columns=[key, "status"] if has_status else [key])
-        keys = table.column(key).to_pylist()
-        statuses = table.column("status").to_pylist() if has_status else [None] * len(keys)
-        fresh = set(keys) - seen
-        failed.update(
-            k for k, status in zip(keys, statuses, strict=True) if k in fresh and status == STATUS_ERROR
-        )
-        seen |= fresh
-    return seen - failed

@@ -1,5 +1,7 @@
-"""The merge of a stage's part files kept in Arrow: `merge_parts`' rows, with no row dicts, as one table or
-written to a manifest batch by batch."""
+"""The one merge of a stage's part files, in Arrow: the newest part holding a key wins (newest by the
+generation in its name, sfi_core.manifest.parts_newest_first), as rows (`merge_parts`), as a table
+(`merge_parts_table`), written to a manifest batch by batch (`PartsMerge.write`), or as the keys
+finished without an error (`finished_keys`, what a rerun skips)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sfi_core.manifest import _parts_newest_first, atomic_path
+from sfi_core.constants import STATUS_ERROR
+from sfi_core.manifest import atomic_path, parts_newest_first
 
 # Parts are gathered this many at a time into one table: each table read from a file keeps its own
 # copy of the file's schema (36 fields with their descriptions), about 80 KB, which for 1,250 parts
@@ -100,7 +103,7 @@ class PartsMerge:
         columns: tuple[str, ...] | list[str] = (),
     ) -> None:
         self.schema = schema
-        self.parts = _parts_newest_first(parts_dir)
+        self.parts = parts_newest_first(parts_dir)
         read, sizes = _read_parts(self.parts, schema, [*columns] if key in columns else [key, *columns])
         selected = _selection(read.column(key), sizes, wanted) if sizes else np.zeros(0, np.int64)
         self.kept = pc.take(read, pa.array(selected), memory_pool=_pool()).combine_chunks(_pool())
@@ -139,6 +142,35 @@ class PartsMerge:
                 writer.write_table(batch)
                 if each is not None:
                     each(batch)
+
+
+def merge_parts(parts_dir: Path, schema: pa.Schema, key: str, wanted: list[str] | None = None) -> list[dict]:
+    """Every row of the newest part holding each input `key` (a stage may write several rows per key).
+
+    Keys come in `wanted` order if given (else sorted), rows of one key in the order the stage wrote them.
+    """
+    wanted_keys = None if wanted is None else pa.array(list(wanted), pa.string())
+    return merge_parts_table(parts_dir, schema, key, wanted_keys).to_pylist()
+
+
+def finished_keys(parts_dir: Path, key: str) -> set[str]:
+    """Input keys whose newest rows hold no `error` row: those are kept; errors are retried."""
+    parts = parts_newest_first(parts_dir)
+    tables, sizes = [], []
+    for part in parts:
+        names = pq.read_schema(part).names
+        table = pq.ParquetFile(part).read(columns=[key, "status"] if "status" in names else [key])
+        status = table.column("status") if "status" in names else pa.nulls(table.num_rows, pa.string())
+        tables.append(
+            pa.table({key: table.column(key).cast(pa.string()), "status": status.cast(pa.string())})
+        )
+        sizes.append(table.num_rows)
+    if not tables:
+        return set()
+    read = pa.concat_tables(tables)
+    kept = pc.take(read, pa.array(_selection(read.column(key), sizes, None)))
+    failed = pc.fill_null(pc.equal(kept.column("status"), STATUS_ERROR), False)
+    return set(kept.column(key).to_pylist()) - set(kept.filter(failed).column(key).to_pylist())
 
 
 def merge_parts_table(

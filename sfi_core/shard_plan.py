@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sfi_core.executors.base import Shard
-from sfi_core.manifest import finished_keys, next_generation, shard_name
+from sfi_core.manifest import next_generation, shard_name
+from sfi_core.manifest_table import finished_keys
 
 
 @dataclass

@@ -27,7 +27,8 @@ import pyarrow.parquet as pq
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.driver import run_stage
 from sfi_core.executors import EXECUTORS
-from sfi_core.manifest import finished_keys, merge_parts, read_rows, write_rows
+from sfi_core.manifest import read_rows, write_rows
+from sfi_core.manifest_table import finished_keys, merge_parts
 from sfi_core.schemas import CAPTIONS, empty_row
 from sfi_core.stage import Stage, describe_error
 from sfi_core.video import VideoError

@@ -26,7 +26,8 @@ from sfi_core.categories import LABELS, NAMES, OTHER, TAXONOMY, TAXONOMY_VERSION
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.driver import run_stage
 from sfi_core.executors import EXECUTORS
-from sfi_core.manifest import merge_parts, next_generation, shard_name, write_rows
+from sfi_core.manifest import next_generation, shard_name, write_rows
+from sfi_core.manifest_table import merge_parts
 from sfi_core.schemas import CATEGORIES, empty_row
 from sfi_core.stage import Stage, describe_error
 from sfi_data.captioning import CAPTIONS_MANIFEST, failure_code

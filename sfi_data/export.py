@@ -26,7 +26,8 @@ import pyarrow.parquet as pq
 
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.driver import remove_stale_temporaries, run_stage
-from sfi_core.manifest import atomic_path, merge_parts, next_generation, shard_name, write_rows
+from sfi_core.manifest import atomic_path, next_generation, shard_name, write_rows
+from sfi_core.manifest_table import merge_parts
 from sfi_core.schemas import EXPORT_SHARDS, SCHEMA_VERSION, empty_row
 from sfi_core.shards import FIELDS, FOLDER_PATHS, SPLITS, index_file_name, sample_key, shard_file_name
 from sfi_core.stage import Stage, describe_error

@@ -22,7 +22,8 @@ from sfi_core.driver import (
     run_stage,
     setup_logging,
 )
-from sfi_core.manifest import merge_parts, read_rows, write_rows
+from sfi_core.manifest import read_rows, write_rows
+from sfi_core.manifest_table import merge_parts
 from sfi_core.schemas import SEGMENTS
 from sfi_data.config import RunConfig, ScenesConfig, to_dict, validate
 from sfi_data.discover import discover, skipped_note

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 from sfi_core.clips import read_clip_manifest
 from sfi_core.constants import STATUS_OK
 from sfi_core.executors import EXECUTORS
-from sfi_core.manifest import atomic_path, merge_parts, write_rows
+from sfi_core.manifest import atomic_path, write_rows
+from sfi_core.manifest_table import merge_parts
 from sfi_core.schemas import SCHEMA_VERSION, SPLIT
 from sfi_data.categorize import categories_for
 from sfi_data.config_dataset import SplitConfig, check_choice, resolve_reader, settings_changed

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
-from sfi_core.manifest import merge_parts
+from sfi_core.manifest_table import merge_parts
 from sfi_core.schemas import empty_row
 from sfi_core.stage import Stage, describe_error
 from sfi_core.video import VideoError

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sfi_core.manifest import merge_parts
+from sfi_core.manifest_table import merge_parts
 from sfi_core.schemas import CAPTIONS
 from sfi_data.captioning import (
     CAPTIONS_MANIFEST,

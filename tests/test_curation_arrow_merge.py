@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sfi_core.driver import StageSummary, count, count_table
-from sfi_core.manifest import merge_parts, write_rows, write_table
-from sfi_core.manifest_table import PartsMerge, merge_parts_table
+from sfi_core.manifest import parts_newest_first, write_rows, write_table
+from sfi_core.manifest_table import PartsMerge, finished_keys, merge_parts, merge_parts_table
 from sfi_core.schemas import CLIPS, VIDEOS, to_table
 from sfi_data.config import RangeConfig, ThresholdConfig
 from sfi_data.stages.thresholds import (
@@ -23,6 +23,20 @@ from sfi_data.stages.thresholds import (
     apply_thresholds_table,
     bounds_table,
 )
+
+
+def reference_merge(parts_dir, schema, key, wanted=None) -> list[dict]:
+    """The merge's rule as plain dicts, the oracle of the Arrow merge: the newest part holding a key
+    gives all its rows for it, keys in `wanted` order (else sorted), rows in the order written."""
+    held: dict[str, list[dict]] = {}
+    for part in parts_newest_first(parts_dir):
+        fresh: dict[str, list[dict]] = {}
+        for row in pq.read_table(part, schema=schema).to_pylist():
+            if row[key] not in held:
+                fresh.setdefault(row[key], []).append(row)
+        held.update(fresh)
+    order = sorted(held) if wanted is None else [k for k in wanted if k in held]
+    return [row for k in order for row in held[k]]
 
 
 def _video_row(index: int, rng: random.Random, attempt: int) -> dict:
@@ -92,12 +106,12 @@ def _comparable(rows: list[dict]) -> list[dict]:
 def test_arrow_merge_thresholds_and_counts_equal_the_row_dicts(tmp_path, config):
     keys = _write_parts(tmp_path / "parts")
     wanted = list(reversed(keys))
-    rows = merge_parts(tmp_path / "parts", VIDEOS, "video_id", wanted)
+    rows = reference_merge(tmp_path / "parts", VIDEOS, "video_id", wanted)
     table = merge_parts_table(tmp_path / "parts", VIDEOS, "video_id", pa.array(wanted, pa.string()))
     assert table.schema == VIDEOS
     assert _comparable(table.to_pylist()) == _comparable(rows)
     assert any(row["status"] == "error" for row in rows) and len(rows) == len(keys)
-    sorted_rows = merge_parts(tmp_path / "parts", VIDEOS, "video_id")
+    sorted_rows = reference_merge(tmp_path / "parts", VIDEOS, "video_id")
     assert _comparable(merge_parts_table(tmp_path / "parts", VIDEOS, "video_id").to_pylist()) == _comparable(
         sorted_rows
     )
@@ -146,9 +160,11 @@ def test_arrow_merge_keeps_several_rows_per_key_in_written_order(tmp_path):
         pq.write_table(to_table(copy.deepcopy(rows), CLIPS), parts / f"part-{name}.parquet")
         os.utime(parts / f"part-{name}.parquet", ns=(10**18 + stamp * 1000,) * 2)
     table = merge_parts_table(parts, CLIPS, "video_id", pa.array(["b", "a"], pa.string()))
-    assert table.to_pylist() == merge_parts(parts, CLIPS, "video_id", ["b", "a"])
+    assert table.to_pylist() == reference_merge(parts, CLIPS, "video_id", ["b", "a"])
     assert table.column("clip_id").to_pylist() == ["b_05", "a_09", "a_05", "a_13"]
-    assert merge_parts_table(parts, CLIPS, "video_id").to_pylist() == merge_parts(parts, CLIPS, "video_id")
+    assert merge_parts_table(parts, CLIPS, "video_id").to_pylist() == reference_merge(
+        parts, CLIPS, "video_id"
+    )
 
 
 @pytest.mark.parametrize("batch_rows", [1, 7, 64, 4096])
@@ -157,7 +173,7 @@ def test_streamed_merge_writes_the_merged_rows_batch_by_batch(tmp_path, batch_ro
     order, a key named twice twice), whatever the batch size, and shows `each` every row once."""
     keys = _write_parts(tmp_path / "parts")
     wanted = list(reversed(keys)) + keys[:3] + ["absent"]
-    rows = merge_parts(tmp_path / "parts", VIDEOS, "video_id", wanted)
+    rows = reference_merge(tmp_path / "parts", VIDEOS, "video_id", wanted)
     seen: list[int] = []
     merge = PartsMerge(tmp_path / "parts", VIDEOS, "video_id", pa.array(wanted, pa.string()))
     merge.write(
@@ -173,7 +189,7 @@ def test_streamed_merge_writes_the_merged_rows_batch_by_batch(tmp_path, batch_ro
         tmp_path / "sorted.parquet", batch_rows=batch_rows
     )
     assert _comparable(pq.read_table(tmp_path / "sorted.parquet").to_pylist()) == _comparable(
-        merge_parts(tmp_path / "parts", VIDEOS, "video_id")
+        reference_merge(tmp_path / "parts", VIDEOS, "video_id")
     )
 
 
@@ -183,3 +199,23 @@ def test_streamed_merge_of_no_parts_writes_an_empty_manifest(tmp_path):
     assert len(merge) == 0 and merge.kept.num_rows == 0
     empty = pq.read_table(tmp_path / "clips.parquet")
     assert empty.num_rows == 0 and empty.schema == CLIPS
+
+
+def test_the_row_merge_and_the_finished_keys_follow_the_rule(tmp_path):
+    """merge_parts (rows) and finished_keys, the driver's skip list, against the dict oracle."""
+    rng = random.Random(3)
+    parts = tmp_path / "parts"
+    for attempt in range(3):
+        rows = [_video_row(i, rng, attempt) for i in range(attempt * 5, 60)]
+        write_rows(rows[: len(rows) // 2], VIDEOS, parts / f"part-{attempt + 1:06d}-{attempt:016x}.parquet")
+        write_rows(
+            rows[len(rows) // 2 :], VIDEOS, parts / f"part-{attempt + 1:06d}-{attempt + 9:016x}.parquet"
+        )
+    expected = reference_merge(parts, VIDEOS, "video_id")
+    assert merge_parts(parts, VIDEOS, "video_id") == expected
+    wanted = [f"v{i:04d}" for i in (7, 3, 55, 99)]
+    assert merge_parts(parts, VIDEOS, "video_id", wanted) == reference_merge(
+        parts, VIDEOS, "video_id", wanted
+    )
+    errors = {r["video_id"] for r in expected if r["status"] == "error"}
+    assert errors and finished_keys(parts, "video_id") == {r["video_id"] for r in expected} - errors

@@ -10,7 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from sfi_core.manifest import merge_parts, next_generation, part_generation
+from sfi_core.manifest import next_generation, part_generation
+from sfi_core.manifest_table import merge_parts
 from sfi_core.schemas import VIDEOS
 from sfi_data.config import FilterStageConfig, RangeConfig, RunConfig, ScoreConfig, ThresholdConfig
 from sfi_data.pipeline import run_filter

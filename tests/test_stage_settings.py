@@ -15,7 +15,7 @@ from sfi_core.driver import (
     recorded_settings,
     run_stage,
 )
-from sfi_core.manifest import finished_keys, merge_parts
+from sfi_core.manifest_table import finished_keys, merge_parts
 from sfi_core.stage import Chain, Stage
 from sfi_data.config import RunConfig
 

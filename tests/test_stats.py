@@ -195,7 +195,7 @@ def test_cli_and_a_mistyped_reader(tmp_path):
 
 
 def test_sample_frames_stage_replaces_an_unreadable_clip_and_keeps_its_reason(tmp_path):
-    from sfi_core.manifest import merge_parts
+    from sfi_core.manifest_table import merge_parts
     from sfi_data.stats_samples import SAMPLES, sample_frames
     from sfi_data.stats_tables import DatasetTables
 

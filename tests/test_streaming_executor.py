@@ -13,7 +13,7 @@ import pytest
 from sfi_core.executors.base import plan_shards
 from sfi_core.executors.local import LocalExecutor
 from sfi_core.executors.streaming import SHARDS_IN_FLIGHT, SplitChain, StreamingExecutor, plan_stream
-from sfi_core.manifest import merge_parts
+from sfi_core.manifest_table import merge_parts
 from sfi_core.stage import Stage
 
 SCHEMA = pa.schema([("video_id", pa.string()), ("status", pa.string()), ("checksum", pa.int64())])

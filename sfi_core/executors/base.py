@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sfi_core.manifest import finished_keys, next_generation, shard_name, write_rows
+from sfi_core.manifest import next_generation, shard_name, write_rows
+from sfi_core.manifest_table import finished_keys
 from sfi_core.memory import release_freed_memory
 from sfi_core.stage import Stage
 
