@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sfi_bench.generate import BenchRunConfig, RunSummary, run_model
-from sfi_bench.report_media import write_preview, write_strip
+from sfi_bench.report.media import write_preview, write_strip
 from sfi_core.constants import FRAME_COUNTS
 from sfi_data.testing.toy_dataset import build_toy_dataset
 

@@ -140,8 +140,8 @@ import matplotlib.image
 
 from sfi_data.config_dataset import StatsConfig
 from sfi_data.stats import write_card
-from sfi_data.stats_plots import plot_samples
-from sfi_data.stats_tables import DatasetTables
+from sfi_data.stats.plots import plot_samples
+from sfi_data.stats.tables import DatasetTables
 from sfi_data.testing.toy_dataset import build_toy_dataset
 
 build_toy_dataset(root / "ds", num_videos=2, scales=(5, 9))  # PNG condition frames, written by OpenCV
@@ -196,8 +196,8 @@ def test_cli_and_a_mistyped_reader(tmp_path):
 
 def test_sample_frames_stage_replaces_an_unreadable_clip_and_keeps_its_reason(tmp_path):
     from sfi_core.manifest_table import merge_parts
-    from sfi_data.stats_samples import SAMPLES, sample_frames
-    from sfi_data.stats_tables import DatasetTables
+    from sfi_data.stats.samples import SAMPLES, sample_frames
+    from sfi_data.stats.tables import DatasetTables
 
     clips = build_toy_dataset(tmp_path, num_videos=3, scales=(5, 9))
     longest = [c for c in clips if c["num_frames"] == 9]

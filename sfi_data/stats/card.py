@@ -9,7 +9,7 @@ import numpy as np
 
 from sfi_core.constants import STATUS_OK
 from sfi_core.schemas import SCHEMA_VERSION
-from sfi_data.stats_tables import (
+from sfi_data.stats.tables import (
     DatasetTables,
     category_counts,
     first_value,

@@ -1,7 +1,7 @@
 """`sfi-data stats`: a Markdown dataset card with plots of what the pipeline kept, cut, captioned and split.
 
-The tables come from the manifests (sfi_data.stats_tables), the figures from sfi_data.stats_plots and
-the Markdown from sfi_data.stats_card. The sample sheet decodes clips with the reader `cut` recorded.
+The tables come from the manifests (sfi_data.stats.tables), the figures from sfi_data.stats.plots and
+the Markdown from sfi_data.stats.card. The sample sheet decodes clips with the reader `cut` recorded.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sfi_core.manifest import atomic_path
 from sfi_data.config_dataset import StatsConfig, resolve_reader
-from sfi_data.stats_card import card_markdown
-from sfi_data.stats_plots import (
+from sfi_data.stats.card import card_markdown
+from sfi_data.stats.plots import (
     plot_captions,
     plot_categories,
     plot_rejects,
@@ -20,7 +20,7 @@ from sfi_data.stats_plots import (
     plot_scores,
     plot_video_meta,
 )
-from sfi_data.stats_tables import DatasetTables, reject_counts  # noqa: F401 - re-exported
+from sfi_data.stats.tables import DatasetTables, reject_counts  # noqa: F401 - re-exported
 
 CARD_NAME = "DATASET_CARD.md"
 PLOTS_DIR = "stats"

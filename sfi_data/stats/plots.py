@@ -10,8 +10,8 @@ import numpy as np
 
 from sfi_core.constants import DEFAULT_READER, STATUS_OK
 from sfi_core.manifest import atomic_path
-from sfi_data.stats_samples import sample_frames
-from sfi_data.stats_tables import DatasetTables, category_counts, first_value, reject_counts, values
+from sfi_data.stats.samples import sample_frames
+from sfi_data.stats.tables import DatasetTables, category_counts, first_value, reject_counts, values
 
 log = logging.getLogger(__name__)
 

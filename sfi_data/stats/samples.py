@@ -17,7 +17,7 @@ from sfi_core.manifest_table import merge_parts
 from sfi_core.schemas import empty_row
 from sfi_core.stage import Stage, describe_error
 from sfi_core.video import VideoError
-from sfi_data.stats_tables import DatasetTables
+from sfi_data.stats.tables import DatasetTables
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from sfi_bench.leaderboard import Leaderboard, leaderboard_from_runs, read_run_scores
 from sfi_bench.plots import write_plots
-from sfi_bench.report_board import board_html, plots_html
-from sfi_bench.report_media import PREVIEW_SUFFIX, STRIP_SUFFIX, write_preview, write_strip
+from sfi_bench.report.board import board_html, plots_html
+from sfi_bench.report.media import PREVIEW_SUFFIX, STRIP_SUFFIX, write_preview, write_strip
 from sfi_bench.storage import STATUS_OK, FrameStore
 from sfi_bench.testset import TestClip, load_test_clips, read_ground_truth
 
