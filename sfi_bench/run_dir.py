@@ -65,7 +65,7 @@ def generation_settings(config: BenchRunConfig, cls: type) -> dict[str, Any]:
     weights = config.weights
     digest = None
     if weights and Path(weights).is_file():
-        from sfi_core.weights_lock import file_digest
+        from sfi_core.weights.lock import file_digest
 
         digest = file_digest(Path(weights))
     return {

@@ -251,7 +251,7 @@ def metric_fingerprint(metric: Metric, weights_dir: str | None) -> str:
     update) or another metric version is computed again, never merged with this run's.
     """
     from sfi_core.weights import resolve
-    from sfi_core.weights_lock import file_digest
+    from sfi_core.weights.lock import file_digest
 
     parts = [str(type(metric).version)]
     for name in type(metric).weights:

@@ -29,7 +29,7 @@ from sfi_core.weights import (
     named_weights_dir,
     resolve,
 )
-from sfi_core.weights_lock import WeightsLock, lock_folders, recorded, sha256_file
+from sfi_core.weights.lock import WeightsLock, lock_folders, recorded, sha256_file
 
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 T = TypeVar("T")

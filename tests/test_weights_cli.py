@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from weights_server import loopback_world, url_path
 
 from sfi_bench.commands.weights import select, weights
-from sfi_core import weights_table
 from sfi_core.weights import WEIGHTS
+from sfi_core.weights import table as weights_table
 
 FETCHABLE = ["hub-lfs", "url-prefix", "url-full", "url-plain"]
 

@@ -11,7 +11,7 @@ from weights_server import loopback_world, payload, sha
 from sfi_core import weights as weights_module
 from sfi_core.fetch import FetchError, RetryPolicy, fetch
 from sfi_core.weights import WEIGHTS, WeightsCorruptError, resolve
-from sfi_core.weights_lock import LOCK_NAME, WeightsLock
+from sfi_core.weights.lock import LOCK_NAME, WeightsLock
 
 FAST = RetryPolicy(attempts=3, timeout_s=5.0, backoff_s=0.05)
 
@@ -160,7 +160,7 @@ def test_recorded_digest_catches_a_changed_file_without_published_digest(world):
 
 
 def test_unchanged_file_is_not_hashed_again(world, monkeypatch):
-    from sfi_core import weights_lock
+    from sfi_core.weights import lock as weights_lock
 
     target = fetch("url-prefix", policy=FAST, progress=False).path
     calls = []

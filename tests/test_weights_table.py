@@ -7,7 +7,7 @@ import re
 import pytest
 
 from sfi_core.weights import WEIGHTS, WeightsMissingError, manual_command
-from sfi_core.weights_table import PACKAGE_PIP
+from sfi_core.weights.table import PACKAGE_PIP
 
 HEX_SUFFIX = re.compile(r"-([0-9a-f]{8,})\.pth?$")
 

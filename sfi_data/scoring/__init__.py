@@ -113,7 +113,7 @@ def weights_checksum(name: str) -> str | None:
 
 def file_checksum(path) -> str:
     """sha256 of a checkpoint the user named as a file (no table digest to go by)."""
-    from sfi_core.weights_lock import sha256_file
+    from sfi_core.weights.lock import sha256_file
 
     return f"sha256:{sha256_file(path)}"
 

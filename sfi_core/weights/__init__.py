@@ -17,8 +17,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from sfi_core.weights_lock import file_digest, recorded
-from sfi_core.weights_table import PACKAGE_PIP, WEIGHTS, WeightSpec, missing_packages
+from sfi_core.weights.lock import file_digest, recorded
+from sfi_core.weights.table import PACKAGE_PIP, WEIGHTS, WeightSpec, missing_packages
 
 __all__ = [
     "PACKAGE_PIP",
