@@ -26,24 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-# Wan-AI/Wan2.1-I2V-14B-480P-Diffusers transformer/config.json (diffusers' convert_wan_to_diffusers.py).
-WAN_I2V_14B = {
-    "patch_size": (1, 2, 2),
-    "num_attention_heads": 40,
-    "attention_head_dim": 128,
-    "in_channels": 36,
-    "out_channels": 16,
-    "text_dim": 4096,
-    "freq_dim": 256,
-    "ffn_dim": 13824,
-    "num_layers": 40,
-    "cross_attn_norm": True,
-    "qk_norm": "rms_norm_across_heads",
-    "eps": 1e-6,
-    "image_dim": 1280,
-    "added_kv_proj_dim": 5120,
-    "rope_max_seq_len": 1024,
-}
+from sfi_bench.models.semfi.load_ram import WAN21_I2V_14B
+
+# Wan-AI/Wan2.1-I2V-14B-480P-Diffusers transformer/config.json: one definition, in load_ram.
+WAN_I2V_14B = WAN21_I2V_14B | {"rope_max_seq_len": 1024}
 TINY = WAN_I2V_14B | {"num_attention_heads": 2, "attention_head_dim": 16, "ffn_dim": 64, "num_layers": 2}
 TINY |= {"text_dim": 32, "freq_dim": 32, "image_dim": 16, "added_kv_proj_dim": 32}
 WAN_VAE: dict = {}  # AutoencoderKLWan's defaults are Wan2.1's VAE (base_dim 96, z_dim 16)

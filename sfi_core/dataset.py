@@ -120,13 +120,18 @@ class SFIClipDataset(Dataset):
         """(num_frames, height, width) of every item: items that may share a batch have the same key."""
         return [(n, *self.output_size(i)) for i, n in enumerate(self.num_frames)]
 
-    def _decode(self, row: dict) -> np.ndarray:
+    def _clip_source(self, row: dict):
+        """What the clip decodes from (a path here; the clip's bytes for shards) and where it lies."""
         path = self.root / row["clip_path"]
-        frames = decode_all(path)
+        return path, path
+
+    def _decode(self, row: dict) -> np.ndarray:
+        source, where = self._clip_source(row)
+        frames = decode_all(source)
         expected = int(row["num_frames"])
         if len(frames) < expected:
             raise VideoError(
-                f"clip {row['clip_id']} ({path}) has {len(frames)} frames, the manifest says {expected}"
+                f"clip {row['clip_id']} ({where}) has {len(frames)} frames, its row says {expected}"
             )
         return frames[:expected]
 

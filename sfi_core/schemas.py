@@ -142,16 +142,21 @@ CLIPS = pa.schema(
 )
 
 
+# The first columns of a per-clip request's row (a caption, a category): which clip, and how it went.
+_CLIP_REQUEST = [
+    _field("schema_version", pa.string(), "version of this schema"),
+    _field("clip_id", pa.string(), "{video_id}_{num_frames:02d}"),
+    _field("video_id", pa.string(), "deterministic id of the input (stem + hash of its absolute path)"),
+    _field("num_frames", pa.int32(), "frames"),
+    _field("status", pa.string(), "ok | error"),
+    _field("reason", pa.string(), "why the last attempt failed, null when ok"),
+    _field("reason_code", pa.string(), REASON_CODE_DOC),
+]
+
 # One row per captioned clip (DIR/captions.parquet), failures kept with their reason.
 CAPTIONS = pa.schema(
-    [
-        _field("schema_version", pa.string(), "version of this schema"),
-        _field("clip_id", pa.string(), "{video_id}_{num_frames:02d}"),
-        _field("video_id", pa.string(), "deterministic id of the input (stem + hash of its absolute path)"),
-        _field("num_frames", pa.int32(), "frames"),
-        _field("status", pa.string(), "ok | error"),
-        _field("reason", pa.string(), "why the last attempt failed, null when ok"),
-        _field("reason_code", pa.string(), REASON_CODE_DOC),
+    _CLIP_REQUEST
+    + [
         _field("caption", pa.string(), "the dense caption, null when it failed"),
         _field("model", pa.string(), "the captioning model"),
         _field("prompt_version", pa.string(), "version of the caption prompt file"),
@@ -170,14 +175,8 @@ CAPTIONS = pa.schema(
 
 # One row per captioned clip (DIR/categories.parquet): its content category (paper Fig. 3a).
 CATEGORIES = pa.schema(
-    [
-        _field("schema_version", pa.string(), "version of this schema"),
-        _field("clip_id", pa.string(), "{video_id}_{num_frames:02d}"),
-        _field("video_id", pa.string(), "deterministic id of the input (stem + hash of its absolute path)"),
-        _field("num_frames", pa.int32(), "frames"),
-        _field("status", pa.string(), "ok | error"),
-        _field("reason", pa.string(), "why the last attempt failed, null when ok"),
-        _field("reason_code", pa.string(), REASON_CODE_DOC),
+    _CLIP_REQUEST
+    + [
         _field("category", pa.string(), "one name of sfi_core.categories.NAMES, null when it failed"),
         _field("category_source", pa.string(), "taxonomy-v<N> (keyword rule) or llm:<model>"),
         _field("caption_sha1", pa.string(), "sha1 of the caption it was read from (a new caption: redo)"),

@@ -45,7 +45,7 @@ from sfi_data.config_dataset import (  # noqa: F401 - re-exported
     check_choice,
     resolve_reader,
 )
-from sfi_data.vllm_client import ChatClient, RequestFailed, RetryPolicy, api_key_from_env
+from sfi_data.vllm_client import ChatClient, RequestFailed, RetryPolicy, api_key_from_env, gather_bounded
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,6 @@ class CaptionStage(Stage):
         """One result row per input row, in input order; at most `concurrency` requests in flight."""
         config = self.config
         retry = RetryPolicy(config.max_attempts, config.backoff_base_s, config.backoff_max_s)
-        gate = asyncio.Semaphore(config.concurrency)
         # Frame decoding and JPEG encoding block: a few threads keep the event loop free for the replies.
         threads = max(1, min(config.concurrency, 8))
         with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="caption-frames") as pool:
@@ -202,12 +201,9 @@ class CaptionStage(Stage):
                 retry=retry,
                 first_server=self._batches * len(rows),
             ) as client:
-
-                async def one(row: dict) -> dict:
-                    async with gate:
-                        return await self._caption_one(client, pool, row)
-
-                results = await asyncio.gather(*(one(row) for row in rows), return_exceptions=True)
+                results = await gather_bounded(
+                    rows, lambda row: self._caption_one(client, pool, row), config.concurrency
+                )
         self._batches += 1
         return [
             self.error_rows(row, result)[0] if isinstance(result, BaseException) else result

@@ -32,7 +32,7 @@ from sfi_core.schemas import CATEGORIES, empty_row
 from sfi_core.stage import Stage, describe_error
 from sfi_data.captioning import CAPTIONS_MANIFEST, failure_code
 from sfi_data.config_dataset import CategorizeConfig, check_choice
-from sfi_data.vllm_client import ChatClient, RequestFailed, RetryPolicy, api_key_from_env
+from sfi_data.vllm_client import ChatClient, RequestFailed, RetryPolicy, api_key_from_env, gather_bounded
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,6 @@ class CategorizeStage(Stage):
 
     async def ask_batch(self, rows: list[dict]) -> list[dict]:
         config = self.config
-        gate = asyncio.Semaphore(config.concurrency)
         retry = RetryPolicy(config.max_attempts, config.backoff_base_s, config.backoff_max_s)
         async with ChatClient(
             config.categorize_with,
@@ -161,12 +160,7 @@ class CategorizeStage(Stage):
             retry=retry,
             first_server=self._batches * len(rows),
         ) as client:
-
-            async def one(row: dict) -> dict:
-                async with gate:
-                    return await self._ask(client, row)
-
-            results = await asyncio.gather(*(one(row) for row in rows), return_exceptions=True)
+            results = await gather_bounded(rows, lambda row: self._ask(client, row), config.concurrency)
         self._batches += 1
         return [
             self.error_rows(row, result)[0] if isinstance(result, BaseException) else result

@@ -204,3 +204,15 @@ class ChatClient:
         raise RequestFailed(
             f"{last_reason} (gave up after {self.retry.max_attempts} attempts)", self.retry.max_attempts, base
         )
+
+
+async def gather_bounded(items: list, worker, concurrency: int) -> list:
+    """`await worker(item)` for every item, at most `concurrency` at once; results (or the exception an
+    item raised) in the items' order."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item):
+        async with gate:
+            return await worker(item)
+
+    return await asyncio.gather(*(one(item) for item in items), return_exceptions=True)
