@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from sfi_bench.models.base import SFIModel, SFIRequest, SFIResult
 from sfi_bench.run_dir import check_run_dir, generation_settings
 from sfi_bench.storage import (
@@ -31,13 +29,11 @@ from sfi_bench.storage import (
     FrameStore,
 )
 from sfi_bench.testset import ShardSpec, TestClip, fit_to_clip, load_test_clips, read_conditions
-from sfi_core.driver import normalize_settings
+from sfi_core.config import ExecutionConfig
+from sfi_core.driver import normalize_settings, run_stage
 from sfi_core.executors import (
     EXECUTORS,
-    make_executor,
 )
-from sfi_core.executors.base import Shard
-from sfi_core.manifest import next_generation, shard_name
 from sfi_core.stage import Stage
 
 log = logging.getLogger(__name__)
@@ -150,11 +146,21 @@ class GenerateStage(Stage):
     name = "generate"
     key = "clip_id"
 
-    def __init__(self, config: BenchRunConfig, model: SFIModel | None = None) -> None:
+    def __init__(
+        self, config: BenchRunConfig, model: SFIModel | None = None, settings: dict | None = None
+    ) -> None:
         self.config = config
         self.model = model
         self.num_gpus = config.parallel.gpus_per_worker
+        # --gpus-per-worker on a cluster without GPUs would quietly run every replica on CPU.
+        self.gpus_required = config.parallel.gpus_per_worker > 0
+        self.shard_size = max(1, config.batch_size)
         self.seconds_model_load = 0.0
+        self._settings = settings or {}
+
+    def settings(self) -> dict:
+        """What shapes the stored frames (run_dir.generation_settings): the driver records and checks it."""
+        return self._settings
 
     @property
     def store(self) -> FrameStore:
@@ -191,8 +197,7 @@ class GenerateStage(Stage):
             prompt=clip.prompt,
             **values,
         )
-        self.store.write_record(record)
-        return record
+        return record  # its row goes into the shard's part file: the run's ledger
 
     def run_batch(self, batch: list[TestClip]) -> list[ClipRecord]:
         records: list[ClipRecord] = []
@@ -254,51 +259,6 @@ class GenerateStage(Stage):
         )
 
 
-def plan_clip_shards(clips: list[TestClip], batch_size: int, work_dir: Path) -> list[Shard]:
-    """One executor shard per model batch: clips of one N and size, named by the clip ids it holds."""
-    generation = next_generation(work_dir)
-    return [
-        Shard(
-            [{"clip_id": c.clip_id, "clip": c} for c in batch],
-            work_dir / shard_name([c.clip_id for c in batch], generation),
-        )
-        for batch in batches(clips, batch_size)
-    ]
-
-
-def require_gpus(per_worker: float) -> None:
-    """--gpus-per-worker on a Ray cluster without GPUs would quietly run every replica on CPU."""
-    import ray
-
-    available = float(ray.cluster_resources().get("GPU", 0))
-    if available < per_worker:
-        raise ValueError(
-            f"--gpus-per-worker {per_worker:g} but the Ray cluster has {available:g} GPU(s); "
-            "drop the option to run on CPUs, or join a cluster with GPUs (--address)"
-        )
-
-
-def run_stage_on_clips(
-    stage: Stage,
-    shards: list[Shard],
-    schema: pa.Schema,
-    parallel: ParallelConfig,
-    on_rows: Callable[[int], None] | None = None,
-) -> None:
-    """Run `stage` over `shards` on the chosen executor; part files land beside the shards' paths."""
-    if not shards:
-        return  # nothing pending: do not start Ray for it
-    executor = make_executor(parallel.executor, address=parallel.address, num_cpus=parallel.workers)
-    try:
-        if parallel.gpus_per_worker > 0 and parallel.executor == "ray":
-            require_gpus(parallel.gpus_per_worker)
-        for result in executor.map_shards(stage, shards, schema):
-            if on_rows is not None:
-                on_rows(result.outputs)
-    finally:
-        executor.close()
-
-
 class BenchRunner:
     """Run one model over the test clips (or one shard of them) into one run directory."""
 
@@ -321,20 +281,39 @@ class BenchRunner:
         return ShardSpec.parse(config.parallel.shard).select(clips)
 
     def run(self) -> RunSummary:
+        """Generate the pending clips through the shared driver (sfi_core.driver.run_stage): the
+        stage's settings are recorded beside its parts and a rerun with others is refused (or, with
+        --overwrite, the run is emptied and redone); the parts are the per-clip records."""
         config = self.config
         start = time.perf_counter()
         clips = self.select_clips()
         settings = generation_settings(config, self._model_class())
         previous = check_run_dir(self.store, config.model, Path(config.clips), config.overwrite, settings)
-        summary = RunSummary(model=config.model, clips_total=len(clips))
-        pending = [c for c in clips if config.overwrite or not self.store.is_finished(c.clip_id)]
-        summary.already_done = len(clips) - len(pending)
-        stage = GenerateStage(config, self.model)
+        stage = GenerateStage(config, self.model, settings)
         self.store.write_run_info(self._run_info(previous, stage))
-        if pending:
-            shards = plan_clip_shards(pending, config.batch_size, self.store.run_dir / "work" / "generate")
-            run_stage_on_clips(stage, shards, RECORD_SCHEMA, config.parallel, self.progress)
-            summary.seconds_model_load = stage.seconds_model_load  # local executor only: Ray's is remote
+        # Clips of one N and size side by side: a shard then fills the model's batches.
+        ordered = sorted(clips, key=lambda c: (c.num_frames, c.width or 0, c.height or 0, c.clip_id))
+        rows = [{"clip_id": c.clip_id, "clip": c} for c in ordered]
+        parallel = config.parallel
+        run = ExecutionConfig(
+            executor=parallel.executor,
+            address=parallel.address,
+            num_cpus=parallel.workers,
+            shard_size=stage.shard_size,
+            overwrite=config.overwrite,
+        )
+        pending = [c for c in clips if config.overwrite or not self.store.is_finished(c.clip_id)]
+        done = [len(clips) - len(pending)]  # the driver reports the clips done earlier first: not progress
+
+        def progress(finished: int, total: int) -> None:
+            if self.progress is not None and finished > done[0]:
+                self.progress(finished - done[0])
+            done[0] = max(done[0], finished)
+
+        stage_summary = run_stage(stage, rows, self.store.run_dir, RECORD_SCHEMA, run, progress)
+        summary = RunSummary(model=config.model, clips_total=len(clips), already_done=stage_summary.skipped)
+        summary.seconds_model_load = stage.seconds_model_load  # local executor only: Ray's is remote
+        self.store = FrameStore(config.out, config.store_format)  # the records the workers wrote
         for clip in pending:
             record = self.store.read_record(clip.clip_id)
             if record is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sfi_bench.storage import FrameStore
-from sfi_core.driver import SettingsChangedError, changed_settings
+from sfi_core.driver import changed_settings, record_settings, recorded_settings
 
 if TYPE_CHECKING:
     from sfi_bench.generate import BenchRunConfig
@@ -24,9 +24,10 @@ def check_run_dir(
 ) -> dict[str, Any] | None:
     """The run.json already there (None for a new directory); refuses another model or test set.
 
-    settings: what shapes the generated frames (`generation_settings`). A directory whose clips were
-    made with other settings is refused in one line naming the changed keys, and with --overwrite
-    emptied first, so a rerun never leaves a run that is half one setting and half another.
+    settings: what shapes the generated frames (`generation_settings`). The shared driver records them
+    beside the generate stage's parts and refuses a rerun with others in one line naming the changed
+    keys; with --overwrite the whole run (frames, scores, ledger) is emptied here first, so a rerun
+    never leaves a run that is half one setting and half another.
     """
     if not store.run_json.is_file():
         return None
@@ -40,14 +41,11 @@ def check_run_dir(
         raise ValueError(
             f"{store.run_dir} was run on {info.get('clips_manifest')}, not {clips.resolve()}; pick another --out."
         )
-    held = info.get("settings")
+    adopt_legacy_records(store, info)
+    held = recorded_settings(store.run_dir, GENERATE_STAGE)
     changes = changed_settings(held, settings) if settings is not None and held is not None else []
-    if changes and store.records():
-        if not overwrite:
-            raise SettingsChangedError(
-                f"{store.run_dir} holds clips generated with other settings ({'; '.join(changes)}): "
-                f"rerun with --overwrite to redo every clip, or write to another --out"
-            )
+    # Without --overwrite the driver refuses the changed settings itself (one line naming the keys).
+    if changes and overwrite and store.records():
         log.info(
             "%s: settings changed (%s); --overwrite empties the run first", store.run_dir, "; ".join(changes)
         )
@@ -58,6 +56,22 @@ def check_run_dir(
             elif path.exists():
                 path.unlink()
     return info
+
+
+GENERATE_STAGE = "generate"  # the stage whose parts are the run's records (sfi_bench.storage.LEDGER)
+
+
+def adopt_legacy_records(store: FrameStore, info: dict[str, Any]) -> int:
+    """A run directory from before the ledger (meta/{clip_id}.json, settings in run.json): its records
+    become one part and its settings the recorded ones, so a rerun resumes it and checks them."""
+    if any(store.ledger_dir.glob("part-*.parquet")) or not (store.run_dir / "meta").is_dir():
+        return 0
+    records = store.records()  # read from meta/ while the ledger is empty
+    store.write_records(records)
+    if info.get("settings") is not None:
+        record_settings(store.run_dir, GENERATE_STAGE, info["settings"])
+    log.info("%s: %d records of meta/ adopted into %s", store.run_dir, len(records), store.ledger_dir)
+    return len(records)
 
 
 def generation_settings(config: BenchRunConfig, cls: type) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sfi_bench.generate import ParallelConfig, now, plan_clip_shards, run_stage_on_clips
+from sfi_bench.generate import ParallelConfig, now
 from sfi_bench.provenance import environment, metric_definition, metric_id
 from sfi_bench.scoring import (
     ALL_GROUP,
@@ -30,7 +30,10 @@ from sfi_bench.scoring import (
 )
 from sfi_bench.storage import STATUS_OK, FrameStore
 from sfi_bench.testset import ShardSpec, TestClip, load_test_clips
-from sfi_core.manifest import write_table
+from sfi_core.config import ExecutionConfig
+from sfi_core.driver import run_shards
+from sfi_core.executors.base import Shard
+from sfi_core.manifest import next_generation, shard_name, write_table
 
 SCORES_JSON = "scores.json"
 
@@ -123,8 +126,19 @@ def score_run(
     generated = [c for c in test_clips if c.clip_id in ok_ids]
     mine = ShardSpec.parse(parallel.shard).select(generated)
     stage = ScoreStage(run_dir, requested, device, weights_dir, parallel.gpus_per_worker, overwrite)
-    run_stage_on_clips(
-        stage, plan_clip_shards(mine, 1, run_dir / "work" / "score"), SCORE_PART_SCHEMA, parallel, progress
+    # One clip per shard: the unit of resume is each clip's scores file, so every clip is planned
+    # (a clip whose requested metrics are stored returns at once) and run on the shared driver's executors.
+    parts_dir = run_dir / "work" / "score"
+    generation = next_generation(parts_dir)
+    shards = [
+        Shard([{"clip_id": c.clip_id, "clip": c}], parts_dir / shard_name([c.clip_id], generation))
+        for c in mine
+    ]
+    execution = ExecutionConfig(
+        executor=parallel.executor, address=parallel.address, num_cpus=parallel.workers
+    )
+    run_shards(
+        stage, shards, SCORE_PART_SCHEMA, execution, lambda r: progress(r.outputs) if progress else None
     )
     scores = {
         c.clip_id: read_clip_scores(run_dir, c.clip_id, record_digest(store, c.clip_id)) for c in generated

@@ -9,7 +9,6 @@ states in manifest order -- the same numbers whatever the number of workers.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -47,12 +46,14 @@ class ClipEntry:
 
 @dataclass
 class ClipScores:
-    record_digest: str  # of meta/{clip_id}.json: regenerated frames invalidate the scores
+    record_digest: (
+        str  # of the clip's record (FrameStore.record_digest): regenerated frames invalidate the scores
+    )
     entries: dict[str, ClipEntry] = field(default_factory=dict)
 
 
 def record_digest(store: FrameStore, clip_id: str) -> str:
-    return hashlib.sha1(store.meta_path(clip_id).read_bytes()).hexdigest()
+    return store.record_digest(clip_id)
 
 
 def scores_path(run_dir: Path, clip_id: str) -> Path:
@@ -172,6 +173,7 @@ class ScoreStage(Stage):
         overwrite: bool = False,
     ) -> None:
         self.run_dir = Path(run_dir)
+        self.gpus_required = gpus > 0  # --gpus-per-worker without GPUs must not quietly score on CPUs
         self.overwrite = overwrite  # recompute the requested metrics even where they are stored
         self.metrics = metrics
         self.device = device

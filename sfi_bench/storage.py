@@ -3,7 +3,10 @@
 Layout of RUNDIR:
     run.json                  what was run: model, version, options, the test manifest
     frames/{clip_id}.mkv      FFV1 (bgr0, bit-exact RGB) -- or frames/{clip_id}/{i:04d}.png
-    meta/{clip_id}.json       per-clip record; written last, so its presence marks the clip finished
+    work/generate/            the per-clip records: the shared driver's part files (sfi_core.driver), one
+                              row per clip, the newest part wins; they are the run's completion ledger
+                              (beside them settings.json, what shaped the frames: a rerun with other
+                              settings is refused) -- runs made before the ledger kept meta/{clip_id}.json
     generations.parquet       every per-clip record, gathered at the end of a run
 
 No lossy encoder ever touches generated frames, so the metrics see exactly what the model produced.
@@ -94,6 +97,18 @@ def _record_schema():
 RECORD_SCHEMA = _record_schema()
 
 
+# The generate stage's part files under RUNDIR: the per-clip records.
+LEDGER = Path("work") / "generate"
+
+
+def record_of_row(row: dict[str, Any]) -> ClipRecord:
+    """A ledger row (ClipRecord.to_row) back to its record."""
+    values = dict(row)
+    values["info"] = json.loads(values.get("info") or "{}")
+    values["resampled"] = bool(values.get("resampled"))
+    return ClipRecord(**values)
+
+
 def _write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -107,6 +122,7 @@ class FrameStore:
             raise ValueError(f"unknown store format {store_format!r}; use one of {', '.join(STORE_FORMATS)}")
         self.run_dir = Path(run_dir)
         self.store_format = store_format
+        self._records: dict[str, ClipRecord] | None = None
 
     # ---- run-level facts ----
     @property
@@ -125,32 +141,56 @@ class FrameStore:
             )
         return json.loads(self.run_json.read_text(encoding="utf-8"))
 
-    # ---- per-clip records ----
-    def meta_path(self, clip_id: str) -> Path:
-        return self.run_dir / "meta" / f"{clip_id}.json"
+    # ---- per-clip records: the generate stage's part files ----
+    @property
+    def ledger_dir(self) -> Path:
+        return self.run_dir / LEDGER
+
+    def _all(self) -> dict[str, ClipRecord]:
+        """clip_id -> its newest record, read once per FrameStore (write_record keeps it current)."""
+        if self._records is None:
+            from sfi_core.manifest_table import merge_parts
+
+            rows = merge_parts(self.ledger_dir, RECORD_SCHEMA, "clip_id")
+            self._records = {row["clip_id"]: record_of_row(row) for row in rows}
+            legacy = self.run_dir / "meta"
+            if not self._records and legacy.is_dir():  # a run directory from before the ledger
+                for path in sorted(legacy.glob("*.json")):
+                    record = ClipRecord(**json.loads(path.read_text(encoding="utf-8")))
+                    self._records[record.clip_id] = record
+        return self._records
 
     def read_record(self, clip_id: str) -> ClipRecord | None:
-        path = self.meta_path(clip_id)
-        if not path.is_file():
-            return None
-        return ClipRecord(**json.loads(path.read_text(encoding="utf-8")))
+        return self._all().get(clip_id)
 
     def records(self) -> list[ClipRecord]:
-        folder = self.run_dir / "meta"
-        if not folder.is_dir():
-            return []
-        return [
-            ClipRecord(**json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.json"))
-        ]
+        return [self._all()[clip_id] for clip_id in sorted(self._all())]
 
     def is_finished(self, clip_id: str) -> bool:
         record = self.read_record(clip_id)
         return record is not None and record.status in FINAL_STATUSES
 
+    def write_records(self, records: list[ClipRecord]) -> None:
+        """Append records to the ledger as one part of a newer generation (what `import` writes; a
+        generate run's parts come from the driver)."""
+        from sfi_core.manifest import next_generation, shard_name, write_rows
+
+        if not records:
+            return
+        name = shard_name([r.clip_id for r in records], next_generation(self.ledger_dir))
+        write_rows([r.to_row() for r in records], RECORD_SCHEMA, self.ledger_dir / name)
+        self._all().update({r.clip_id: r for r in records})
+
     def write_record(self, record: ClipRecord) -> None:
-        _write_text(
-            self.meta_path(record.clip_id), json.dumps(asdict(record), indent=1, sort_keys=True, default=str)
-        )
+        self.write_records([record])
+
+    def record_digest(self, clip_id: str) -> str:
+        """A digest of a clip's record: frames generated again (a new record) invalidate its scores."""
+        import hashlib
+
+        record = self.read_record(clip_id)
+        text = json.dumps(record.to_row() if record else None, sort_keys=True, default=str)
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
     def write_generations_table(self) -> Path:
         """Gather every per-clip record into generations.parquet (one row per clip)."""

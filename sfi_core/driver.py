@@ -207,18 +207,15 @@ def run_stage(
     if progress:
         progress(done, total)
     if shards:
-        executor = make_executor(
-            run.executor, address=run.address, num_cpus=run.num_cpus, num_gpus=run.num_gpus
-        )
-        try:
-            result: ShardResult
-            for result in executor.map_shards(stage, shards, schema):
-                summary.processed += result.inputs
-                done += result.inputs
-                if progress:
-                    progress(done, total)
-        finally:
-            executor.close()
+
+        def finished(result: ShardResult) -> None:
+            nonlocal done
+            summary.processed += result.inputs
+            done += result.inputs
+            if progress:
+                progress(done, total)
+
+        run_shards(stage, shards, schema, run, finished)
         release_freed_memory(force=True)  # what the shards freed, before the caller merges their parts
     summary.seconds = time.perf_counter() - start
     log.info(
@@ -231,6 +228,25 @@ def run_stage(
         summary.seconds,
     )
     return summary
+
+
+def run_shards(
+    stage: Stage, shards: list, schema, run, on_result: Callable[[ShardResult], None] | None = None
+) -> None:
+    """Run planned shards on `run.executor` (each writes its part file); `on_result` after each.
+
+    `run_stage` plans the unfinished shards itself; a caller whose unit of resume lies elsewhere (the
+    benchmark's per-clip scores) plans its own and runs them through here, on the same executors.
+    """
+    if not shards:
+        return  # nothing pending: no executor (Ray) started for it
+    executor = make_executor(run.executor, address=run.address, num_cpus=run.num_cpus, num_gpus=run.num_gpus)
+    try:
+        for result in executor.map_shards(stage, shards, schema):
+            if on_result is not None:
+                on_result(result)
+    finally:
+        executor.close()
 
 
 def _keys_with_rows(parts_dir: Path, key: str) -> set[str]:

@@ -26,6 +26,9 @@ class Stage:
     # Resources one worker of this stage asks of Ray.
     num_cpus: float = 1.0
     num_gpus: float = 0.0
+    # True: asking for num_gpus on a cluster without them is an error, not a quiet run on CPUs (the
+    # benchmark's model workers); False: the curation scorers fall back to CPU.
+    gpus_required: bool = False
 
     def settings(self) -> dict:
         """The settings that shape this stage's output (and the weights behind it, by checksum).

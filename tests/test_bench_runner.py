@@ -188,7 +188,9 @@ def test_a_rerun_with_other_settings_is_refused_or_fully_redone(toy: Path, tmp_p
     first = {"model_options": {"flow": "dis"}, "limit": 2}
     BenchRunner(config(toy, tmp_path / "run", model="flow-warp", **first)).run()
     again = {"model_options": {"flow": "dis"}} | changed
-    with pytest.raises(ValueError, match=r"generated with other settings \(.*->.*\).*--overwrite"):
+    with pytest.raises(
+        ValueError, match=r"holds generate work done with other settings \(.*->.*\).*--overwrite"
+    ):
         BenchRunner(config(toy, tmp_path / "run", model="flow-warp", **again)).run()
     summary = BenchRunner(
         config(toy, tmp_path / "run", model="flow-warp", overwrite=True, limit=1, **again)
@@ -238,3 +240,32 @@ def test_a_stored_score_is_reused_only_with_the_same_metric_version_and_weights(
     one = scoring.metric_fingerprint(metric, None)
     weights.write_bytes(b"another checkpoint")
     assert scoring.metric_fingerprint(metric, None) != one and one.startswith(first + "-next some-net=")
+
+
+def test_the_run_s_records_are_the_driver_s_ledger_and_a_copy_resumes(toy: Path, tmp_path: Path):
+    """The per-clip records are the generate stage's part files (one ledger, as the data chain's): a
+    `cp -r` copy (file times reset) resumes with nothing redone, and a legacy meta/ run is adopted."""
+    import shutil
+
+    from sfi_core.driver import recorded_settings
+
+    run = tmp_path / "run"
+    BenchRunner(config(toy, run, model="flow-warp", model_options={"flow": "dis"})).run()
+    parts = sorted((run / "work" / "generate").glob("part-*.parquet"))
+    assert parts and not (run / "meta").exists()
+    assert recorded_settings(run, "generate")["model_options"] == {"flow": "dis"}
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy, copy_function=shutil.copyfile)  # contents only: every mtime is new
+    again = BenchRunner(config(toy, copy, model="flow-warp", model_options={"flow": "dis"})).run()
+    assert (again.already_done, again.generated) == (3, 0)
+    # A run made before the ledger: records in meta/{clip_id}.json, settings in run.json.
+    legacy = tmp_path / "legacy"
+    shutil.copytree(run, legacy)
+    (legacy / "meta").mkdir()
+    for record in FrameStore(run).records():
+        (legacy / "meta" / f"{record.clip_id}.json").write_text(json.dumps(record.__dict__))
+    shutil.rmtree(legacy / "work")
+    resumed = BenchRunner(config(toy, legacy, model="flow-warp", model_options={"flow": "dis"})).run()
+    assert (resumed.already_done, resumed.generated) == (3, 0)
+    with pytest.raises(ValueError, match=r"model_options.flow: \"dis\" -> \"farneback\""):
+        BenchRunner(config(toy, legacy, model="flow-warp", model_options={"flow": "farneback"})).run()

@@ -68,6 +68,11 @@ class RayExecutor(Executor):
         if not shards:
             return
         ray = self._ray
+        if getattr(stage, "gpus_required", False) and self._num_gpus < stage.num_gpus:
+            raise ValueError(
+                f"--gpus-per-worker {stage.num_gpus:g} but the Ray cluster has {self._num_gpus:g} GPU(s); "
+                "drop the option to run on CPUs, or join a cluster with GPUs (--address)"
+            )
         num_gpus = stage.num_gpus if self._num_gpus > 0 else 0.0
         workers = max(1, min(len(shards), int(self._num_cpus // max(stage.num_cpus, 1e-9))))
         if num_gpus:
