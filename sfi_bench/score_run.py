@@ -17,6 +17,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from sfi_bench.generate import ParallelConfig, now
+from sfi_bench.metrics.base import MetricResult
+from sfi_bench.metrics.evaluation import GroupResult, result_row
 from sfi_bench.provenance import environment, metric_definition, metric_id
 from sfi_bench.scoring import (
     ALL_GROUP,
@@ -68,32 +70,29 @@ def previous_metrics(run_dir: Path) -> list[str]:
 def summary_rows(
     model: str, name: str, clips: list[TestClip], scores: dict[str, ClipScores], test_clips: list[TestClip]
 ) -> list[dict]:
-    definition = metric_definition(name)
+    """One row per group ("All", then each frame count): the shared metric columns (result_row), and
+    the run's own: the model, clips scored against clips in the test set, the uncertainty."""
     in_test: dict[str, int] = {ALL_GROUP: len(test_clips)}
     for clip in test_clips:
         in_test[str(clip.num_frames)] = in_test.get(str(clip.num_frames), 0) + 1
+    entries = [
+        (c.num_frames, c.clip_id, scores[c.clip_id].entries[name])
+        for c in clips
+        if c.clip_id in scores and name in scores[c.clip_id].entries
+    ]
+    groups = {str(n): [] for n in sorted({c.num_frames for c in clips})}
+    results = {group: GroupResult(MetricResult(None, 0, "no clips scored"), 0, []) for group in groups}
+    results = results | group_results(name, entries)
     rows = []
-    results = group_results(name, clips, scores)
     for group in [ALL_GROUP, *sorted((g for g in results if g != ALL_GROUP), key=int)]:
         outcome = results[group]
         computed = outcome.result.value is not None
         rows.append(
-            {
-                "model": model,
-                "group": group,
-                "metric": name,
-                "id": definition["id"],
-                "value": outcome.result.value,
-                "num_samples": outcome.result.num_samples,
+            {"model": model}
+            | result_row(name, group, outcome.result)
+            | {
                 "clips_scored": outcome.clips_scored if computed else 0,
                 "clips_in_test": in_test.get(group, 0),
-                "status": "ok" if computed else "not computed",
-                "reason": outcome.result.reason,  # beside a value: clips that failed
-                "direction": definition["direction"],
-                "version": definition["version"],
-                "label": definition["label"],
-                "category": definition["category"],
-                "cap": definition["cap"],
                 **uncertainty(outcome.per_clip),
             }
         )

@@ -18,7 +18,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sfi_bench.metrics.base import ClipSample, ConfiguredMetric, Metric, MetricResult, MetricUnavailable
+from sfi_bench.metrics.base import ClipSample, ConfiguredMetric, Metric, MetricUnavailable
+from sfi_bench.metrics.evaluation import (  # noqa: F401 - the score tables' names
+    ALL_GROUP,
+    ClipEntry,
+    GroupResult,
+    empty_metric,
+    group_results,
+    merge_group,
+    reason_of,
+    score_clip,
+)
 from sfi_bench.state_io import StateEncoder, decode, read_npz, write_npz
 from sfi_bench.storage import ClipRecord, FrameStore
 from sfi_bench.testset import TestClip, fit_to_clip, read_conditions, read_ground_truth
@@ -26,22 +36,7 @@ from sfi_core.stage import Stage, describe_error
 
 log = logging.getLogger(__name__)
 
-ALL_GROUP = "All"
 SCORE_PART_SCHEMA = pa.schema([("clip_id", pa.string()), ("status", pa.string()), ("reason", pa.string())])
-
-
-@dataclass
-class ClipEntry:
-    """One metric on one clip: its value (None for set-level metrics), its state, or why it failed."""
-
-    value: float | None
-    state: dict[str, Any] | None
-    version: str
-    reason: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.reason is None
 
 
 @dataclass
@@ -91,38 +86,6 @@ def write_clip_scores(run_dir: Path, clip_id: str, scores: ClipScores) -> None:
     write_npz(
         scores_path(run_dir, clip_id), {"record_digest": scores.record_digest, "entries": entries}, encoder
     )
-
-
-_MISSING = object()
-
-
-def state_of(metric: Metric, prototype: Metric) -> dict[str, Any]:
-    """The attributes `reset`/`update` made for this state: everything not shared with the loaded prototype.
-
-    `fresh()` copies the prototype and resets, so networks, devices and settings are the prototype's
-    own objects; what differs is the state (torchmetrics' declared states, found instead of declared).
-    """
-    shared = vars(prototype)
-    state = {
-        key: value
-        for key, value in vars(metric).items()
-        if value is not shared.get(key, _MISSING) and not callable(value)
-    }
-    StateEncoder().encode(state)  # a state a score file cannot hold fails here, as this metric's error
-    return state
-
-
-def empty_metric(name: str) -> ConfiguredMetric:
-    """An unloaded instance: enough to merge states and compute, no network."""
-    from sfi_bench.metrics import metric_class
-
-    return metric_class(name)(device="cpu")
-
-
-def with_state(name: str, state: dict[str, Any]) -> ConfiguredMetric:
-    metric = empty_metric(name)
-    vars(metric).update(state)
-    return metric
 
 
 # ---------------------------------------------------------------- the per-clip work
@@ -228,16 +191,10 @@ class ScoreStage(Stage):
             yield {"clip_id": clip.clip_id, "status": "ok", "reason": "; ".join(failed) or None}
 
     def _score(self, name: str, sample: ClipSample) -> ClipEntry:
-        prototype = self.prototypes[name]
-        version = self.fingerprints[name]
-        state = prototype.fresh()
         try:
-            value = state.update(sample)
-            kept = state_of(state, prototype)
-        except Exception as err:  # noqa: BLE001 - one metric failing on one clip leaves the others standing
-            log.warning("metric %s failed on %s: %s", name, sample.clip_id, err)
-            return ClipEntry(None, None, version, describe_error(err))
-        return ClipEntry(None if value is None else float(value), kept, version)
+            return score_clip(self.prototypes[name], sample, self.fingerprints[name])
+        except MetricUnavailable as err:  # raised lazily: this clip's entry says why; a rerun retries it
+            return ClipEntry(None, None, self.fingerprints[name], reason_of(err))
 
 
 def _version(name: str) -> str:
@@ -266,54 +223,6 @@ def metric_fingerprint(metric: Metric, weights_dir: str | None) -> str:
 def _is_done(scores: ClipScores, name: str, fingerprint: str) -> bool:
     entry = scores.entries.get(name)
     return entry is not None and entry.done and entry.version == fingerprint
-
-
-# ---------------------------------------------------------------- merging per-clip states into results
-
-
-@dataclass
-class GroupResult:
-    result: MetricResult
-    clips_scored: int
-    per_clip: list[float]
-
-
-def merge_group(name: str, states: list[dict[str, Any]]) -> MetricResult:
-    merged = empty_metric(name)
-    for state in states:
-        merged.merge(with_state(name, state))
-    try:
-        return merged.compute()
-    except Exception as err:  # noqa: BLE001 - a failing aggregate is "not computed" with its reason
-        return MetricResult(None, 0, describe_error(err))
-
-
-def _group_result(name: str, entries: list[ClipEntry]) -> GroupResult:
-    done = [e for e in entries if e.done]
-    failed = [e.reason for e in entries if e.reason]
-    if not done:
-        return GroupResult(MetricResult(None, 0, failed[0] if failed else "no clips scored"), 0, [])
-    values = [e.value for e in done if e.value is not None]
-    result = merge_group(name, [e.state for e in done])
-    if failed and result.value is not None:
-        # The value stands on the other clips; say so beside it.
-        result = MetricResult(
-            result.value, result.num_samples, f"{len(failed)} clip(s) not computed, e.g. {failed[0]}"
-        )
-    return GroupResult(result, len(done), values)
-
-
-def group_results(name: str, clips: list[TestClip], scores: dict[str, ClipScores]) -> dict[str, GroupResult]:
-    """Per frame count and for All (the groups' clips in order), merged from the per-clip states."""
-    by_group: dict[str, list[ClipEntry]] = {}
-    for num_frames in sorted({c.num_frames for c in clips}):
-        by_group[str(num_frames)] = [
-            scores[c.clip_id].entries[name]
-            for c in clips
-            if c.num_frames == num_frames and c.clip_id in scores and name in scores[c.clip_id].entries
-        ]
-    out = {ALL_GROUP: _group_result(name, [e for entries in by_group.values() for e in entries])}
-    return out | {group: _group_result(name, entries) for group, entries in by_group.items()}
 
 
 def uncertainty(values: list[float], resamples: int = 1000, seed: int = 0) -> dict[str, float | None]:

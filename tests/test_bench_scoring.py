@@ -76,8 +76,12 @@ def test_a_metric_failing_on_one_clip_is_not_computed_there_and_the_rest_stands(
     by_group = {r["group"]: r for r in outputs.summary if r["metric"] == "temporal_flickering"}
     assert by_group["9"]["value"] is None and "frames under 128 px" in by_group["9"]["reason"]
     assert by_group["All"]["clips_scored"] == 2 and by_group["All"]["value"] is not None
-    assert by_group["All"]["reason"].startswith(
-        "1 clip(s) not computed, e.g. ValueError: frames under 128 px"
+    assert by_group[
+        "All"
+    ][
+        "reason"
+    ].startswith(
+        "1 clip(s) not computed, e.g. vid0000_f09: ValueError: frames under 128 px"  # one note format for score and evaluate
     )
     assert by_group["5"]["reason"] is None
     assert all_row(outputs, "endpoint_psnr")["clips_scored"] == 3
@@ -134,3 +138,39 @@ def test_score_files_round_trip_states_without_pickle(tmp_path: Path):
     assert isinstance(back["sums"], torch.Tensor) and torch.equal(back["sums"], state["sums"])
     with pytest.raises(TypeError, match="cannot store"):
         StateEncoder().encode({"model": object()})
+
+
+def test_score_and_evaluate_are_one_evaluation_path(run_dir: Path):
+    """`sfi-bench score` (states stored per clip, merged from the files) and `metrics.suite.evaluate`
+    (in memory: the tests and gpu_check) give the same values, per group and for All, and merging
+    declared states equals updating one state with every clip."""
+    import pyarrow.parquet as pq
+
+    from sfi_bench.metrics import metric_class
+    from sfi_bench.metrics.suite import evaluate
+    from sfi_bench.storage import FrameStore
+    from sfi_bench.testset import load_test_clips
+
+    metrics = ["temporal_flickering", "endpoint_psnr", "psnr_all"]
+    outputs = score_run(run_dir, metrics, device="cpu")
+    stored = {(r["metric"], r["group"]): r for r in pq.read_table(outputs.summary_path).to_pylist()}
+    store = FrameStore(run_dir)
+    model = store.read_run_info()["model"]
+    clips = load_test_clips(Path(store.read_run_info()["clips_manifest"]))
+    samples = [scoring.clip_sample(store, store.read_record(c.clip_id), c, model) for c in clips]
+    memory = {(r["metric"], r["group"]): r for r in evaluate(samples, metrics, device="cpu").summary}
+    assert set(memory) == set(stored)
+    for key, row in memory.items():
+        assert (
+            row["value"] == pytest.approx(stored[key]["value"])
+            and row["num_samples"] == stored[key]["num_samples"]
+        )
+    one = metric_class("temporal_flickering")(device="cpu")
+    for sample in samples:
+        one.update(sample)
+    merged = metric_class("temporal_flickering")(device="cpu")
+    for sample in samples:
+        state = one.fresh()
+        state.update(sample)
+        merged.merge(metric_class("temporal_flickering")(device="cpu").load_state(state.state()))
+    assert merged.state() == pytest.approx(one.state()) and set(one.state()) == {"total", "weight", "count"}

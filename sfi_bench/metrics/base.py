@@ -8,6 +8,7 @@ per-scale results the harness keeps one metric instance per group, or `merge`s p
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -106,11 +107,56 @@ def match_size(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.stack([cv2.resize(f, (width, height), interpolation=mode) for f in frames])
 
 
+@dataclass(frozen=True)
+class State:
+    """One declared piece of a metric's state (as torchmetrics' `add_state`): its name, the factory of
+    its empty value, and how two states combine ("sum": numbers add; "cat": lists concatenate)."""
+
+    name: str
+    default: Callable[[], Any]
+    merge: str = "sum"
+
+    def combine(self, mine: Any, theirs: Any) -> Any:
+        if self.merge == "sum":
+            return mine + theirs
+        if self.merge == "cat":
+            return list(mine) + list(theirs)
+        raise ValueError(f"unknown merge rule {self.merge!r} of state {self.name!r}: use sum or cat")
+
+
 class ConfiguredMetric(Metric):
-    """A metric built with (device, weights_dir); `fresh()` shares loaded networks, not state."""
+    """A metric built with (device, weights_dir); `fresh()` shares loaded networks, not state.
+
+    The state is what `states` declares, nothing else: `reset`, `merge`, `state` and `load_state`
+    are generic over it, so the harness stores, ships and merges any metric the same way.
+    """
 
     label_text: ClassVar[str] = ""  # Table 2 column, arrow appended by `label`
     variant_of: ClassVar[str | None] = None  # the reference metric a weight-free/alt variant stands in for
+    states: ClassVar[tuple[State, ...]] = ()
+
+    def reset(self) -> None:
+        for spec in self.states:
+            setattr(self, spec.name, spec.default())
+
+    def merge(self, other: Metric) -> None:
+        if not isinstance(other, ConfiguredMetric) or other.states != self.states:
+            raise TypeError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
+        for spec in self.states:
+            setattr(self, spec.name, spec.combine(getattr(self, spec.name), getattr(other, spec.name)))
+
+    def state(self) -> dict[str, Any]:
+        """The declared state, by name (what a score file keeps for one clip)."""
+        return {spec.name: getattr(self, spec.name) for spec in self.states}
+
+    def load_state(self, state: dict[str, Any]) -> ConfiguredMetric:
+        """This instance with `state` (from `state()`) in place; returns itself."""
+        missing = [spec.name for spec in self.states if spec.name not in state]
+        if missing:
+            raise ValueError(f"{self.name}: a stored state lacks {', '.join(missing)}; score it again")
+        for spec in self.states:
+            setattr(self, spec.name, state[spec.name])
+        return self
 
     def __init__(self, device: str = "auto", weights_dir: str | Path | None = None) -> None:
         self.device = resolve_device(device)
@@ -131,8 +177,7 @@ class ConfiguredMetric(Metric):
 class MeanMetric(ConfiguredMetric):
     """Weighted mean of per-clip values; state (total, weight, count) merges by addition."""
 
-    def reset(self) -> None:
-        self.total, self.weight, self.count = 0.0, 0.0, 0
+    states = (State("total", float), State("weight", float), State("count", int))
 
     def clip_value(self, sample: ClipSample) -> tuple[float, float] | None:
         """(per-clip value, its weight in the mean), or None when the clip does not apply."""
@@ -147,13 +192,6 @@ class MeanMetric(ConfiguredMetric):
         self.weight += weight
         self.count += 1
         return float(value)
-
-    def merge(self, other: Metric) -> None:
-        if not isinstance(other, MeanMetric):
-            raise TypeError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
-        self.total += other.total
-        self.weight += other.weight
-        self.count += other.count
 
     def empty_reason(self) -> str:
         return "no clips to score"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sfi_bench.metrics.base import ClipSample, ConfiguredMetric, Metric, MetricResult
+from sfi_bench.metrics.base import ClipSample, ConfiguredMetric, MetricResult, State
 from sfi_bench.metrics.inception import FEATURE_DIM, load_inception, sample_features
 
 
@@ -38,6 +38,7 @@ class FeatureSetMetric(ConfiguredMetric):
     group = "Video Fidelity"
     weights = ("fid-inception",)
     min_samples = 2
+    states = (State("generated_features", list, "cat"), State("reference_features", list, "cat"))
 
     def __init__(self, device: str = "auto", weights_dir=None, extractor=None) -> None:
         super().__init__(device, weights_dir)
@@ -47,10 +48,6 @@ class FeatureSetMetric(ConfiguredMetric):
         if self.extractor is None:
             self.extractor = load_inception(self.device, str(self.weights_dir) if self.weights_dir else None)
 
-    def reset(self) -> None:
-        self.generated_features: list[np.ndarray] = []
-        self.reference_features: list[np.ndarray] = []
-
     def update(self, sample: ClipSample) -> float | None:
         if sample.reference is None:
             return None
@@ -59,12 +56,6 @@ class FeatureSetMetric(ConfiguredMetric):
         self.generated_features.append(sample_features(sample, "generated", self.extractor))
         self.reference_features.append(sample_features(sample, "reference", self.extractor))
         return None  # set-level: no per-clip value
-
-    def merge(self, other: Metric) -> None:
-        if not isinstance(other, FeatureSetMetric):
-            raise TypeError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
-        self.generated_features += other.generated_features
-        self.reference_features += other.reference_features
 
     def feature_sets(self) -> tuple[np.ndarray, np.ndarray] | None:
         if not self.generated_features:

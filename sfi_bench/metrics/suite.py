@@ -1,8 +1,9 @@
-"""Run a set of metrics over decoded clips: per-clip values, and per-group ("All", "5", "9", ...) summaries.
+"""Run a set of metrics over decoded clips in memory: per-clip values, and per-group ("All", "5", "9", ...)
+summaries, by the one evaluation path `sfi-bench score` uses (sfi_bench.metrics.evaluation).
 
 Each clip is decoded once by the caller; every metric reads the same arrays. Each metric is loaded
-once; per frame-count group it keeps its own state (`fresh()` shares the networks), and "All" is the
-merge of the group states, so set-level metrics (FID, KID) are computed per scale and overall without
+once; every clip updates a fresh state (`fresh()` shares the networks) whose declared state is merged
+per group and for "All", so set-level metrics (FID, KID) are computed per scale and overall without
 running a network twice. Any exception inside one metric -- missing weights or package, a corrupt weights
 file, frames a network cannot take -- makes that metric "not computed" with the reason, for that clip
 or for the whole run when it cannot load; the other metrics still run.
@@ -16,7 +17,14 @@ from pathlib import Path
 
 from sfi_bench.metrics import METRIC_REGISTRY, metric_class
 from sfi_bench.metrics.base import ClipSample, ConfiguredMetric, MetricResult, MetricUnavailable
-from sfi_core.stage import describe_error
+from sfi_bench.metrics.evaluation import (
+    ALL_GROUP,
+    ClipEntry,
+    group_results,
+    reason_of,
+    result_row,
+    score_clip,
+)
 
 # The Table 2 set in Table 2 order (KID rides along with FID: per-scale sets are too small for FID alone).
 # psnr_all / ssim_all (every generated frame against the ground truth) need no weights, so a CPU-only
@@ -37,8 +45,6 @@ DEFAULT_METRICS: list[str] = [
     "aesthetic_quality",
     "imaging_quality",
 ]
-
-ALL_GROUP = "All"
 
 
 @dataclass
@@ -68,85 +74,6 @@ def metric_info(names: list[str] | None = None) -> list[dict]:
     return rows
 
 
-def _group_key(num_frames: int) -> str:
-    return str(num_frames)
-
-
-def _sorted_groups(groups: Iterable[str]) -> list[str]:
-    return sorted(groups, key=int)
-
-
-def _reason(error: BaseException) -> str:
-    """One line for the table: MetricUnavailable already says what to do; anything else names its type."""
-    text = str(error) if isinstance(error, MetricUnavailable) else describe_error(error)
-    return " ".join(text.split())
-
-
-class _MetricRun:
-    """One metric's loaded instance and per-group states, or the reason it is not computed."""
-
-    def __init__(self, name: str, device: str, weights_dir: str | Path | None) -> None:
-        self.name = name
-        self.cls = metric_class(name)
-        self.reason: str | None = None
-        self.prototype: ConfiguredMetric | None = None
-        self.groups: dict[str, ConfiguredMetric] = {}
-        self.clip_failures: dict[str, str] = {}  # clip_id -> reason
-        try:
-            prototype = self.cls(device=device, weights_dir=weights_dir)
-            prototype.load()
-            self.prototype = prototype
-        except Exception as err:  # noqa: BLE001 - a corrupt file or a bad package is "not computed", not a crash
-            self.reason = _reason(err)
-
-    def update(self, sample: ClipSample) -> float | None:
-        if self.prototype is None:
-            return None
-        key = _group_key(sample.num_frames)
-        if key not in self.groups:
-            self.groups[key] = self.prototype.fresh()
-        try:
-            return self.groups[key].update(sample)
-        except MetricUnavailable as err:
-            # Raised lazily (e.g. a package needed only now): stop this metric, keep the others running.
-            self.reason, self.prototype, self.groups = _reason(err), None, {}
-        except Exception as err:  # noqa: BLE001 - one clip's failure (frames RAFT cannot take) stays that clip's
-            self.clip_failures[sample.clip_id] = _reason(err)
-        return None
-
-    def failure_note(self, result: MetricResult) -> MetricResult:
-        """Say how many clips failed and why, beside the value computed on the others (or instead of it)."""
-        if not self.clip_failures:
-            return result
-        first_clip, first_reason = next(iter(self.clip_failures.items()))
-        note = f"{len(self.clip_failures)} clip(s) not computed, e.g. {first_clip}: {first_reason}"
-        return MetricResult(
-            result.value, result.num_samples, f"{result.reason}; {note}" if result.reason else note
-        )
-
-    def results(self, group_names: list[str]) -> dict[str, MetricResult]:
-        if self.prototype is None:
-            return {g: MetricResult(None, 0, self.reason) for g in [ALL_GROUP, *group_names]}
-        out: dict[str, MetricResult] = {}
-        merged = self.prototype.fresh()
-        for group in group_names:
-            state = self.groups.get(group)
-            if state is None:
-                out[group] = MetricResult(None, 0, "no clips in this group")
-                continue
-            out[group] = self._compute(state)
-            merged.merge(state)
-        out[ALL_GROUP] = self.failure_note(self._compute(merged))
-        return out
-
-    @staticmethod
-    def _compute(state: ConfiguredMetric) -> MetricResult:
-        try:
-            return state.compute()
-        except Exception as err:  # noqa: BLE001 - a failing aggregate (FID's linear algebra) is "not computed"
-            return MetricResult(None, 0, _reason(err))
-
-
 def evaluate(
     samples: Iterable[ClipSample],
     metrics: list[str] | None = None,
@@ -159,40 +86,45 @@ def evaluate(
     names = list(metrics or DEFAULT_METRICS)
     for name in names:
         metric_class(name)  # unknown names fail at once, with "did you mean"
-    runs = [_MetricRun(name, device, weights_dir) for name in names]
+    prototypes: dict[str, ConfiguredMetric] = {}
+    unavailable: dict[str, str] = {}  # metric -> why it is not computed at all
+    for name in names:
+        try:
+            prototypes[name] = metric_class(name)(device=device, weights_dir=weights_dir)
+            prototypes[name].load()
+        except Exception as err:  # noqa: BLE001 - a corrupt file or a bad package is "not computed", not a crash
+            prototypes.pop(name, None)
+            unavailable[name] = reason_of(err)
+    entries: dict[str, list[tuple[int, str, ClipEntry]]] = {name: [] for name in names}
     per_clip: list[dict] = []
-    groups: set[str] = set()
     for sample in samples:
-        groups.add(_group_key(sample.num_frames))
         row: dict = {"clip_id": sample.clip_id, "num_frames": sample.num_frames}
-        for run in runs:
-            row[run.name] = run.update(sample)
-            if sample.clip_id in run.clip_failures:
-                row[f"{run.name}_reason"] = f"not computed: {run.clip_failures[sample.clip_id]}"
+        for name in names:
+            row[name] = None
+            if name not in prototypes:
+                continue
+            try:
+                entry = score_clip(prototypes[name], sample, str(prototypes[name].version))
+            except MetricUnavailable as err:  # raised lazily (a package needed only now): stop this metric
+                unavailable[name] = reason_of(err)
+                del prototypes[name]
+                continue
+            entries[name].append((sample.num_frames, sample.clip_id, entry))
+            row[name] = entry.value
+            if entry.reason:
+                row[f"{name}_reason"] = f"not computed: {entry.reason}"
         per_clip.append(row)
         if progress is not None:
             progress(1)
-    group_names = _sorted_groups(groups)
+    group_names = sorted({str(row["num_frames"]) for row in per_clip}, key=int)
     summary = []
-    for run in runs:
-        results = run.results(group_names)
+    for name in names:
+        if name in unavailable:
+            results = {group: MetricResult(None, 0, unavailable[name]) for group in [ALL_GROUP, *group_names]}
+        else:
+            results = {group: outcome.result for group, outcome in group_results(name, entries[name]).items()}
         for group in [ALL_GROUP, *group_names]:
-            result = results[group]
-            computed = result.value is not None
             summary.append(
-                {
-                    "group": group,
-                    "metric": run.name,
-                    "id": run.cls.id or run.name,
-                    "cap": run.cls.cap,
-                    "value": result.value,
-                    "num_samples": result.num_samples,
-                    "status": "ok" if computed else "not computed",
-                    "reason": result.reason,
-                    "direction": run.cls.direction,
-                    "version": run.cls.version,
-                    "label": run.cls.label(),
-                    "category": run.cls.group,
-                }
+                result_row(name, group, results.get(group, MetricResult(None, 0, "no clips in this group")))
             )
     return SuiteResult(per_clip=per_clip, summary=summary)
