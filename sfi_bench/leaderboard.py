@@ -26,7 +26,7 @@ CAP_TOLERANCE = 1e-6
 @dataclass
 class MetricColumn:
     name: str  # registry name (endpoint_psnr)
-    id: str  # short id, the CSV header (psnr_end, psnr_all, tf, ...)
+    id: str  # the CSV header: the metric's registry name (psnr_all, temporal_flickering, ...)
     label: str  # e.g. "LPIPS↓"
     direction: str  # higher | lower
     version: str

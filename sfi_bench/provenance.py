@@ -104,7 +104,7 @@ def metric_definition(name: str) -> dict[str, Any]:
 
 
 def metric_id(name: str) -> str:
-    """The short id the metrics give themselves (lpips, psnr_all, tf, ...); the registry name otherwise."""
+    """A metric's column name in every table: its registry name (metrics.base.Metric.id)."""
     from sfi_bench.metrics import metric_class
 
     return str(getattr(metric_class(name), "id", None) or name)

@@ -40,7 +40,7 @@ def rows_for(model: str, lpips: list[float], tf: list[float], fid_reason: str | 
                 "model": model,
                 "group": group,
                 "metric": "temporal_flickering",
-                "id": "tf",
+                "id": "temporal_flickering",
                 "value": t,
                 "num_samples": 2 * 16,
                 "clips_scored": 2,
@@ -103,7 +103,16 @@ def test_csv_has_metric_id_headers_empty_missing_cells_and_variance_rows(board, 
     path = tmp_path / "lb.csv"
     write_csv(board, path)
     rows = list(csv.reader(path.open(encoding="utf-8")))
-    assert rows[0] == ["model", "frames", "clips_scored", "clips_in_test", "clip_set", "lpips", "tf", "fid"]
+    assert rows[0] == [
+        "model",
+        "frames",
+        "clips_scored",
+        "clips_in_test",
+        "clip_set",
+        "lpips",
+        "temporal_flickering",
+        "fid",
+    ]
     assert rows[1][:2] == ["a", "All"] and rows[1][5] == "0.2" and rows[1][7] == ""  # FID empty, never 0
     assert rows[1][2] == "2"  # clips, not the metrics' frame counts
     assert len(rows) == 1 + 3 * 7 + 3
@@ -119,7 +128,11 @@ def test_markdown_marks_best_second_third_by_direction_and_footnotes_reasons(boa
     assert all_rows[1].split("|")[3].strip() == "*0.3*"
     assert all_rows[1].split("|")[4].strip() == "**0.95**"
     assert "–[^1]" in all_rows[0] and "[^1]: weights 'fid-inception' not found" in text
-    assert "Log10 variance" in text and "- LPIPS↓ `lpips`: 0.1" in text and "- TF↑ `tf`: 1" in text
+    assert (
+        "Log10 variance" in text
+        and "- LPIPS↓ `lpips`: 0.1" in text
+        and "- TF↑ `temporal_flickering`: 1" in text
+    )
 
 
 def test_ties_share_a_mark_and_all_equal_marks_nothing(board):
@@ -140,7 +153,14 @@ def test_plots_png_and_svg_per_metric_with_the_legend_outside_the_axes(board, tm
     plt.close("all")
     written = write_plots(board, tmp_path / "plots")
     names = sorted(p.name for p in written)
-    assert names == ["fid.png", "fid.svg", "lpips.png", "lpips.svg", "tf.png", "tf.svg"]
+    assert names == [
+        "fid.png",
+        "fid.svg",
+        "lpips.png",
+        "lpips.svg",
+        "temporal_flickering.png",
+        "temporal_flickering.svg",
+    ]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written if p.suffix == ".png")
     assert all(b"<svg" in p.read_bytes()[:600] for p in written if p.suffix == ".svg")
 
@@ -203,9 +223,9 @@ def test_sort_by_orders_models_best_first_in_the_metric_direction(board):
 
     sort_models(board, "lpips")  # lower is better: a 0.2, c 0.25, b 0.3
     assert board.models == ["a", "c", "b"]
-    sort_models(board, "tf")  # by id; higher is better
+    sort_models(board, "temporal_flickering")  # by id (= the registry name); higher is better
     assert board.models == ["b", "a", "c"]
     sort_models(board, "fid")  # computed for nobody: order kept
     assert board.models == ["b", "a", "c"]
-    with pytest.raises(ValueError, match="they have: lpips, tf, fid"):
+    with pytest.raises(ValueError, match="they have: lpips, temporal_flickering, fid"):
         sort_models(board, "psnr_all")

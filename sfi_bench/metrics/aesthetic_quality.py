@@ -54,7 +54,6 @@ def load_laion_head(path) -> object:
 
 class AestheticQuality(MeanMetric):
     name = "aesthetic_quality"
-    id = "aq"
     label_text = "AQ"
     direction = "higher"
     version = "vbench-0.1.5 (OpenAI CLIP ViT-L/14 + LAION sa_0_4_vit_l_14_linear, all frames)"

@@ -44,7 +44,13 @@ class MetricUnavailable(RuntimeError):
 
 class Metric:
     name: ClassVar[str] = "metric"  # registry name (what `--metric` takes)
-    id: ClassVar[str] = ""  # short stable column name for tables and CSV headers (lpips, psnr_all, tf, ...)
+    # The column name in every table, CSV header and JSON: the registry name itself (one name per metric).
+    id: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.id = cls.name
+
     cap: ClassVar[float | None] = None  # best value the metric can take, where one exists (PSNR 100, SSIM 1)
     # Table 2 direction: "higher" (↑) or "lower" (↓).
     direction: ClassVar[str] = "higher"

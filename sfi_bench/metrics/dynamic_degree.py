@@ -112,7 +112,6 @@ def dis_pair_flow(pairs):
 
 class DynamicDegree(MeanMetric):
     name = "dynamic_degree"
-    id = "dd"
     cap = 1.0
     label_text = "DD"
     direction = "higher"
@@ -143,7 +142,6 @@ class DynamicDegree(MeanMetric):
 
 class DynamicDegreeDIS(DynamicDegree):
     name = "dynamic_degree_dis"
-    id = "dd_dis"
     label_text = "DD (DIS)"
     version = "1 (VBench rule, OpenCV DIS flow instead of RAFT: not the reference metric)"
     weights = ()

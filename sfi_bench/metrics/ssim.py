@@ -147,7 +147,6 @@ def ssim_frames(images: np.ndarray, references: np.ndarray, device: str = "cpu")
 
 class EndpointSSIM(MeanMetric):
     name = "endpoint_ssim"
-    id = "ssim_endpoints"
     cap = 1.0
     label_text = "SSIM (endpoints)"
     direction = "higher"
@@ -169,7 +168,6 @@ class AllFrameSSIM(GroundTruthMetric):
     """Per-frame SSIM of every generated frame against its ground-truth frame, averaged per clip, then over clips."""
 
     name = "ssim_all"
-    id = "ssim_all"
     cap = 1.0
     label_text = "SSIM"
     direction = "higher"

@@ -59,7 +59,6 @@ def temporal_flickering_of_video(path: Path) -> float:
 
 class TemporalFlickering(MeanMetric):
     name = "temporal_flickering"
-    id = "tf"
     cap = 1.0
     label_text = "TF"
     direction = "higher"

@@ -99,7 +99,6 @@ def load_viclip(path, vocab, device: str):
 
 class ViCLIPScore(MeanMetric):
     name = "viclip"
-    id = "viclip"
     label_text = "Semantic Fidelity"
     direction = "higher"
     version = "vbench-0.1.5 overall_consistency (ViClip-InternVid-10M-FLT, 8 frames middle sampling, 224 px, raw cosine, eval mode)"
