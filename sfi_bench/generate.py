@@ -29,7 +29,7 @@ from sfi_bench.storage import (
     FrameStore,
 )
 from sfi_bench.testset import ShardSpec, TestClip, fit_to_clip, load_test_clips, read_conditions
-from sfi_core.config import ExecutionConfig
+from sfi_core.config import ExecutionConfig, setting, validate
 from sfi_core.driver import normalize_settings, run_stage
 from sfi_core.executors import (
     EXECUTORS,
@@ -43,22 +43,36 @@ CLIP_ERRORS = (RuntimeError, ValueError, OSError)
 
 
 @dataclass
-class ParallelConfig:
-    """How the clips are spread: one slice of an array job, and the executor inside it."""
+class ParallelConfig(ExecutionConfig):
+    """The bench's execution settings: the ones every command shares (sfi_core.config.ExecutionConfig:
+    executor, address, --num-cpus workers, --gpus-per-worker), plus one slice of an array job.
 
-    shard: str | None = None  # "I/N": this process does every N-th clip from the I-th
-    executor: str = "local"
-    workers: int | None = None  # Ray workers started here (ignored with --address: the cluster decides)
-    gpus_per_worker: float = 0.0
-    address: str | None = None
+    The bench runs in one process unless told otherwise: a pool of workers would load one model
+    replica per CPU (a 14B model each); `--executor ray --gpus-per-worker 1` gives one per GPU.
+    """
+
+    executor: str = setting("local", "local (one process) or ray (a pool of model replicas).", EXECUTORS)
+    shard: str | None = setting(
+        None,
+        "Do only shard I of N (every N-th clip from the I-th), e.g. --shard "
+        "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; finished clips are skipped on any shard.",
+    )
 
     def __post_init__(self) -> None:
         # Checked before any work (a typo must not surface only once clips are pending).
-        if self.executor not in EXECUTORS:
-            raise ValueError(f"unknown executor {self.executor!r}: use {' or '.join(EXECUTORS)}")
-        if self.gpus_per_worker < 0 or (self.workers is not None and self.workers < 1):
-            raise ValueError("--gpus-per-worker must be >= 0 and --workers >= 1")
+        validate(self)
+        if self.gpus_per_worker < 0 or (self.num_cpus is not None and self.num_cpus < 1):
+            raise ValueError("--gpus-per-worker must be >= 0 and --num-cpus (workers) >= 1")
         ShardSpec.parse(self.shard)
+
+    @property
+    def workers(self) -> int | None:
+        """Ray workers started here (None: one per CPU, or per GPU with --gpus-per-worker)."""
+        return self.num_cpus
+
+    @property
+    def gpus_per_worker(self) -> float:
+        return float(self.num_gpus or 0.0)
 
 
 @dataclass

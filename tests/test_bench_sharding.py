@@ -92,7 +92,7 @@ def test_two_ray_workers_equal_one_worker(clips: Path, tmp_path: Path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         assert ray.cluster_resources()["CPU"] == 2
-        workers = ParallelConfig(executor="ray", workers=2)
+        workers = ParallelConfig(executor="ray", num_cpus=2)
         for model in MODELS:
             run_and_score(clips, tmp_path / f"{model}_one", model, ParallelConfig())
             run_model(
@@ -121,7 +121,7 @@ def test_bad_parallel_settings_are_one_line_errors_before_any_work(clips: Path, 
         importlib.import_module(module)
     base = ["run", "--model", "linear", "--clips", str(clips), "--out", str(tmp_path / "run")]
     for extra, message in (
-        (["--executor", "slurm"], "unknown executor 'slurm'"),
+        (["--executor", "slurm"], "executor 'slurm' is not one of local, ray"),
         (["--shard", "3/2"], "--shard 3/2"),
         (["--gpus-per-worker", "-1"], "--gpus-per-worker"),
     ):
@@ -132,7 +132,7 @@ def test_bad_parallel_settings_are_one_line_errors_before_any_work(clips: Path, 
 
 @pytest.mark.slow
 def test_gpus_per_worker_without_gpus_is_refused(clips: Path, tmp_path: Path):
-    parallel = ParallelConfig(executor="ray", workers=1, gpus_per_worker=1)
+    parallel = ParallelConfig(executor="ray", num_cpus=1, num_gpus=1)
     config = BenchRunConfig(
         model="linear", clips=clips, out=tmp_path / "run", device="cpu", parallel=parallel
     )

@@ -15,7 +15,7 @@ from sfi_bench.generate import BenchRunConfig, ParallelConfig, RunSummary, run_m
 from sfi_bench.models import UnknownModelError
 from sfi_bench.storage import STORE_FORMATS
 from sfi_core.cli_errors import fail
-from sfi_core.executors import EXECUTORS
+from sfi_core.config import cli_option, with_options
 
 console = Console(stderr=True)
 
@@ -30,36 +30,32 @@ SETUP_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-# Options shared by `run` and `score`: how the clips are spread over workers and array tasks.
-ShardOption = Annotated[
-    str | None,
-    typer.Option(
-        "--shard",
-        help="Do only shard I of N (every N-th clip from the I-th), e.g. "
-        "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; finished clips are skipped on any shard.",
-    ),
-]
-ExecutorOption = Annotated[
-    str, typer.Option(help=f"{' or '.join(EXECUTORS)}: ray spreads the clips over a pool of workers.")
-]
-WorkersOption = Annotated[
-    int | None,
-    typer.Option(help="Ray workers started here (default: one per CPU, or per GPU with --gpus-per-worker)."),
-]
-GpusOption = Annotated[
-    float, typer.Option(help="GPUs each Ray worker holds (1 = one model replica per GPU).")
-]
-AddressOption = Annotated[
-    str | None,
-    typer.Option(help="Ray cluster to join (`ray start --head` prints it); default: start one here."),
-]
+# Options shared by `run` and `score`, made from ParallelConfig's fields (help and defaults in one place,
+# the same flags as sfi-data's: --executor, --address, --num-cpus, --gpus-per-worker).
+ShardOption = Annotated[str | None, cli_option(ParallelConfig, "shard", "--shard")]
+ExecutorOption = Annotated[str | None, cli_option(ParallelConfig, "executor", "--executor")]
+WorkersOption = Annotated[int | None, cli_option(ParallelConfig, "num_cpus", "--num-cpus", "--workers")]
+GpusOption = Annotated[float | None, cli_option(ParallelConfig, "num_gpus", "--gpus-per-worker")]
+AddressOption = Annotated[str | None, cli_option(ParallelConfig, "address", "--address")]
 
 
 def parallel_config(
-    shard: str | None, executor: str, workers: int | None, gpus_per_worker: float, address: str | None
+    shard: str | None,
+    executor: str | None,
+    workers: int | None,
+    gpus_per_worker: float | None,
+    address: str | None,
 ) -> ParallelConfig:
+    """ParallelConfig from the options given (checked: `--executor rya` fails in one line)."""
     try:
-        return ParallelConfig(shard, executor, workers, gpus_per_worker, address)
+        return with_options(
+            ParallelConfig(),
+            shard=shard,
+            executor=executor,
+            num_cpus=workers,
+            num_gpus=gpus_per_worker or None,
+            address=address,
+        )
     except ValueError as err:
         fail(str(err))
 
@@ -124,9 +120,9 @@ def run_command(
     limit: Annotated[int | None, typer.Option(help="Only the first LIMIT clips (smoke tests).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Regenerate finished clips too.")] = False,
     shard: ShardOption = None,
-    executor: ExecutorOption = "local",
+    executor: ExecutorOption = None,
     workers: WorkersOption = None,
-    gpus_per_worker: GpusOption = 0.0,
+    gpus_per_worker: GpusOption = None,
     address: AddressOption = None,
 ) -> None:
     """Give the model each clip's first frame, last frame, caption and N; store the N frames it returns."""

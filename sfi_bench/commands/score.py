@@ -66,9 +66,9 @@ def score_command(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     weights_dir: Annotated[Path | None, typer.Option(help="Folder holding metric weight files.")] = None,
     shard: ShardOption = None,
-    executor: ExecutorOption = "local",
+    executor: ExecutorOption = None,
     workers: WorkersOption = None,
-    gpus_per_worker: GpusOption = 0.0,
+    gpus_per_worker: GpusOption = None,
     address: AddressOption = None,
     overwrite: Annotated[
         bool, typer.Option(help="Recompute the requested metrics on every clip (other metrics are kept).")
