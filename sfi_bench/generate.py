@@ -314,7 +314,6 @@ class BenchRunner:
             address=parallel.address,
             num_cpus=parallel.workers,
             shard_size=stage.shard_size,
-            overwrite=config.overwrite,
         )
         pending = [c for c in clips if config.overwrite or not self.store.is_finished(c.clip_id)]
         done = [len(clips) - len(pending)]  # the driver reports the clips done earlier first: not progress
@@ -324,7 +323,10 @@ class BenchRunner:
                 self.progress(finished - done[0])
             done[0] = max(done[0], finished)
 
-        stage_summary = run_stage(stage, rows, self.store.run_dir, RECORD_SCHEMA, run, progress)
+        # --overwrite redoes this invocation's clips only (check_run_dir emptied the run if the settings
+        # changed): another array task's finished clips stay.
+        redo = {c.clip_id for c in clips} if config.overwrite else None
+        stage_summary = run_stage(stage, rows, self.store.run_dir, RECORD_SCHEMA, run, progress, redo=redo)
         summary = RunSummary(model=config.model, clips_total=len(clips), already_done=stage_summary.skipped)
         summary.seconds_model_load = stage.seconds_model_load  # local executor only: Ray's is remote
         self.store = FrameStore(config.out, config.store_format)  # the records the workers wrote

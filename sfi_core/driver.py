@@ -179,8 +179,13 @@ def run_stage(
     progress: Progress | None = None,
     *,
     settings: dict | None = None,
+    redo: set[str] | None = None,
 ) -> StageSummary:
     """Run `stage` over `rows`, keeping keys finished earlier (with the same settings) and retrying errors.
+
+    `redo`: keys to run again although finished (their new part supersedes the old by its generation),
+    where `run.overwrite` would empty the whole stage: one slice of an array job redoing its own clips
+    must not delete the others'.
 
     `settings` defaults to `stage.settings()`; a stage that depends on more than its own object (the
     filter's thresholds are applied after the merge, for one) passes what it records itself.
@@ -191,13 +196,15 @@ def run_stage(
     parts_dir = prepare_parts(out_dir, stage, settings, run.overwrite)
     shard_size = run.shard_size or stage.shard_size
     if isinstance(rows, pa.Table):
+        if redo:
+            raise ValueError("redo takes row lists; a table of inputs is redone with run.overwrite")
         shards = plan_table_shards(rows, stage.key, parts_dir, shard_size)
         skipped = shards.skipped
         had_rows = pa.array(sorted(_keys_with_rows(parts_dir, stage.key)), pa.string())
         retried = pc.sum(pc.is_in(shards.todo.column(stage.key), value_set=had_rows)).as_py() or 0
     else:
         had_rows = _keys_with_rows(parts_dir, stage.key)
-        shards, skipped = plan_shards(rows, stage.key, parts_dir, shard_size)
+        shards, skipped = plan_shards(rows, stage.key, parts_dir, shard_size, redo)
         retried = sum(row[stage.key] in had_rows for shard in shards for row in shard.rows)
     total = rows.num_rows if isinstance(rows, pa.Table) else len(rows)
     summary = StageSummary(stage.name, total=total, skipped=skipped)

@@ -269,3 +269,18 @@ def test_the_run_s_records_are_the_driver_s_ledger_and_a_copy_resumes(toy: Path,
     assert (resumed.already_done, resumed.generated) == (3, 0)
     with pytest.raises(ValueError, match=r"model_options.flow: \"dis\" -> \"farneback\""):
         BenchRunner(config(toy, legacy, model="flow-warp", model_options={"flow": "farneback"})).run()
+
+
+def test_overwrite_redoes_this_slice_only_and_keeps_the_other_slices_records(toy: Path, tmp_path: Path):
+    """`--shard 0/2 --overwrite` regenerates its own clips; the other array task's stay finished."""
+    from sfi_bench.generate import ParallelConfig
+
+    run = tmp_path / "run"
+    for index in (0, 1):
+        BenchRunner(config(toy, run, parallel=ParallelConfig(shard=f"{index}/2"))).run()
+    before = {r.clip_id: r for r in FrameStore(run).records()}
+    again = BenchRunner(config(toy, run, overwrite=True, parallel=ParallelConfig(shard="0/2"))).run()
+    after = {r.clip_id: r for r in FrameStore(run).records()}
+    mine = {c.clip_id for c in load_test_clips(toy)[0::2]}
+    assert set(after) == set(before) and again.generated == len(mine) and again.already_done == 0
+    assert all(after[c] == before[c] for c in set(before) - mine)  # the other slice's records untouched

@@ -52,9 +52,12 @@ def limit_threads(count: int) -> None:
         torch.set_num_threads(count)
 
 
-def plan_shards(rows: list[dict], key: str, parts_dir: Path, shard_size: int) -> tuple[list[Shard], int]:
-    """Split the rows whose key has no finished output yet into shards; return them and the skip count."""
-    done = finished_keys(parts_dir, key)
+def plan_shards(
+    rows: list[dict], key: str, parts_dir: Path, shard_size: int, redo: set[str] | None = None
+) -> tuple[list[Shard], int]:
+    """Split the rows whose key has no finished output yet (or is in `redo`) into shards; return them
+    and the skip count."""
+    done = finished_keys(parts_dir, key) - (redo or set())
     todo = [row for row in rows if row[key] not in done]
     generation = next_generation(parts_dir)
     shards = []
