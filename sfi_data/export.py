@@ -140,7 +140,7 @@ def plan_export(root: Path, config: ExportConfig, licences: dict[str, str] | Non
         if len(set(keys)) != len(keys):
             raise ValueError(f"{split}: two clip ids map to one WebDataset key; rename the source files")
         current: list[dict] = []
-        size = 0
+        index = size = 0  # the split's next shard number; bytes of the shard being planned
         for row, key in zip(rows, keys, strict=True):
             model, prompt = provenance.get(row["clip_id"], (None, None))
             data = row | {"key": key, "caption_model": model, "caption_prompt_version": prompt}
@@ -153,7 +153,7 @@ def plan_export(root: Path, config: ExportConfig, licences: dict[str, str] | Non
             sizes = [_file_size(path) for path in files.values()]
             sample = {"key": key, "files": files, "sizes": sizes, "json": sample_json(data).decode("utf-8")}
             need = sum(
-                _member_bytes(f"{key}.{name}", max(size, 0)) for name, size in zip(files, sizes, strict=True)
+                _member_bytes(f"{key}.{name}", max(n, 0)) for name, n in zip(files, sizes, strict=True)
             ) + _member_bytes(f"{key}.json", len(sample["json"].encode("utf-8")))
             full = config.shard_size is not None and len(current) >= config.shard_size
             over = (
@@ -162,14 +162,12 @@ def plan_export(root: Path, config: ExportConfig, licences: dict[str, str] | Non
                 and size + need + 2 * BLOCK > config.max_shard_bytes
             )
             if full or over:
-                shards.append(
-                    _shard_row(prefix, split, len([s for s in shards if s["split"] == split]), current)
-                )
-                current, size = [], 0
+                shards.append(_shard_row(prefix, split, index, current))
+                index, current, size = index + 1, [], 0
             current.append(sample)
             size += need
         if current:
-            shards.append(_shard_row(prefix, split, len([s for s in shards if s["split"] == split]), current))
+            shards.append(_shard_row(prefix, split, index, current))
     return shards
 
 
