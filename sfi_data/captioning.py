@@ -45,7 +45,7 @@ from sfi_data.config_dataset import (  # noqa: F401 - re-exported
     check_choice,
     resolve_reader,
 )
-from sfi_data.vllm_client import ChatClient, RequestFailed, RetryPolicy, api_key_from_env, gather_bounded
+from sfi_data.vllm_client import ChatClient, RequestFailed, api_key_from_env, gather_bounded
 
 log = logging.getLogger(__name__)
 
@@ -189,18 +189,11 @@ class CaptionStage(Stage):
     async def caption_batch(self, rows: list[dict]) -> list[dict]:
         """One result row per input row, in input order; at most `concurrency` requests in flight."""
         config = self.config
-        retry = RetryPolicy(config.max_attempts, config.backoff_base_s, config.backoff_max_s)
         # Frame decoding and JPEG encoding block: a few threads keep the event loop free for the replies.
         threads = max(1, min(config.concurrency, 8))
         with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="caption-frames") as pool:
-            async with ChatClient(
-                config.api_bases,
-                self.api_key,
-                config.timeout_s,
-                max_connections=config.concurrency,
-                retry=retry,
-                first_server=self._batches * len(rows),
-            ) as client:
+            first = self._batches * len(rows)
+            async with ChatClient.configured(config.api_bases, self.api_key, config, first) as client:
                 results = await gather_bounded(
                     rows, lambda row: self._caption_one(client, pool, row), config.concurrency
                 )

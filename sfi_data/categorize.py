@@ -32,7 +32,7 @@ from sfi_core.schemas import CATEGORIES, empty_row
 from sfi_core.stage import Stage, describe_error
 from sfi_data.captioning import CAPTIONS_MANIFEST, failure_code
 from sfi_data.config_dataset import CategorizeConfig, check_choice
-from sfi_data.vllm_client import ChatClient, RequestFailed, RetryPolicy, api_key_from_env, gather_bounded
+from sfi_data.vllm_client import ChatClient, RequestFailed, api_key_from_env, gather_bounded
 
 log = logging.getLogger(__name__)
 
@@ -151,15 +151,8 @@ class CategorizeStage(Stage):
 
     async def ask_batch(self, rows: list[dict]) -> list[dict]:
         config = self.config
-        retry = RetryPolicy(config.max_attempts, config.backoff_base_s, config.backoff_max_s)
-        async with ChatClient(
-            config.categorize_with,
-            self.api_key,
-            config.timeout_s,
-            max_connections=config.concurrency,
-            retry=retry,
-            first_server=self._batches * len(rows),
-        ) as client:
+        first = self._batches * len(rows)
+        async with ChatClient.configured(config.categorize_with, self.api_key, config, first) as client:
             results = await gather_bounded(rows, lambda row: self._ask(client, row), config.concurrency)
         self._batches += 1
         return [

@@ -129,6 +129,22 @@ class ChatClient:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
+    @classmethod
+    def configured(
+        cls, api_bases: list[str], api_key: str | None, config, first_server: int = 0
+    ) -> ChatClient:
+        """A client with a step's request settings: `config` holds timeout_s, concurrency (connections)
+        and max_attempts / backoff_base_s / backoff_max_s (CaptionConfig, CategorizeConfig)."""
+        retry = RetryPolicy(config.max_attempts, config.backoff_base_s, config.backoff_max_s)
+        return cls(
+            api_bases,
+            api_key,
+            config.timeout_s,
+            max_connections=config.concurrency,
+            retry=retry,
+            first_server=first_server,
+        )
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
