@@ -343,3 +343,13 @@ def test_ray_workers_write_the_same_shards(demo: Path, tmp_path: Path) -> None:
     summary = run_export(demo, ExportConfig(dest=str(ray), shard_size=2, executor="ray"))
     assert summary.failed == 0 and summary.written == summary.shards
     assert _tree(ray) == _tree(local)
+
+
+def test_max_shard_bytes_bounds_every_shard(demo: Path, tmp_path: Path) -> None:
+    """Shards close before --max-shard-bytes; a sample larger than the bound gets a shard of its own."""
+    one = run_export(demo, ExportConfig(dest=str(tmp_path / "one"), max_shard_bytes=1 << 30))
+    bound = 3 * max(p.stat().st_size for p in (tmp_path / "one").glob("*.tar")) // one.samples + 20480
+    summary = run_export(demo, ExportConfig(dest=str(tmp_path / "small"), max_shard_bytes=bound))
+    assert summary.shards > one.shards and summary.samples == one.samples
+    for tar in (tmp_path / "small").glob("*.tar"):
+        assert tar.stat().st_size <= bound or len(index_shard(tar)) == 1, tar
