@@ -66,6 +66,11 @@ def _member_bytes(name: str, size: int) -> int:
     return header + BLOCK * math.ceil(size / BLOCK)
 
 
+def tar_bytes(members: int) -> int:
+    """A tar's size from its members' bytes: two zero blocks end it, zeros fill its last 10240-byte record."""
+    return math.ceil((members + 2 * BLOCK) / tarfile.RECORDSIZE) * tarfile.RECORDSIZE
+
+
 def _clean(value):
     """JSON-safe: NaN/inf floats become null (JSON has no NaN; the manifests' nulls stay null)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -159,7 +164,7 @@ def plan_export(root: Path, config: ExportConfig, licences: dict[str, str] | Non
             over = (
                 config.max_shard_bytes is not None
                 and current
-                and size + need + 2 * BLOCK > config.max_shard_bytes
+                and tar_bytes(size + need) > config.max_shard_bytes
             )
             if full or over:
                 shards.append(_shard_row(prefix, split, index, current))

@@ -317,6 +317,15 @@ def test_the_tar_bytes_are_those_of_python_tarfile(tmp_path: Path) -> None:
     ours, reference = (tmp_path / "ours.tar").read_bytes(), (tmp_path / "reference.tar").read_bytes()
     assert ours == reference
     assert size == len(ours) and sha == hashlib.sha256(ours).hexdigest()
+    # The plan's size estimate (what --max-shard-bytes is checked against) is the tar's exact size.
+    from sfi_data.export import _member_bytes, tar_bytes
+
+    members = sum(
+        _member_bytes(f"{s['key']}.{name}", Path(s["files"][name]).stat().st_size)
+        for s in samples
+        for name in ("mp4", "first.png", "last.png")
+    ) + sum(_member_bytes(f"{s['key']}.json", len(s["json"].encode())) for s in samples)
+    assert tar_bytes(members) == len(ours)
 
 
 def test_a_shard_streams_through_bounded_memory(big: Path, tmp_path: Path) -> None:
