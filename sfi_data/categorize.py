@@ -26,7 +26,7 @@ from sfi_core.categories import LABELS, NAMES, OTHER, TAXONOMY, TAXONOMY_VERSION
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.driver import run_stage
 from sfi_core.executors import EXECUTORS
-from sfi_core.manifest import next_generation, shard_name, write_rows
+from sfi_core.manifest import write_rows
 from sfi_core.manifest_table import merge_parts
 from sfi_core.schemas import CATEGORIES, empty_row
 from sfi_core.stage import Stage, describe_error
@@ -191,8 +191,8 @@ def run_categorize(
     clips = captioned_clips(out_dir)
     stage = CategorizeStage(config, api_key if api_key is not None else api_key_from_env())
     run = RunConfig(executor=config.executor, shard_size=config.batch_size, overwrite=config.overwrite)
-    stage_summary = run_stage(stage, clips, out_dir, CATEGORIES, run, progress)
-    redo_stale_captions(out_dir, stage, clips)
+    redo = None if config.overwrite else stale_captions(out_dir, clips)
+    stage_summary = run_stage(stage, clips, out_dir, CATEGORIES, run, progress, redo=redo)
     merged = merge_parts(out_dir / "work" / STAGE_NAME, CATEGORIES, "clip_id", [r["clip_id"] for r in clips])
     write_rows(merged, CATEGORIES, out_dir / CATEGORIES_MANIFEST)
     summary = CategorizeSummary(
@@ -209,20 +209,17 @@ def run_categorize(
     return summary
 
 
-def redo_stale_captions(out_dir: Path, stage: CategorizeStage, clips: list[dict]) -> int:
-    """Categorize again the clips captioned anew since their category row (the driver counts them
-    finished): their rows go into a part of a newer generation, which the merge prefers."""
-    parts_dir = out_dir / "work" / STAGE_NAME
-    held = merge_parts(parts_dir, CATEGORIES, "clip_id", [r["clip_id"] for r in clips])
+def stale_captions(out_dir: Path, clips: list[dict]) -> set[str]:
+    """Clips captioned anew since their category row: the driver counts them finished, so they are
+    its `redo` keys (their new rows supersede the old by the part's generation)."""
+    held = merge_parts(out_dir / "work" / STAGE_NAME, CATEGORIES, "clip_id", [r["clip_id"] for r in clips])
     sha = {r["clip_id"]: r["caption_sha1"] for r in held if r["status"] == STATUS_OK}
-    stale = [r for r in clips if r["clip_id"] in sha and sha[r["clip_id"]] != caption_sha1(r["caption"])]
+    stale = {
+        r["clip_id"] for r in clips if r["clip_id"] in sha and sha[r["clip_id"]] != caption_sha1(r["caption"])
+    }
     if stale:
-        stage.setup()
-        rows = list(stage.run(stale))
-        name = shard_name([r["clip_id"] for r in stale], next_generation(parts_dir))
-        write_rows(rows, CATEGORIES, parts_dir / name)
         log.info("categorize: %d clips captioned again since, categorized again", len(stale))
-    return len(stale)
+    return stale
 
 
 def read_categories(out_dir: Path) -> dict[str, dict]:

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.driver import remove_stale_temporaries, run_stage
-from sfi_core.manifest import atomic_path, next_generation, shard_name, write_rows
+from sfi_core.manifest import atomic_path
 from sfi_core.manifest_table import merge_parts
 from sfi_core.schemas import EXPORT_SHARDS, SCHEMA_VERSION, empty_row
 from sfi_core.shards import FIELDS, FOLDER_PATHS, SPLITS, index_file_name, sample_key, shard_file_name
@@ -321,36 +321,22 @@ class ExportStage(Stage):
         ]
 
 
-def _mark_missing(parts_dir: Path, dest: Path, keys: list[str]) -> int:
-    """Shards the ledger lists as written but that are gone or of another size get an error row of a
-    newer generation, so the driver writes them again."""
+def missing_shards(parts_dir: Path, dest: Path, keys: list[str]) -> set[str]:
+    """Shards the ledger lists as written but that are gone or of another size on disk: the driver's
+    `redo` keys, so they are written again."""
     done = [r for r in merge_parts(parts_dir, EXPORT_SHARDS, "shard", keys) if r["status"] == STATUS_OK]
-    gone = [
-        r
+    gone = {
+        r["shard"]
         for r in done
         if not (dest / r["shard"]).is_file() or (dest / r["shard"]).stat().st_size != r["bytes"]
-    ]
+    }
     if gone:
-        rows = [
-            r
-            | {
-                "status": STATUS_ERROR,
-                "reason": "shard missing or changed on disk",
-                "reason_code": "export_failed",
-            }
-            for r in gone
-        ]
-        write_rows(
-            rows,
-            EXPORT_SHARDS,
-            parts_dir / shard_name([r["shard"] for r in gone], next_generation(parts_dir)),
-        )
         log.warning(
             "export: %d shard(s) listed as written are missing or changed in %s: writing them again",
             len(gone),
             dest,
         )
-    return len(gone)
+    return gone
 
 
 def write_indexes(dest: Path, rows: list[dict], config: ExportConfig) -> list[str]:
@@ -407,10 +393,10 @@ def run_export(root: Path, config: ExportConfig, progress=None) -> ExportSummary
     ledger = dest / LEDGER_DIR
     parts_dir = ledger / "work" / STAGE_NAME
     keys = [s["shard"] for s in shards]
-    if not config.overwrite and parts_dir.is_dir():
-        _mark_missing(parts_dir, dest, keys)
+    redo = missing_shards(parts_dir, dest, keys) if not config.overwrite and parts_dir.is_dir() else None
     run = RunConfig(executor=config.executor, shard_size=1, overwrite=config.overwrite)
-    stage_summary = run_stage(ExportStage(dest, settings), shards, ledger, EXPORT_SHARDS, run, progress)
+    stage = ExportStage(dest, settings)
+    stage_summary = run_stage(stage, shards, ledger, EXPORT_SHARDS, run, progress, redo=redo)
     rows = merge_parts(parts_dir, EXPORT_SHARDS, "shard", keys)
     summary = ExportSummary(dest, config.format, shards=len(rows), skipped=stage_summary.skipped)
     summary.seconds = stage_summary.seconds
