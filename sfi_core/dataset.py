@@ -72,31 +72,27 @@ class SFIClipDataset(Dataset):
         captions_path: str | Path | None = None,
         require_caption: bool = False,
     ) -> None:
+        self.manifest_path = Path(manifest_path)
+        rows = load_manifest_rows(self.manifest_path, Path(captions_path) if captions_path else None)
+        self._take(self.manifest_path.parent, size, resize, rows, scales, require_caption)
+
+    # Item columns: small rows pickle fast into DataLoader workers.
+    KEEP = ("clip_id", "video_id", "num_frames", "clip_path", "first_frame_path", "last_frame_path")
+    KEEP += ("caption", "width", "height")
+
+    def _take(self, root, size, resize, rows, scales, require_caption, extra: tuple[str, ...] = ()) -> None:
+        """Keep the rows of `scales` (and with a caption, if required), the columns items need."""
         if resize not in RESIZE_MODES:
             raise ValueError(f"unknown resize mode {resize!r}; choose one of {RESIZE_MODES}")
-        self.manifest_path = Path(manifest_path)
-        self.root = self.manifest_path.parent
+        self.root = Path(root)
         self.size = (int(size[0]), int(size[1]))
         self.resize = resize
-        rows = load_manifest_rows(self.manifest_path, Path(captions_path) if captions_path else None)
         if scales is not None:
             wanted = set(int(s) for s in scales)
             rows = [row for row in rows if int(row["num_frames"]) in wanted]
         if require_caption:
             rows = [row for row in rows if row.get("caption")]
-        # Keep only what items need: small rows pickle fast into DataLoader workers.
-        keep = (
-            "clip_id",
-            "video_id",
-            "num_frames",
-            "clip_path",
-            "first_frame_path",
-            "last_frame_path",
-            "caption",
-            "width",
-            "height",
-        )
-        self.rows = [{key: row.get(key) for key in keep} for row in rows]
+        self.rows = [{key: row.get(key) for key in self.KEEP + extra} for row in rows]
 
     def __len__(self) -> int:
         return len(self.rows)

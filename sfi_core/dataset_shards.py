@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sfi_core.dataset import RESIZE_MODES, SFIClipDataset
+from sfi_core.dataset import SFIClipDataset
 from sfi_core.shards import Sample, index_shard, is_shard_source, shard_paths
 from sfi_core.video import VideoError
 
@@ -39,22 +39,11 @@ class ShardClipDataset(SFIClipDataset):
         scales: Sequence[int] | None = None,
         require_caption: bool = False,
     ) -> None:
-        if resize not in RESIZE_MODES:
-            raise ValueError(f"unknown resize mode {resize!r}; choose one of {RESIZE_MODES}")
         self.paths = shard_paths(sources)
         self.manifest_path = self.paths[0]
-        self.root = self.paths[0].parent
-        self.size = (int(size[0]), int(size[1]))
-        self.resize = resize
-        samples = [sample for path in self.paths for sample in index_shard(path)]
-        if scales is not None:
-            wanted = {int(s) for s in scales}
-            samples = [s for s in samples if int(s.row["num_frames"]) in wanted]
-        if require_caption:
-            samples = [s for s in samples if s.row.get("caption")]
-        self.samples: list[Sample] = samples
-        keep = ("clip_id", "video_id", "num_frames", "caption", "width", "height")
-        self.rows = [{key: s.row.get(key) for key in keep} | {"_sample": i} for i, s in enumerate(samples)]
+        self.samples: list[Sample] = [sample for path in self.paths for sample in index_shard(path)]
+        rows = [s.row | {"_sample": i} for i, s in enumerate(self.samples)]
+        self._take(self.paths[0].parent, size, resize, rows, scales, require_caption, ("_sample",))
 
     def _sample(self, row: dict) -> Sample:
         return self.samples[row["_sample"]]
