@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,20 +21,21 @@ from sfi_bench.metrics.evaluation import GroupResult, result_row
 from sfi_bench.provenance import environment, metric_definition, metric_id
 from sfi_bench.scoring import (
     ALL_GROUP,
-    SCORE_PART_SCHEMA,
+    SCORE_SCHEMA,
     ClipScores,
     ScoreStage,
+    current,
     group_results,
-    read_clip_scores,
-    record_digest,
+    is_current,
+    metric_fingerprint,
+    read_scores,
     uncertainty,
 )
 from sfi_bench.storage import STATUS_OK, FrameStore
 from sfi_bench.testset import ShardSpec, TestClip, load_test_clips
 from sfi_core.config import ExecutionConfig
-from sfi_core.driver import run_shards
-from sfi_core.executors.base import Shard
-from sfi_core.manifest import next_generation, shard_name, write_table
+from sfi_core.driver import Progress, run_stage
+from sfi_core.manifest import write_table
 
 SCORES_JSON = "scores.json"
 
@@ -68,10 +68,18 @@ def previous_metrics(run_dir: Path) -> list[str]:
 
 
 def summary_rows(
-    model: str, name: str, clips: list[TestClip], scores: dict[str, ClipScores], test_clips: list[TestClip]
+    model: str,
+    name: str,
+    clips: list[TestClip],
+    scores: dict[str, ClipScores],
+    test_clips: list[TestClip],
+    stale: int = 0,
 ) -> list[dict]:
     """One row per group ("All", then each frame count): the shared metric columns (result_row), and
-    the run's own: the model, clips scored against clips in the test set, the uncertainty."""
+    the run's own: the model, clips scored against clips in the test set, the uncertainty.
+
+    `scores` holds current entries only; `stale`: clips whose entry was made with another version or
+    weights of the metric, left out of the value (and said so in the "All" row)."""
     in_test: dict[str, int] = {ALL_GROUP: len(test_clips)}
     for clip in test_clips:
         in_test[str(clip.num_frames)] = in_test.get(str(clip.num_frames), 0) + 1
@@ -86,6 +94,15 @@ def summary_rows(
     rows = []
     for group in [ALL_GROUP, *sorted((g for g in results if g != ALL_GROUP), key=int)]:
         outcome = results[group]
+        if group == ALL_GROUP and stale:
+            note = (
+                f"{stale} clip(s) scored with another version or weights of {name} are left out; "
+                f"rerun `sfi-bench score RUNDIR --metric {name}`"
+            )
+            reason = outcome.result.reason
+            outcome.result = MetricResult(
+                outcome.result.value, outcome.result.num_samples, f"{reason}; {note}" if reason else note
+            )
         computed = outcome.result.value is not None
         rows.append(
             {"model": model}
@@ -104,11 +121,14 @@ def score_run(
     metrics: list[str] | None = None,
     device: str = "auto",
     weights_dir: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     parallel: ParallelConfig | None = None,
     overwrite: bool = False,
 ) -> ScoreOutputs:
-    """Score the clips that still lack a requested metric (all of them with `overwrite`); rebuild the tables."""
+    """Score the clips that still lack a requested metric (all of them with `overwrite`); rebuild the tables.
+
+    `progress(done, total)`: clips scored so far of those this call scores.
+    """
     from sfi_bench.metrics import metric_class
     from sfi_bench.metrics.suite import DEFAULT_METRICS
 
@@ -120,30 +140,38 @@ def score_run(
     requested = list(dict.fromkeys(metrics or DEFAULT_METRICS))
     for name in requested:
         metric_class(name)  # unknown names fail before any work, with "did you mean"
+    names = list(dict.fromkeys(previous_metrics(run_dir) + requested))
+    fingerprints = {name: metric_fingerprint(metric_class(name), weights_dir) for name in names}
     test_clips = load_test_clips(Path(info["clips_manifest"]))
     ok_ids = {r.clip_id for r in store.records() if r.status == STATUS_OK}
     generated = [c for c in test_clips if c.clip_id in ok_ids]
     mine = ShardSpec.parse(parallel.shard).select(generated)
-    stage = ScoreStage(run_dir, requested, device, weights_dir, parallel.gpus_per_worker, overwrite)
-    # One clip per shard: the unit of resume is each clip's scores file, so every clip is planned
-    # (a clip whose requested metrics are stored returns at once) and run on the shared driver's executors.
-    parts_dir = run_dir / "work" / "score"
-    generation = next_generation(parts_dir)
-    shards = [
-        Shard([{"clip_id": c.clip_id, "clip": c}], parts_dir / shard_name([c.clip_id], generation))
-        for c in mine
-    ]
+    held = read_scores(run_dir, store, [c.clip_id for c in mine])
+    rows = []
+    for clip in mine:
+        lacking = [
+            n
+            for n in requested
+            if overwrite or not is_current(held[clip.clip_id].entries.get(n), fingerprints[n])
+        ]
+        if lacking:
+            digest = held[clip.clip_id].record_digest
+            rows.append({"clip_id": clip.clip_id, "clip": clip, "metrics": lacking, "record_digest": digest})
+    stage = ScoreStage(
+        run_dir, {n: fingerprints[n] for n in requested}, device, weights_dir, parallel.gpus_per_worker
+    )
     execution = ExecutionConfig(
         executor=parallel.executor, address=parallel.address, num_cpus=parallel.workers
     )
-    run_shards(
-        stage, shards, SCORE_PART_SCHEMA, execution, lambda r: progress(r.outputs) if progress else None
-    )
-    scores = {
-        c.clip_id: read_clip_scores(run_dir, c.clip_id, record_digest(store, c.clip_id)) for c in generated
-    }
-    names = list(dict.fromkeys(previous_metrics(run_dir) + requested))
-    summary = [row for name in names for row in summary_rows(model, name, generated, scores, test_clips)]
+    # The ledger's rows are per (clip, metric); the driver plans per clip, and every clip that lacks a
+    # metric is redone (its new rows supersede the old by generation; the clip's other metrics stay).
+    run_stage(stage, rows, run_dir, SCORE_SCHEMA, execution, progress, redo={r["clip_id"] for r in rows})
+    every = read_scores(run_dir, store, [c.clip_id for c in generated])
+    scores = {clip_id: current(held, fingerprints) for clip_id, held in every.items()}
+    summary = []
+    for name in names:
+        stale = sum(name in every[c].entries and name not in scores[c].entries for c in every)
+        summary += summary_rows(model, name, generated, scores, test_clips, stale)
     per_clip = [
         {"model": model, "clip_id": c.clip_id, "num_frames": c.num_frames}
         | {name: _value(scores[c.clip_id], name) for name in names}

@@ -1,10 +1,17 @@
-"""Scoring (`sfi-bench score`): per-clip metric values and mergeable states, then per-group results.
+"""Scoring (`sfi-bench score`): per-(clip, metric) values and mergeable states, on the driver's ledger.
 
-Each clip's generated frames and ground truth are decoded once and every metric updates a fresh state
-with it. The value and the state of every (clip, metric) are kept in RUNDIR/scores/clips/{clip_id}.npz,
-so a rerun (or `--metric X` later) computes only what is missing, clips can be scored on several
-workers (`--executor ray`, `--shard I/N`), and the per-group results are the merge of the per-clip
-states in manifest order -- the same numbers whatever the number of workers.
+Each clip's generated frames and ground truth are decoded once and every metric it still lacks
+updates a fresh state with it. Every (clip, metric) is one row of the score stage's part files,
+RUNDIR/work/score/ (the shared driver's ledger, as the generate stage's part files are the clips'
+records): its value or the reason it failed, its declared state (as bytes, state_io), the metric's
+fingerprint (its version and the digests of its weights) and the digest of the clip's record. The
+newest row per (clip, metric) wins, by the generation in its part's name (never a file time).
+
+A row counts only while both digests are this run's: frames generated again, another metric version
+or other weights make it stale, and the metric is scored again on that clip -- a stale value is never
+merged with current ones. So a rerun (or `--metric X` later) computes only what is missing, clips can
+be scored on several workers (`--executor ray`, `--shard I/N`), and the per-group results are the
+merge of the per-clip states in manifest order: the same numbers whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -29,21 +36,40 @@ from sfi_bench.metrics.evaluation import (  # noqa: F401 - the score tables' nam
     reason_of,
     score_clip,
 )
-from sfi_bench.state_io import StateEncoder, decode, read_npz, write_npz
+from sfi_bench.state_io import decode, decode_state, encode_state, read_npz
 from sfi_bench.storage import ClipRecord, FrameStore
 from sfi_bench.testset import TestClip, fit_to_clip, read_conditions, read_ground_truth
+from sfi_core.constants import STATUS_ERROR, STATUS_OK
+from sfi_core.manifest import next_generation, shard_name, write_rows
+from sfi_core.manifest_table import merge_parts_table
 from sfi_core.stage import Stage, describe_error
 
 log = logging.getLogger(__name__)
 
-SCORE_PART_SCHEMA = pa.schema([("clip_id", pa.string()), ("status", pa.string()), ("reason", pa.string())])
+# The score stage's part files under RUNDIR: one row per (clip, metric).
+LEDGER = Path("work") / "score"
+SCORE_SCHEMA = pa.schema(
+    [
+        ("score_key", pa.string()),  # clip_id/metric: the newest row of each wins
+        ("clip_id", pa.string()),  # the stage's key: the unit of work, decoded once
+        ("metric", pa.string()),
+        ("status", pa.string()),  # ok, or error (retried on the next run that asks for the metric)
+        ("reason", pa.string()),
+        ("value", pa.float64()),  # None for set-level metrics (their value is the merged states')
+        ("version", pa.string()),  # the metric's fingerprint when scored (metric_fingerprint)
+        ("record_digest", pa.string()),  # of the clip's record when scored (FrameStore.record_digest)
+        ("state", pa.binary()),  # the declared state (state_io.encode_state)
+    ]
+)
+
+
+def score_key(clip_id: str, metric: str) -> str:
+    return f"{clip_id}/{metric}"
 
 
 @dataclass
 class ClipScores:
-    record_digest: (
-        str  # of the clip's record (FrameStore.record_digest): regenerated frames invalidate the scores
-    )
+    record_digest: str  # of the clip's record: regenerated frames invalidate its scores
     entries: dict[str, ClipEntry] = field(default_factory=dict)
 
 
@@ -51,41 +77,61 @@ def record_digest(store: FrameStore, clip_id: str) -> str:
     return store.record_digest(clip_id)
 
 
-def scores_path(run_dir: Path, clip_id: str) -> Path:
-    return Path(run_dir) / "scores" / "clips" / f"{clip_id}.npz"
-
-
-def read_clip_scores(run_dir: Path, clip_id: str, digest: str) -> ClipScores:
-    """What was scored for this clip, or nothing if its frames changed since."""
-    path = scores_path(run_dir, clip_id)
-    if not path.is_file():
-        return ClipScores(digest)
-    meta, arrays = read_npz(path)
-    if meta.get("record_digest") != digest:
-        return ClipScores(digest)
-    entries = {
-        name: ClipEntry(
-            e["value"], None if e["state"] is None else decode(e["state"], arrays), e["version"], e["reason"]
-        )
-        for name, e in meta["entries"].items()
+def ledger_row(clip_id: str, metric: str, entry: ClipEntry, digest: str) -> dict[str, Any]:
+    return {
+        "score_key": score_key(clip_id, metric),
+        "clip_id": clip_id,
+        "metric": metric,
+        "status": STATUS_OK if entry.done else STATUS_ERROR,
+        "reason": entry.reason,
+        "value": entry.value,
+        "version": entry.version,
+        "record_digest": digest,
+        "state": None if entry.state is None else encode_state(entry.state),
     }
-    return ClipScores(digest, entries)
 
 
-def write_clip_scores(run_dir: Path, clip_id: str, scores: ClipScores) -> None:
-    encoder = StateEncoder()
-    entries = {
-        name: {
-            "value": e.value,
-            "state": None if e.state is None else encoder.encode(e.state),
-            "version": e.version,
-            "reason": e.reason,
-        }
-        for name, e in scores.entries.items()
-    }
-    write_npz(
-        scores_path(run_dir, clip_id), {"record_digest": scores.record_digest, "entries": entries}, encoder
-    )
+def read_scores(run_dir: Path, store: FrameStore, clip_ids: Iterable[str]) -> dict[str, ClipScores]:
+    """Each clip's entries: the newest ledger row per (clip, metric) made from the clip's current record.
+
+    Entries of any metric fingerprint are returned (`current` keeps this run's); rows of frames
+    generated since are left out.
+    """
+    adopt_legacy_scores(run_dir, store)
+    scores = {clip_id: ClipScores(store.record_digest(clip_id)) for clip_id in clip_ids}
+    for row in merge_parts_table(Path(run_dir) / LEDGER, SCORE_SCHEMA, "score_key").to_pylist():
+        held = scores.get(row["clip_id"])
+        if held is None or row["record_digest"] != held.record_digest:
+            continue
+        state = None if row["state"] is None else decode_state(row["state"])
+        held.entries[row["metric"]] = ClipEntry(row["value"], state, row["version"], row["reason"])
+    return scores
+
+
+def current(scores: ClipScores, fingerprints: dict[str, str]) -> ClipScores:
+    """Only the entries made with this run's version and weights of their metric."""
+    kept = {n: e for n, e in scores.entries.items() if e.version == fingerprints.get(n)}
+    return ClipScores(scores.record_digest, kept)
+
+
+def adopt_legacy_scores(run_dir: Path, store: FrameStore) -> int:
+    """A run directory from before the ledger (scores/clips/{clip_id}.npz): its entries become one part,
+    kept with the record digest they were scored against (so they count only if the frames are the same)."""
+    legacy, parts_dir = Path(run_dir) / "scores" / "clips", Path(run_dir) / LEDGER
+    if not legacy.is_dir() or any(parts_dir.glob("part-*.parquet")):
+        return 0
+    rows = []
+    for path in sorted(legacy.glob("*.npz")):
+        meta, arrays = read_npz(path)
+        for name, e in meta["entries"].items():
+            state = None if e["state"] is None else decode(e["state"], arrays)
+            entry = ClipEntry(e["value"], state, e["version"], e["reason"])
+            rows.append(ledger_row(path.stem, name, entry, meta["record_digest"]))
+    if rows:
+        keys = [row["score_key"] for row in rows]
+        write_rows(rows, SCORE_SCHEMA, parts_dir / shard_name(keys, next_generation(parts_dir)))
+        log.info("%s: %d scores of scores/clips/ adopted into %s", run_dir, len(rows), parts_dir)
+    return len(rows)
 
 
 # ---------------------------------------------------------------- the per-clip work
@@ -121,74 +167,70 @@ def clip_sample(store: FrameStore, record: ClipRecord, clip: TestClip, model: st
 
 
 class ScoreStage(Stage):
-    """Loads each metric once per worker; for each clip row, computes the metrics it still lacks."""
+    """Loads each metric once per worker; for each clip row, scores the metrics the row names.
+
+    A row: the clip, `metrics` (what it lacks, decided by score_run from the ledger) and the digest of
+    its record. It yields one ledger row per metric: the value and state, or why it failed. What
+    shapes a value is recorded per row (the metric's fingerprint, the record's digest), so the stage
+    has no settings of its own: a changed metric is scored again clip by clip, and the metrics whose
+    rows still hold are kept.
+    """
 
     name = "score"
     key = "clip_id"
+    shard_size = 1  # a clip is the unit of resume: a killed run loses at most the clips in flight
 
     def __init__(
         self,
         run_dir: Path,
-        metrics: list[str],
+        fingerprints: dict[str, str],
         device: str,
         weights_dir: str | None,
         gpus: float = 0.0,
-        overwrite: bool = False,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.gpus_required = gpus > 0  # --gpus-per-worker without GPUs must not quietly score on CPUs
-        self.overwrite = overwrite  # recompute the requested metrics even where they are stored
-        self.metrics = metrics
+        self.fingerprints = fingerprints  # metric -> version and weight digests (metric_fingerprint)
         self.device = device
         self.weights_dir = weights_dir
         self.num_gpus = gpus
         self.prototypes: dict[str, ConfiguredMetric] = {}
-        self.fingerprints: dict[
-            str, str
-        ] = {}  # version and weight digests: a stored entry is reused only on a match
         self.unavailable: dict[str, str] = {}
 
     def setup(self) -> None:
         from sfi_bench.metrics import metric_class
 
-        for name in self.metrics:
+        for name in self.fingerprints:
             try:
                 prototype = metric_class(name)(device=self.device, weights_dir=self.weights_dir)
                 prototype.load()
                 self.prototypes[name] = prototype
-                self.fingerprints[name] = metric_fingerprint(prototype, self.weights_dir)
             except Exception as err:  # noqa: BLE001 - a metric that cannot load is "not computed", not a crash
-                self.unavailable[name] = (
-                    str(err) if isinstance(err, MetricUnavailable) else describe_error(err)
-                )
+                self.unavailable[name] = reason_of(err)
 
     def run(self, rows: Iterable[dict]) -> Iterator[dict]:
         store = FrameStore(self.run_dir)
         model = store.read_run_info()["model"]
         for row in rows:
             clip: TestClip = row["clip"]
-            record = store.read_record(clip.clip_id)
-            scores = read_clip_scores(self.run_dir, clip.clip_id, record_digest(store, clip.clip_id))
-            todo = [
-                n for n in self.prototypes if self.overwrite or not _is_done(scores, n, self.fingerprints[n])
-            ]
-            if not todo and not self.unavailable:
-                yield {"clip_id": clip.clip_id, "status": "ok", "reason": None}
-                continue
-            if todo:
+            todo: list[str] = row["metrics"]
+            entries = {
+                name: ClipEntry(None, None, self.fingerprints[name], self.unavailable[name])
+                for name in todo
+                if name in self.unavailable  # kept with every clip: each worker's reason reaches the tables
+            }
+            loaded = [name for name in todo if name in self.prototypes]
+            if loaded:
                 try:
-                    sample = clip_sample(store, record, clip, model)
+                    sample = clip_sample(store, store.read_record(clip.clip_id), clip, model)
                 except (OSError, ValueError) as err:
-                    yield {"clip_id": clip.clip_id, "status": "error", "reason": describe_error(err)}
-                    continue
-                for name in todo:
-                    scores.entries[name] = self._score(name, sample)
-            for name, reason in self.unavailable.items():
-                # Kept with the clip so every worker's reason reaches the tables; retried on a rerun.
-                scores.entries[name] = ClipEntry(None, None, _version(name), reason)
-            write_clip_scores(self.run_dir, clip.clip_id, scores)
-            failed = [f"{n}: {scores.entries[n].reason}" for n in todo if scores.entries[n].reason]
-            yield {"clip_id": clip.clip_id, "status": "ok", "reason": "; ".join(failed) or None}
+                    entries |= {
+                        n: ClipEntry(None, None, self.fingerprints[n], describe_error(err)) for n in loaded
+                    }
+                else:
+                    entries |= {name: self._score(name, sample) for name in loaded}
+            for name in todo:
+                yield ledger_row(clip.clip_id, name, entries[name], row["record_digest"])
 
     def _score(self, name: str, sample: ClipSample) -> ClipEntry:
         try:
@@ -197,31 +239,30 @@ class ScoreStage(Stage):
             return ClipEntry(None, None, self.fingerprints[name], reason_of(err))
 
 
-def _version(name: str) -> str:
-    from sfi_bench.metrics import metric_class
-
-    return str(metric_class(name).version)
-
-
-def metric_fingerprint(metric: Metric, weights_dir: str | None) -> str:
-    """The metric's version and the sha256 of each weights file it loaded: what makes two values comparable.
+def metric_fingerprint(metric: Metric | type[Metric], weights_dir: str | None) -> str:
+    """The metric's version and the sha256 of each weights file it loads: what makes two values comparable.
 
     A stored per-clip value made with other weights (another checkpoint under --weights-dir, a fetched
-    update) or another metric version is computed again, never merged with this run's.
+    update) or another metric version is computed again, never merged with this run's. Needs the
+    class only, so the tables can tell a stale entry of a metric this run does not load.
     """
-    from sfi_core.weights import resolve
+    from sfi_core.weights import WeightsMissingError, resolve
     from sfi_core.weights.lock import file_digest
 
-    parts = [str(type(metric).version)]
-    for name in type(metric).weights:
-        path = resolve(name, Path(weights_dir) if weights_dir else None)
+    cls = metric if isinstance(metric, type) else type(metric)
+    parts = [str(cls.version)]
+    for name in cls.weights:
+        try:
+            path = resolve(name, Path(weights_dir) if weights_dir else None)
+        except WeightsMissingError:  # missing or corrupt: the metric cannot load, its rows say why
+            continue
         if path.is_file():
             parts.append(f"{name}={file_digest(path)[:16]}")
     return " ".join(parts)
 
 
-def _is_done(scores: ClipScores, name: str, fingerprint: str) -> bool:
-    entry = scores.entries.get(name)
+def is_current(entry: ClipEntry | None, fingerprint: str) -> bool:
+    """Scored without an error and with this run's version and weights of the metric."""
     return entry is not None and entry.done and entry.version == fingerprint
 
 

@@ -1,20 +1,20 @@
-"""Per-clip score files: values and metric states as NumPy arrays plus JSON, never pickle.
+"""Metric states as bytes: NumPy arrays plus JSON in one .npz payload, never pickle.
 
-A file holds what `ClipScores` holds. Metric states are plain data (numbers, strings, lists and dicts
-of them, arrays, tensors); anything else is refused when written, and reading never runs code
-(`allow_pickle=False`), so a run directory from elsewhere can be scored safely.
+Each (clip, metric) row of the score ledger (sfi_bench.scoring) carries its state so. States are
+plain data (numbers, strings, lists and dicts of them, arrays, tensors); anything else is refused when
+written, and reading never runs code (`allow_pickle=False`), so a run directory from elsewhere can be
+scored safely.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from sfi_core.manifest import atomic_path
 
 META_KEY = "__meta__"
 SCALARS = (int, float, bool, str, type(None))
@@ -62,13 +62,24 @@ def decode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     return value
 
 
-def write_npz(path: Path, meta: dict[str, Any], encoder: StateEncoder) -> None:
+def encode_state(state: Any) -> bytes:
+    """A state as one .npz payload: its JSON (arrays as placeholders) and the arrays."""
+    encoder = StateEncoder()
+    meta = encoder.encode(state)
     blob = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **{META_KEY: blob}, **encoder.arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **{META_KEY: blob}, **encoder.arrays)
+    return buffer.getvalue()
+
+
+def decode_state(payload: bytes) -> Any:
+    with np.load(io.BytesIO(payload), allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    return decode(json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8")), arrays)
 
 
 def read_npz(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A score file of a run directory from before the score ledger (scores/clips/{clip_id}.npz)."""
     with np.load(path, allow_pickle=False) as data:
         arrays = {key: data[key] for key in data.files}
     meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))

@@ -223,8 +223,8 @@ def test_a_stored_score_is_reused_only_with_the_same_metric_version_and_weights(
     clip_id = load_test_clips(toy)[0].clip_id
 
     def stored_version() -> str:
-        digest = scoring.record_digest(FrameStore(tmp_path / "run"), clip_id)
-        return scoring.read_clip_scores(tmp_path / "run", clip_id, digest).entries["endpoint_psnr"].version
+        scores = scoring.read_scores(tmp_path / "run", FrameStore(tmp_path / "run"), [clip_id])
+        return scores[clip_id].entries["endpoint_psnr"].version
 
     first = stored_version()
     monkeypatch.setattr(metric_class("endpoint_psnr"), "version", first + "-next")

@@ -116,11 +116,11 @@ def test_uncertainty_is_the_standard_error_and_a_bootstrap_interval():
     assert scoring.uncertainty([1.0])["stderr"] is None
 
 
-def test_score_files_round_trip_states_without_pickle(tmp_path: Path):
+def test_score_states_round_trip_without_pickle():
     import numpy as np
     import torch
 
-    from sfi_bench.state_io import StateEncoder, decode, read_npz, write_npz
+    from sfi_bench.state_io import StateEncoder, decode_state, encode_state
 
     state = {
         "total": 3.5,
@@ -129,10 +129,7 @@ def test_score_files_round_trip_states_without_pickle(tmp_path: Path):
         "sums": torch.tensor([1.0, 2.0]),
         "names": {"a": None, "b": "x"},
     }
-    encoder = StateEncoder()
-    write_npz(tmp_path / "s.npz", {"state": encoder.encode(state)}, encoder)
-    meta, arrays = read_npz(tmp_path / "s.npz")
-    back = decode(meta["state"], arrays)
+    back = decode_state(encode_state(state))
     assert back["total"] == 3.5 and back["count"] == 2 and back["names"] == {"a": None, "b": "x"}
     assert all(np.array_equal(x, y) for x, y in zip(back["features"], state["features"], strict=True))
     assert isinstance(back["sums"], torch.Tensor) and torch.equal(back["sums"], state["sums"])
@@ -174,3 +171,117 @@ def test_score_and_evaluate_are_one_evaluation_path(run_dir: Path):
         state.update(sample)
         merged.merge(metric_class("temporal_flickering")(device="cpu").load_state(state.state()))
     assert merged.state() == pytest.approx(one.state()) and set(one.state()) == {"total", "weight", "count"}
+
+
+def flaky_flickering(monkeypatch, frames: int) -> None:
+    real = TemporalFlickering.update
+
+    def flaky(self, sample):
+        if sample.num_frames == frames:
+            raise ValueError("a failure retried on the next run")
+        return real(self, sample)
+
+    monkeypatch.setattr(TemporalFlickering, "update", flaky)
+
+
+@pytest.mark.parametrize("tool", ["cp -r", "rsync -a"])
+def test_scores_are_rows_of_the_driver_s_ledger_and_a_copy_resumes_the_same(
+    run_dir: Path, tmp_path: Path, monkeypatch, tool: str
+):
+    """One row per (clip, metric) in RUNDIR/work/score/; an error row and the retry that superseded it
+    are ordered by their parts' generations, so a copy whose file times are reversed (cp -r resets
+    them; here the newest part is made the oldest) resumes with nothing rescored."""
+    import os
+    import shutil
+    import subprocess
+
+    import pyarrow.parquet as pq
+
+    with monkeypatch.context() as patch:
+        flaky_flickering(patch, 9)
+        score_run(run_dir, ["temporal_flickering", "endpoint_psnr"], device="cpu")
+    first = score_run(run_dir, ["temporal_flickering"], device="cpu")  # the 9-frame clip retried: ok now
+    assert all_row(first, "temporal_flickering")["clips_scored"] == 3
+    parts = sorted((run_dir / scoring.LEDGER).glob("part-*.parquet"))
+    rows = pq.read_table(parts).to_pylist()
+    assert {(r["clip_id"], r["metric"], r["status"]) for r in rows} >= {
+        ("vid0000_f09", "temporal_flickering", "error"),
+        ("vid0000_f09", "temporal_flickering", "ok"),
+    }
+    assert len({r["score_key"] for r in rows}) == 6 and not (run_dir / "scores").exists()
+
+    copy = tmp_path / "copy"
+    if tool == "cp -r":
+        subprocess.run(["cp", "-r", str(run_dir), str(copy)], check=True)
+        for age, part in enumerate(sorted((copy / scoring.LEDGER).glob("part-*.parquet"))):
+            os.utime(part, (1e9 - age * 1000, 1e9 - age * 1000))  # the later generation, the older file
+    else:
+        if shutil.which("rsync") is None:
+            pytest.fail("rsync is not installed (make test installs it with apt-get)")
+        subprocess.run(["rsync", "-a", f"{run_dir}/", str(copy)], check=True)
+    decoded = count_decodes(monkeypatch)
+    again = score_run(copy, ["temporal_flickering", "endpoint_psnr"], device="cpu")
+    assert decoded == []
+    assert [{k: v for k, v in r.items() if k != "model"} for r in again.summary] == [
+        {k: v for k, v in r.items() if k != "model"} for r in first.summary
+    ]
+
+
+def test_a_metric_changed_on_one_slice_is_never_merged_with_the_other_slice_s_values(
+    run_dir: Path, monkeypatch
+):
+    """After a version change, an array job's slice that has rerun holds new values and the others old
+    ones: the tables count the new ones only and say how many were left out, until every clip is
+    scored again."""
+    from sfi_bench.generate import ParallelConfig
+
+    score_run(run_dir, ["temporal_flickering"], device="cpu")
+    monkeypatch.setattr(TemporalFlickering, "version", f"{TemporalFlickering.version}-next")
+    decoded = count_decodes(monkeypatch)
+    half = score_run(run_dir, ["temporal_flickering"], device="cpu", parallel=ParallelConfig(shard="0/2"))
+    row = all_row(half, "temporal_flickering")
+    assert len(decoded) == row["clips_scored"] == 2  # the 5- and 17-frame clips, every other one
+    assert "1 clip(s) scored with another version or weights of temporal_flickering" in row["reason"]
+    whole = score_run(run_dir, ["temporal_flickering"], device="cpu")
+    assert len(decoded) == 3 and all_row(whole, "temporal_flickering")["clips_scored"] == 3
+    assert all_row(whole, "temporal_flickering")["reason"] is None
+
+
+def test_a_run_scored_before_the_ledger_is_adopted(run_dir: Path, monkeypatch):
+    """scores/clips/{clip_id}.npz (the layout before the ledger, written here as it was) become one
+    part; nothing is scored again, and an entry made from other frames does not count."""
+    import json
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from sfi_bench.state_io import META_KEY, StateEncoder
+    from sfi_bench.storage import FrameStore
+
+    first = score_run(run_dir, ["temporal_flickering"], device="cpu")
+    rows = pq.read_table(sorted((run_dir / scoring.LEDGER).glob("part-*.parquet"))).to_pylist()
+    store = FrameStore(run_dir)
+    (run_dir / "scores" / "clips").mkdir(parents=True)
+    for row in rows:
+        encoder = StateEncoder()
+        state = scoring.decode_state(row["state"])
+        entry = {
+            "value": row["value"],
+            "state": encoder.encode(state),
+            "version": row["version"],
+            "reason": None,
+        }
+        digest = (
+            "frames since made anew"
+            if row["clip_id"] == "vid0000_f17"
+            else store.record_digest(row["clip_id"])
+        )
+        meta = {"record_digest": digest, "entries": {row["metric"]: entry}}
+        blob = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+        np.savez(run_dir / "scores" / "clips" / f"{row['clip_id']}.npz", **{META_KEY: blob}, **encoder.arrays)
+    for part in (run_dir / scoring.LEDGER).glob("part-*.parquet"):
+        part.unlink()
+    decoded = count_decodes(monkeypatch)
+    adopted = score_run(run_dir, ["temporal_flickering"], device="cpu")
+    assert decoded == ["vid0000_f17"]  # only the clip whose frames changed since its legacy entry
+    assert all_row(adopted, "temporal_flickering")["value"] == all_row(first, "temporal_flickering")["value"]

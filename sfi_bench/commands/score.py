@@ -22,7 +22,6 @@ from sfi_bench.commands.run import (
 )
 from sfi_bench.leaderboard import ALL_GROUP, format_value
 from sfi_bench.score_run import ScoreOutputs, score_run
-from sfi_bench.storage import STATUS_OK, FrameStore
 
 
 def scores_table(run_dir: Path, outputs: ScoreOutputs) -> tuple[Table, list[str]]:
@@ -83,7 +82,6 @@ def score_command(
     parallel = parallel_config(shard, executor, workers, gpus_per_worker, address)
     nothing: list[str] = []
     for run_dir in run_dirs:
-        total = sum(1 for r in FrameStore(run_dir).records() if r.status == STATUS_OK)
         columns = (
             *Progress.get_default_columns()[:1],
             BarColumn(),
@@ -92,14 +90,14 @@ def score_command(
             TimeRemainingColumn(),
         )
         with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task(f"score {run_dir.name}", total=total)
+            task = bar.add_task(f"score {run_dir.name}", total=None)
             try:
                 outputs = score_run(
                     run_dir,
                     metric or None,
                     device,
                     str(weights_dir) if weights_dir else None,
-                    progress=lambda n, task=task: bar.advance(task, n),
+                    progress=lambda done, total, task=task: bar.update(task, completed=done, total=total),
                     parallel=parallel,
                     overwrite=overwrite,
                 )
