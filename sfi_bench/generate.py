@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sfi_bench.models.base import SFIModel, SFIRequest, SFIResult
-from sfi_bench.run_dir import check_run_dir, generation_settings
+from sfi_bench.run_dir import check_run_dir
 from sfi_bench.storage import (
     RECORD_SCHEMA,
     STATUS_ERROR,
@@ -92,6 +92,26 @@ class BenchRunConfig:
     limit: int | None = None
     overwrite: bool = False
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
+
+
+def generation_settings(config: BenchRunConfig, cls: type) -> dict[str, Any]:
+    """Everything that shapes the frames a run stores: a rerun with any of it changed is another run."""
+    weights = config.weights
+    digest = None
+    if weights and Path(weights).is_file():
+        from sfi_core.weights.lock import file_digest
+
+        digest = file_digest(Path(weights))
+    return {
+        "model": config.model,
+        "model_version": str(getattr(cls, "version", "")),
+        "model_options": dict(config.model_options),
+        "weights": weights,
+        "weights_sha256": digest,
+        "seed": config.seed,
+        "store_format": config.store_format,
+        "resample_mode": config.resample_mode,
+    }
 
 
 @dataclass
@@ -173,7 +193,7 @@ class GenerateStage(Stage):
         self._settings = settings or {}
 
     def settings(self) -> dict:
-        """What shapes the stored frames (run_dir.generation_settings): the driver records and checks it."""
+        """What shapes the stored frames (generation_settings): the driver records and checks it."""
         return self._settings
 
     @property

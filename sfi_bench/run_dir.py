@@ -5,13 +5,10 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sfi_bench.storage import FrameStore
 from sfi_core.driver import changed_settings, record_settings, recorded_settings
-
-if TYPE_CHECKING:
-    from sfi_bench.generate import BenchRunConfig
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +21,7 @@ def check_run_dir(
 ) -> dict[str, Any] | None:
     """The run.json already there (None for a new directory); refuses another model or test set.
 
-    settings: what shapes the generated frames (`generation_settings`). The shared driver records them
+    settings: what shapes the generated frames (`generate.generation_settings`). The shared driver records them
     beside the generate stage's parts and refuses a rerun with others in one line naming the changed
     keys; with --overwrite the whole run (frames, scores, ledger) is emptied here first, so a rerun
     never leaves a run that is half one setting and half another.
@@ -72,23 +69,3 @@ def adopt_legacy_records(store: FrameStore, info: dict[str, Any]) -> int:
         record_settings(store.run_dir, GENERATE_STAGE, info["settings"])
     log.info("%s: %d records of meta/ adopted into %s", store.run_dir, len(records), store.ledger_dir)
     return len(records)
-
-
-def generation_settings(config: BenchRunConfig, cls: type) -> dict[str, Any]:
-    """Everything that shapes the frames a run stores: a rerun with any of it changed is another run."""
-    weights = config.weights
-    digest = None
-    if weights and Path(weights).is_file():
-        from sfi_core.weights.lock import file_digest
-
-        digest = file_digest(Path(weights))
-    return {
-        "model": config.model,
-        "model_version": str(getattr(cls, "version", "")),
-        "model_options": dict(config.model_options),
-        "weights": weights,
-        "weights_sha256": digest,
-        "seed": config.seed,
-        "store_format": config.store_format,
-        "resample_mode": config.resample_mode,
-    }

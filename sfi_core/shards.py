@@ -30,6 +30,18 @@ INDEX_SUFFIX = "-index.json"
 # Row columns that name files in the dataset folder: meaningless inside a shard, left out of `json`.
 FOLDER_PATHS: tuple[str, ...] = ("clip_path", "first_frame_path", "last_frame_path")
 
+# Columns the `json` member adds to the split's row (all strings).
+EXTRA_JSON = ("key", "caption_model", "caption_prompt_version", "license")
+
+
+def json_fields() -> list[tuple[str, str]]:
+    """(name, Arrow type name) of every `json` field, sorted as written: the card declares them, so a
+    reader never guesses a type from a first sample whose value is null."""
+    from sfi_core.schemas import SPLIT
+
+    fields = {f.name: str(f.type) for f in SPLIT if f.name not in FOLDER_PATHS}
+    return sorted(fields.items() | {(name, "string") for name in EXTRA_JSON})
+
 
 def shard_file_name(split: str, index: int) -> str:
     return f"{split}-{index:06d}.tar"

@@ -78,19 +78,6 @@ def _clean(value):
     return value
 
 
-# Columns the `json` member adds to the split's row (all strings).
-EXTRA_JSON = ("key", "caption_model", "caption_prompt_version", "license")
-
-
-def json_fields() -> list[tuple[str, str]]:
-    """(name, Arrow type name) of every `json` field, sorted as written: the card declares them, so a
-    reader never guesses a type from a first sample whose value is null."""
-    from sfi_core.schemas import SPLIT
-
-    fields = {f.name: str(f.type) for f in SPLIT if f.name not in FOLDER_PATHS}
-    return sorted(fields.items() | {(name, "string") for name in EXTRA_JSON})
-
-
 def sample_json(row: dict) -> bytes:
     """The `json` member: the manifest row without folder paths, keys sorted, compact, UTF-8."""
     clean = {k: _clean(v) for k, v in row.items() if k not in FOLDER_PATHS and not k.startswith("_")}

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from sfi_core.manifest import atomic_path
+from sfi_core.shards import json_fields
 from sfi_data.config_dataset import ExportConfig
 
 LICENCES_FILE = "licenses.json"  # optional, the user's: {"<source or glob>": "<SPDX id>"}
@@ -75,8 +76,6 @@ HF_DTYPES = {"string": "string", "int32": "int32", "int64": "int64", "double": "
 
 def card_features() -> list[dict]:
     """The features of a sample, in the card's YAML form (what `datasets` would otherwise infer)."""
-    from sfi_data.export import json_fields
-
     row = [{"name": name, "dtype": HF_DTYPES[kind]} for name, kind in json_fields()]
     # The clip as raw bytes: a `video` feature would need torchcodec to read any row at all.
     media = [{"name": "mp4", "dtype": "binary"}, {"name": "first.png", "dtype": "image"}]
