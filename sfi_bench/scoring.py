@@ -170,10 +170,7 @@ class ScoreStage(Stage):
     """Loads each metric once per worker; for each clip row, scores the metrics the row names.
 
     A row: the clip, `metrics` (what it lacks, decided by score_run from the ledger) and the digest of
-    its record. It yields one ledger row per metric: the value and state, or why it failed. What
-    shapes a value is recorded per row (the metric's fingerprint, the record's digest), so the stage
-    has no settings of its own: a changed metric is scored again clip by clip, and the metrics whose
-    rows still hold are kept.
+    its record. It yields one ledger row per metric: the value and state, or why it failed.
     """
 
     name = "score"
@@ -196,6 +193,12 @@ class ScoreStage(Stage):
         self.num_gpus = gpus
         self.prototypes: dict[str, ConfiguredMetric] = {}
         self.unavailable: dict[str, str] = {}
+
+    def settings(self) -> dict:
+        # What shapes a value is recorded per row (the metric's fingerprint, the record's digest): a
+        # changed metric is scored again clip by clip, and the rows of every other metric are kept,
+        # where one stage-wide setting would refuse `--metric X` on a scored run or redo all of it.
+        return {}
 
     def setup(self) -> None:
         from sfi_bench.metrics import metric_class

@@ -41,6 +41,11 @@ class FirstLastFetchStage(Stage):
         self.reader = reader
         self.meta = meta or MetaFilterConfig()
 
+    def settings(self) -> dict:
+        # Nothing of its own: it reads with the score stage's reader and recounts by the meta filter's
+        # thresholds, and those two stages record them (in the same chain's settings).
+        return {}
+
     def process_row(self, row: dict) -> list[dict]:
         if row["status"] == STATUS_REJECTED and row.get("stage") == "meta" and self.countable(row):
             row = self.recount_if_short(row, [row["num_frames"] - 1])
