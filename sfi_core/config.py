@@ -48,6 +48,11 @@ class ExecutionConfig:
     )
     overwrite: bool = setting(False, "Redo finished work instead of resuming.")
 
+    def for_step(self, shard_size: int | None, overwrite: bool) -> ExecutionConfig:
+        """Where and how to run, with one step's own unit of work and its own --overwrite (a caption
+        batch, one export shard): the executor, address and resources stay the command's."""
+        return dataclasses.replace(self, shard_size=shard_size, overwrite=overwrite)
+
 
 def check_choice(where: str, value: Any, choices: tuple) -> None:
     """One line naming the choices instead of a silent fallback (`--reader decrod`)."""

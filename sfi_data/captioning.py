@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from sfi_core.config import ExecutionConfig
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.driver import run_stage
-from sfi_core.executors import EXECUTORS
 from sfi_core.manifest import read_rows, write_rows
 from sfi_core.manifest_table import finished_keys, merge_parts
 from sfi_core.schemas import CAPTIONS, empty_row
@@ -255,13 +255,6 @@ def adopt_manifest(out_dir: Path, stage: CaptionStage) -> int:
     return len(rows)
 
 
-def _run_config(config: CaptionConfig):
-    from sfi_data.config import RunConfig
-
-    check_choice("executor", config.executor, EXECUTORS)
-    return RunConfig(executor=config.executor, shard_size=config.batch_size, overwrite=config.overwrite)
-
-
 def caption_stage(out_dir: Path, config: CaptionConfig, api_key: str | None = None) -> CaptionStage:
     """The stage `run_captions` runs, its reader resolved (also for a pipeline's check of the settings
     before any step runs: `caption_stage(DIR, config).settings()`)."""
@@ -276,8 +269,12 @@ def run_captions(
     scales: list[int] | None = None,
     limit: int | None = None,
     api_key: str | None = None,
+    run: ExecutionConfig | None = None,
 ) -> CaptionSummary:
-    """Caption every ok clip of DIR/clips.parquet that has no caption yet; write DIR/captions.parquet."""
+    """Caption every ok clip of DIR/clips.parquet that has no caption yet; write DIR/captions.parquet.
+
+    `run`: the executor and its resources (the command's --executor, --address, --num-cpus); a batch
+    of `config.batch_size` clips is the unit of work."""
     config = config or CaptionConfig()
     out_dir = Path(out_dir)
     clips = clips_to_caption(out_dir, scales, limit)
@@ -286,7 +283,14 @@ def run_captions(
     if not config.overwrite:
         adopt_manifest(out_dir, stage)
     done_before = set() if config.overwrite else finished_keys(out_dir / PARTS_DIR, "clip_id")
-    stage_summary = run_stage(stage, clips, out_dir, CAPTIONS, _run_config(config), progress)
+    stage_summary = run_stage(
+        stage,
+        clips,
+        out_dir,
+        CAPTIONS,
+        (run or ExecutionConfig()).for_step(config.batch_size, config.overwrite),
+        progress,
+    )
     merged = merge_captions(out_dir, [row["clip_id"] for row in clips_to_caption(out_dir)])
     summary = CaptionSummary(total=len(clips), skipped=stage_summary.skipped, seconds=stage_summary.seconds)
     wanted = {row["clip_id"] for row in clips}

@@ -23,15 +23,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from sfi_core.categories import LABELS, NAMES, OTHER, TAXONOMY, TAXONOMY_VERSION, categorize
+from sfi_core.config import ExecutionConfig
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.driver import run_stage
-from sfi_core.executors import EXECUTORS
 from sfi_core.manifest import write_rows
 from sfi_core.manifest_table import merge_parts
 from sfi_core.schemas import CATEGORIES, empty_row
 from sfi_core.stage import Stage, describe_error
 from sfi_data.captioning import CAPTIONS_MANIFEST, failure_code
-from sfi_data.config_dataset import CategorizeConfig, check_choice
+from sfi_data.config_dataset import CategorizeConfig
 from sfi_data.vllm_client import ChatClient, RequestFailed, api_key_from_env, gather_bounded
 
 log = logging.getLogger(__name__)
@@ -180,17 +180,18 @@ def captioned_clips(out_dir: Path) -> list[dict]:
 
 
 def run_categorize(
-    out_dir: Path, config: CategorizeConfig | None = None, progress=None, api_key: str | None = None
+    out_dir: Path,
+    config: CategorizeConfig | None = None,
+    progress=None,
+    api_key: str | None = None,
+    run: ExecutionConfig | None = None,
 ) -> CategorizeSummary:
     """Categorize every captioned clip into DIR/categories.parquet (resumable; failures retried)."""
-    from sfi_data.config import RunConfig
-
     config = config or CategorizeConfig()
     out_dir = Path(out_dir)
-    check_choice("executor", config.executor, EXECUTORS)
     clips = captioned_clips(out_dir)
     stage = CategorizeStage(config, api_key if api_key is not None else api_key_from_env())
-    run = RunConfig(executor=config.executor, shard_size=config.batch_size, overwrite=config.overwrite)
+    run = (run or ExecutionConfig()).for_step(config.batch_size, config.overwrite)
     redo = None if config.overwrite else stale_captions(out_dir, clips)
     stage_summary = run_stage(stage, clips, out_dir, CATEGORIES, run, progress, redo=redo)
     merged = merge_parts(out_dir / "work" / STAGE_NAME, CATEGORIES, "clip_id", [r["clip_id"] for r in clips])

@@ -45,7 +45,6 @@ class CaptionConfig:
     # killed run loses at most the batch in flight. Keep it a few times `concurrency`.
     batch_size: int = setting(64, "Clips per batch (one part file each; the unit of resume).")
     reader: str | None = setting(None, "Frame reader: pyav, decord or auto (default: the one `cut` used).")
-    executor: str = setting("local", "local (one process) or ray (a worker per CPU, each with its requests).")
     overwrite: bool = setting(False, "Caption every clip again.")
 
 
@@ -65,7 +64,6 @@ class CategorizeConfig:
     backoff_base_s: float = setting(1.0, "First retry waits about this long; doubles per attempt.")
     backoff_max_s: float = setting(30.0, "Longest wait between two attempts.")
     batch_size: int = setting(256, "Clips per batch (one part file each; the unit of resume).")
-    executor: str = setting("local", "local (one process) or ray.")
     overwrite: bool = setting(False, "Categorize every clip again.")
 
 
@@ -85,7 +83,6 @@ class SplitConfig:
     # A 64-bit DCT hash: re-encodes differ by 0-4 bits, resizes by a few more, unrelated footage by ~32.
     hash_max_distance: int = setting(10, "Largest Hamming distance (of 64 bits) of two matching frames.")
     reader: str | None = setting(None, "Frame reader: pyav, decord or auto (default: the one `cut` used).")
-    executor: str = setting("local", "local (one process) or ray, for hashing the frames.")
     stratify: str | None = setting(
         None, "category: draw the test videos per content category, in proportion to the eligible ones."
     )
@@ -105,7 +102,6 @@ class ExportConfig:
     license: str | None = setting(
         None, "Licence of every source (SPDX id, e.g. cc-by-4.0); default: DIR/licenses.json, else unknown."
     )
-    executor: str = setting("local", "local (one process) or ray (a tar per worker at a time).")
     overwrite: bool = setting(False, "Write every shard again.")
 
 

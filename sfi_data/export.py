@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from sfi_core.config import ExecutionConfig
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.driver import remove_stale_temporaries, run_stage
 from sfi_core.manifest import atomic_path
@@ -352,15 +353,16 @@ def write_indexes(dest: Path, rows: list[dict], config: ExportConfig) -> list[st
     return written
 
 
-def run_export(root: Path, config: ExportConfig, progress=None) -> ExportSummary:
-    """Export DIR's split into `config.dest` (resumable, deterministic); see the module docstring."""
-    from sfi_core.executors import EXECUTORS
-    from sfi_data.config import RunConfig
+def run_export(
+    root: Path, config: ExportConfig, progress=None, run: ExecutionConfig | None = None
+) -> ExportSummary:
+    """Export DIR's split into `config.dest` (resumable, deterministic); see the module docstring.
+
+    `run`: the executor and its resources; one shard is the unit of work."""
     from sfi_data.export_hf import read_licences, write_hf_card
 
     check_choice("format", config.format, FORMATS)
     check_choice("split", config.split, (*SPLITS, "all"))
-    check_choice("executor", config.executor, EXECUTORS)
     if config.format == "hf" and config.split != "all":
         raise ValueError("--format hf writes both splits (load_dataset sees train and test): use --split all")
     root, dest = Path(root), Path(config.dest)
@@ -381,7 +383,7 @@ def run_export(root: Path, config: ExportConfig, progress=None) -> ExportSummary
     parts_dir = ledger / "work" / STAGE_NAME
     keys = [s["shard"] for s in shards]
     redo = missing_shards(parts_dir, dest, keys) if not config.overwrite and parts_dir.is_dir() else None
-    run = RunConfig(executor=config.executor, shard_size=1, overwrite=config.overwrite)
+    run = (run or ExecutionConfig()).for_step(1, config.overwrite)
     stage = ExportStage(dest, settings)
     stage_summary = run_stage(stage, shards, ledger, EXPORT_SHARDS, run, progress, redo=redo)
     rows = merge_parts(parts_dir, EXPORT_SHARDS, "shard", keys)

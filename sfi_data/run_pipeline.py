@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from sfi_core.driver import check_settings
-from sfi_core.executors import EXECUTORS
 from sfi_core.registry import Registry
 from sfi_data.config import (
     CutConfig,
@@ -27,7 +26,6 @@ from sfi_data.config import (
     RunConfig,
     ScenesConfig,
     apply_overrides,
-    check_choice,
     load_yaml,
 )
 from sfi_data.config_dataset import CaptionConfig, CategorizeConfig, ExportConfig, SplitConfig, StatsConfig
@@ -115,7 +113,8 @@ def _summary_dict(summary: Any) -> dict[str, Any]:
 
 
 def _with_run(section: dict[str, Any], ctx: PipelineContext) -> dict[str, Any]:
-    """A caption/split step's own executor and overwrite follow the pipeline's `run:` unless set."""
+    """A step's own overwrite follows the pipeline's `run:` unless set (every step runs on `run:`'s
+    executor, address and CPUs)."""
     return {"overwrite": ctx.run.overwrite} | section if ctx.run.overwrite else section
 
 
@@ -231,7 +230,6 @@ class CaptionStep(PipelineStep):
         if limit is not None and type(limit) is not int:
             raise ValueError(f"setting caption.limit must be an integer, not {limit!r}")
         config = apply_overrides(CaptionConfig(), section, "caption.")
-        check_choice("caption.executor", config.executor, EXECUTORS)
         return config, scales, limit
 
     def preflight(self, ctx: PipelineContext, config: tuple) -> None:
@@ -247,7 +245,7 @@ class CaptionStep(PipelineStep):
 
         caption, scales, limit = config
         with ctx.progress("caption") as progress:
-            summary = run_captions(ctx.out_dir, caption, progress, scales=scales, limit=limit)
+            summary = run_captions(ctx.out_dir, caption, progress, scales=scales, limit=limit, run=ctx.run)
         return _summary_dict(summary) | {"clips_per_s": summary.clips_per_s}
 
     def complete(self, summary: dict[str, Any]) -> bool:
@@ -261,14 +259,13 @@ class CategorizeStep(PipelineStep):
 
     def configure(self, ctx: PipelineContext) -> CategorizeConfig:
         config = apply_overrides(CategorizeConfig(), _with_run(ctx.section("categorize"), ctx), "categorize.")
-        check_choice("categorize.executor", config.executor, EXECUTORS)
         return config
 
     def run(self, ctx: PipelineContext, config: CategorizeConfig) -> dict[str, Any]:
         from sfi_data.categorize import run_categorize
 
         with ctx.progress("categorize") as progress:
-            return _summary_dict(run_categorize(ctx.out_dir, config, progress))
+            return _summary_dict(run_categorize(ctx.out_dir, config, progress, run=ctx.run))
 
     def complete(self, summary: dict[str, Any]) -> bool:
         return summary.get("failed", 0) == 0
@@ -283,7 +280,7 @@ class SplitStep(PipelineStep):
     def run(self, ctx: PipelineContext, config: SplitConfig) -> dict[str, Any]:
         from sfi_data.split import run_split
 
-        return _summary_dict(run_split(ctx.out_dir, config))
+        return _summary_dict(run_split(ctx.out_dir, config, run=ctx.run))
 
 
 class StatsStep(PipelineStep):
@@ -305,7 +302,6 @@ class ExportStep(PipelineStep):
 
     def configure(self, ctx: PipelineContext) -> ExportConfig:
         config = apply_overrides(ExportConfig(), _with_run(ctx.section("export"), ctx), "export.")
-        check_choice("export.executor", config.executor, EXECUTORS)
         if not config.dest:
             folder = "hf" if config.format == "hf" else "shards"
             config = dataclasses.replace(config, dest=str(ctx.out_dir / folder))
@@ -315,7 +311,7 @@ class ExportStep(PipelineStep):
         from sfi_data.export import run_export
 
         with ctx.progress("export") as progress:
-            return _summary_dict(run_export(ctx.out_dir, config, progress))
+            return _summary_dict(run_export(ctx.out_dir, config, progress, run=ctx.run))
 
     def complete(self, summary: dict[str, Any]) -> bool:
         return summary.get("failed", 0) == 0

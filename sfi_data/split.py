@@ -16,13 +16,13 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from sfi_core.clips import read_clip_manifest
+from sfi_core.config import ExecutionConfig
 from sfi_core.constants import STATUS_OK
-from sfi_core.executors import EXECUTORS
 from sfi_core.manifest import atomic_path, write_rows
 from sfi_core.manifest_table import merge_parts
 from sfi_core.schemas import SCHEMA_VERSION, SPLIT
 from sfi_data.categorize import categories_for
-from sfi_data.config_dataset import SplitConfig, check_choice, resolve_reader, settings_changed
+from sfi_data.config_dataset import SplitConfig, resolve_reader, settings_changed
 from sfi_data.near_dup import FRAME_HASHES, FrameHashStage, group_videos
 
 log = logging.getLogger(__name__)
@@ -176,17 +176,13 @@ def hash_rows(clips: list[dict]) -> list[dict]:
 
 
 def frame_hashes(
-    out_dir: Path, clips: list[dict], config: SplitConfig
+    out_dir: Path, clips: list[dict], config: SplitConfig, run: ExecutionConfig | None = None
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """video_id -> uint64 frame hashes (by the shared driver, resumable), and the videos that failed."""
     from sfi_core.driver import run_stage
-    from sfi_data.config import RunConfig
 
-    check_choice("executor", config.executor, EXECUTORS)
     stage = FrameHashStage(out_dir, config.hash_frames, resolve_reader(out_dir, config.reader))
-    run = RunConfig(
-        executor=config.executor, shard_size=stage.shard_size, overwrite=settings_changed(out_dir, stage)
-    )
+    run = (run or ExecutionConfig()).for_step(stage.shard_size, settings_changed(out_dir, stage))
     rows = hash_rows(clips)
     run_stage(stage, rows, out_dir, FRAME_HASHES, run)
     merged = merge_parts(
@@ -209,8 +205,12 @@ def _to_split_row(row: dict) -> dict:
     return {key: value for key, value in row.items() if key in names} | {"schema_version": SCHEMA_VERSION}
 
 
-def run_split(out_dir: Path, config: SplitConfig, clips_path: Path | None = None) -> SplitResult:
-    """Write DIR/test.parquet, DIR/train.parquet and DIR/split.json from DIR/clips.parquet (+ captions)."""
+def run_split(
+    out_dir: Path, config: SplitConfig, clips_path: Path | None = None, run: ExecutionConfig | None = None
+) -> SplitResult:
+    """Write DIR/test.parquet, DIR/train.parquet and DIR/split.json from DIR/clips.parquet (+ captions).
+
+    `run`: the executor and its resources, for hashing the frames."""
     out_dir = Path(out_dir)
     clips_path = Path(clips_path or out_dir / "clips.parquet")
     if not clips_path.is_file():
@@ -225,7 +225,7 @@ def run_split(out_dir: Path, config: SplitConfig, clips_path: Path | None = None
         row | dict(zip(("category", "category_source"), categories[row["clip_id"]], strict=True))
         for row in clips
     ]
-    hashes, unhashed = frame_hashes(out_dir, clips, config) if config.near_duplicates else ({}, [])
+    hashes, unhashed = frame_hashes(out_dir, clips, config, run) if config.near_duplicates else ({}, [])
     videos = {row["video_id"] for row in clips}
     groups, near = group_videos(videos, _source_groups(out_dir), hashes, config.hash_max_distance)
     test, train, result = split_rows(clips, groups, config)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+
+# One process by default in the tests (and the CLIs they start, which inherit it): each Ray start costs
+# seconds on two cores. The Ray paths are tested with --executor ray; the default itself is tested too.
+os.environ.setdefault("SFI_EXECUTOR", "local")
 from pathlib import Path
 
 import av  # noqa: F401 - before any test module imports decord (vbench does): see load_decord

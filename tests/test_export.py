@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from sfi_core.config import ExecutionConfig
 from sfi_core.shards import expand_braces, index_shard, sample_key, shard_paths
 from sfi_data.config_dataset import ExportConfig
 from sfi_data.export import run_export
@@ -349,7 +350,7 @@ def test_a_shard_streams_through_bounded_memory(big: Path, tmp_path: Path) -> No
 def test_ray_workers_write_the_same_shards(demo: Path, tmp_path: Path) -> None:
     local, ray = tmp_path / "local", tmp_path / "ray"
     run_export(demo, ExportConfig(dest=str(local), shard_size=2))
-    summary = run_export(demo, ExportConfig(dest=str(ray), shard_size=2, executor="ray"))
+    summary = run_export(demo, ExportConfig(dest=str(ray), shard_size=2), run=ExecutionConfig(executor="ray"))
     assert summary.failed == 0 and summary.written == summary.shards
     assert _tree(ray) == _tree(local)
 

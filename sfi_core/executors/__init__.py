@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import os
+
 from sfi_core.executors.base import Executor, Shard, ShardResult
 
 # The executor names every command takes (--executor), in the order help texts list them.
 EXECUTORS = ("local", "ray")
-# The default of ExecutionConfig.executor (filter, cut, scenes, pipelines): Ray, in-process unless --address.
-DEFAULT_EXECUTOR = "ray"
+
+
+def _default_executor() -> str:
+    """Ray, in-process unless --address, for every command; SFI_EXECUTOR=local makes one process the
+    default (the tests do, as each Ray start costs seconds on two cores)."""
+    chosen = os.environ.get("SFI_EXECUTOR") or "ray"
+    if chosen not in EXECUTORS:
+        raise ValueError(f"SFI_EXECUTOR={chosen!r} is not one of {', '.join(EXECUTORS)}: unset it or pick one")
+    return chosen
+
+
+# The default of ExecutionConfig.executor, for every command (sfi-data and sfi-bench alike).
+DEFAULT_EXECUTOR = _default_executor()
 
 
 def make_executor(

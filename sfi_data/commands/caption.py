@@ -12,6 +12,7 @@ from rich.table import Table
 from sfi_core.cli_errors import fail
 from sfi_data.app import app
 from sfi_data.captioning import CaptionConfig, CaptionSummary
+from sfi_data.commands.options import Address, Executor, NumCpus, run_config
 from sfi_data.commands.progress import console
 from sfi_data.config_dataset import cli_option
 
@@ -56,7 +57,9 @@ def caption(
     max_tokens: Annotated[int | None, cli_option(C, "max_tokens")] = None,
     batch_size: Annotated[int | None, cli_option(C, "batch_size")] = None,
     reader: Annotated[str | None, cli_option(C, "reader")] = None,
-    executor: Annotated[str | None, cli_option(C, "executor")] = None,
+    executor: Executor = None,
+    address: Address = None,
+    num_cpus: NumCpus = None,
     scales: Annotated[str | None, typer.Option(help="Only clips of these scales, e.g. 5,81.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N clips (a trial run).")] = None,
     overwrite: Annotated[bool, cli_option(C, "overwrite")] = False,
@@ -83,13 +86,13 @@ def caption(
         max_tokens=max_tokens,
         batch_size=batch_size,
         reader=reader,
-        executor=executor,
         overwrite=overwrite or None,
     )
     chosen = list(parse_scales(scales)) if scales else None
     try:
+        run = run_config(executor, address, num_cpus, None, None, None)
         with progress_bar("caption") as progress:
-            summary = run_captions(out, config, progress, scales=chosen, limit=limit)
+            summary = run_captions(out, config, progress, scales=chosen, limit=limit, run=run)
     except (FileNotFoundError, ValueError, PermissionError) as error:
         fail(str(error))
     print_caption_summary(summary, out)

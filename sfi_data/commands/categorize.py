@@ -9,6 +9,7 @@ import typer
 
 from sfi_core.cli_errors import fail
 from sfi_data.app import app
+from sfi_data.commands.options import Address, Executor, NumCpus, run_config
 from sfi_data.commands.progress import console
 from sfi_data.config_dataset import CategorizeConfig, cli_option
 
@@ -26,7 +27,9 @@ def categorize(
     timeout: Annotated[float | None, cli_option(C, "timeout_s", "--timeout")] = None,
     max_attempts: Annotated[int | None, cli_option(C, "max_attempts")] = None,
     batch_size: Annotated[int | None, cli_option(C, "batch_size")] = None,
-    executor: Annotated[str | None, cli_option(C, "executor")] = None,
+    executor: Executor = None,
+    address: Address = None,
+    num_cpus: NumCpus = None,
     overwrite: Annotated[bool, cli_option(C, "overwrite")] = False,
 ) -> None:
     """Write DIR/categories.parquet: one category per captioned clip (keyword taxonomy by default).
@@ -46,12 +49,12 @@ def categorize(
         timeout_s=timeout,
         max_attempts=max_attempts,
         batch_size=batch_size,
-        executor=executor,
         overwrite=overwrite or None,
     )
     try:
+        run = run_config(executor, address, num_cpus, None, None, None)
         with progress_bar("categorize") as progress:
-            summary = run_categorize(out, config, progress)
+            summary = run_categorize(out, config, progress, run=run)
     except (FileNotFoundError, ValueError, PermissionError) as error:
         fail(str(error))
     shown = ", ".join(

@@ -9,6 +9,7 @@ import typer
 
 from sfi_core.cli_errors import fail
 from sfi_data.app import app
+from sfi_data.commands.options import Address, Executor, NumCpus, run_config
 from sfi_data.commands.progress import console
 from sfi_data.config_dataset import ExportConfig, cli_option
 
@@ -26,7 +27,9 @@ def export(
     shard_size: Annotated[int | None, cli_option(E, "shard_size")] = None,
     max_shard_bytes: Annotated[int | None, cli_option(E, "max_shard_bytes")] = None,
     license: Annotated[str | None, cli_option(E, "license")] = None,  # noqa: A002
-    executor: Annotated[str | None, cli_option(E, "executor")] = None,
+    executor: Executor = None,
+    address: Address = None,
+    num_cpus: NumCpus = None,
     overwrite: Annotated[bool, cli_option(E, "overwrite")] = False,
 ) -> None:
     """Write DEST/{split}-{000000}.tar shards and DEST/{split}-index.json (resumable, byte-identical reruns).
@@ -45,12 +48,12 @@ def export(
         shard_size=shard_size,
         max_shard_bytes=max_shard_bytes,
         license=license,
-        executor=executor,
         overwrite=overwrite or None,
     )
     try:
+        run = run_config(executor, address, num_cpus, None, None, None)
         with progress_bar("export") as progress:
-            summary = run_export(out, config, progress)
+            summary = run_export(out, config, progress, run=run)
     except (FileNotFoundError, ValueError, PermissionError) as error:
         fail(str(error))
     rate = summary.bytes / summary.seconds / 1e6 if summary.seconds > 0 and summary.written else float("nan")

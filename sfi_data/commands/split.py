@@ -10,6 +10,7 @@ from rich.console import Console
 
 from sfi_core.cli_errors import fail
 from sfi_data.app import app
+from sfi_data.commands.options import Address, Executor, NumCpus, run_config
 from sfi_data.config_dataset import SplitConfig, cli_option
 
 S = SplitConfig
@@ -40,7 +41,9 @@ def split(
     hash_frames: Annotated[int | None, cli_option(S, "hash_frames")] = None,
     hash_max_distance: Annotated[int | None, cli_option(S, "hash_max_distance")] = None,
     reader: Annotated[str | None, cli_option(S, "reader")] = None,
-    executor: Annotated[str | None, cli_option(S, "executor")] = None,
+    executor: Executor = None,
+    address: Address = None,
+    num_cpus: NumCpus = None,
     stratify: Annotated[str | None, cli_option(S, "stratify")] = None,
 ) -> None:
     """Write DIR/test.parquet, DIR/train.parquet and DIR/split.json; no test footage leaks into train."""
@@ -57,11 +60,11 @@ def split(
         hash_frames=hash_frames,
         hash_max_distance=hash_max_distance,
         reader=reader,
-        executor=executor,
         stratify=stratify,
     )
     try:
-        result = run_split(out, config)
+        run = run_config(executor, address, num_cpus, None, None, None)
+        result = run_split(out, config, run=run)
     except (ValueError, FileNotFoundError) as error:
         fail(str(error))
     groups = result.near_duplicate_groups
