@@ -48,7 +48,7 @@ def test_the_cycle_check_finds_a_planted_cycle(tmp_path: Path, monkeypatch) -> N
     (package / "b.py").write_text("def later():\n    from planted import c\n")  # a lazy import counts
     (package / "c.py").write_text("import planted.a\n")
     (package / "d.py").write_text("import planted.a\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])  # not syspath_prepend: pkg_resources
     planted = grimp.build_graph("planted", cache_dir=None)
     assert cycle_edges(planted) == [
         ("planted.a", "planted.b"),

@@ -15,7 +15,9 @@ def _default_executor() -> str:
     default (the tests do, as each Ray start costs seconds on two cores)."""
     chosen = os.environ.get("SFI_EXECUTOR") or "ray"
     if chosen not in EXECUTORS:
-        raise ValueError(f"SFI_EXECUTOR={chosen!r} is not one of {', '.join(EXECUTORS)}: unset it or pick one")
+        raise ValueError(
+            f"SFI_EXECUTOR={chosen!r} is not one of {', '.join(EXECUTORS)}: unset it or pick one"
+        )
     return chosen
 
 
