@@ -31,9 +31,7 @@ from sfi_bench.storage import (
 from sfi_bench.testset import ShardSpec, TestClip, fit_to_clip, load_test_clips, read_conditions
 from sfi_core.config import ExecutionConfig, setting, validate
 from sfi_core.driver import normalize_settings, run_stage
-from sfi_core.executors import (
-    EXECUTORS,
-)
+from sfi_core.executors import DEFAULT_EXECUTOR, EXECUTORS
 from sfi_core.stage import Stage
 
 log = logging.getLogger(__name__)
@@ -47,11 +45,18 @@ class ParallelConfig(ExecutionConfig):
     """The bench's execution settings: the ones every command shares (sfi_core.config.ExecutionConfig:
     executor, address, --num-cpus workers, --gpus-per-worker), plus one slice of an array job.
 
-    The bench runs in one process unless told otherwise: a pool of workers would load one model
-    replica per CPU (a 14B model each); `--executor ray --gpus-per-worker 1` gives one per GPU.
+    The bench runs on the one default executor, as every command: Ray, in-process unless --address.
+    Its stages hold model replicas (`Stage.replica`): one per GPU where there are GPUs, else one per
+    node with all its CPUs, never one 14B replica per CPU; `--workers N` asks for N replicas of one CPU
+    each, `--gpus-per-worker G` for G GPUs each.
     """
 
-    executor: str = setting("local", "local (one process) or ray (a pool of model replicas).", EXECUTORS)
+    executor: str = setting(
+        DEFAULT_EXECUTOR,
+        "ray (a pool of model replicas: one per GPU, else one per node; in-process unless --address) "
+        "or local (one process).",
+        EXECUTORS,
+    )
     shard: str | None = setting(
         None,
         "Do only shard I of N (every N-th clip from the I-th), e.g. --shard "
@@ -188,6 +193,8 @@ class GenerateStage(Stage):
         self.num_gpus = config.parallel.gpus_per_worker
         # --gpus-per-worker on a cluster without GPUs would quietly run every replica on CPU.
         self.gpus_required = config.parallel.gpus_per_worker > 0
+        # Sized by the machine (one replica per GPU, else one per node) unless --workers N asks for N.
+        self.replica = config.parallel.workers is None
         self.shard_size = max(1, config.batch_size)
         self.seconds_model_load = 0.0
         self._settings = settings or {}

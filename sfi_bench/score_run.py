@@ -158,7 +158,12 @@ def score_run(
             digest = held[clip.clip_id].record_digest
             rows.append({"clip_id": clip.clip_id, "clip": clip, "metrics": lacking, "record_digest": digest})
     stage = ScoreStage(
-        run_dir, {n: fingerprints[n] for n in requested}, device, weights_dir, parallel.gpus_per_worker
+        run_dir,
+        {n: fingerprints[n] for n in requested},
+        device,
+        weights_dir,
+        parallel.gpus_per_worker,
+        parallel.workers,
     )
     execution = ExecutionConfig(
         executor=parallel.executor, address=parallel.address, num_cpus=parallel.workers

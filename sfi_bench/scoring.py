@@ -184,9 +184,11 @@ class ScoreStage(Stage):
         device: str,
         weights_dir: str | None,
         gpus: float = 0.0,
+        workers: int | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.gpus_required = gpus > 0  # --gpus-per-worker without GPUs must not quietly score on CPUs
+        self.replica = workers is None  # metric networks: sized by the machine unless --workers N
         self.fingerprints = fingerprints  # metric -> version and weight digests (metric_fingerprint)
         self.device = device
         self.weights_dir = weights_dir

@@ -32,6 +32,10 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
+class EnvironmentSettingError(ValueError):
+    """An environment variable of ours holds a value we cannot use (SFI_EXECUTOR=rya): one line."""
+
+
 @dataclass(frozen=True)
 class UserMistake:
     message: str
@@ -98,6 +102,8 @@ def explain(error: BaseException) -> UserMistake | None:
         return _os_mistake(error)
     if not isinstance(error, Exception):
         return None
+    if isinstance(error, EnvironmentSettingError):
+        return UserMistake(str(error))
     return _yaml_mistake(error) or _manifest_mistake(error)
 
 
@@ -108,9 +114,9 @@ def run_cli(app, argv: list[str] | None = None, command_modules: list[str] | tup
     """
     import importlib
 
-    for module in command_modules:
-        importlib.import_module(module)
     try:
+        for module in command_modules:  # inside: a bad SFI_EXECUTOR (read on import) is one line too
+            importlib.import_module(module)
         app(args=argv)
     except Exception as error:  # noqa: BLE001 - `explain` sorts mistakes from bugs; bugs are re-raised
         mistake = explain(error)

@@ -29,6 +29,10 @@ class Stage:
     # True: asking for num_gpus on a cluster without them is an error, not a quiet run on CPUs (the
     # benchmark's model workers); False: the curation scorers fall back to CPU.
     gpus_required: bool = False
+    # True: each worker holds a model replica (the benchmark's models and metric networks). Asking
+    # for no GPU, it is sized by the machine, not by one CPU (sfi_core.executors.ray.pool_size): one
+    # replica per GPU where the cluster has GPUs, else one per node with all of that node's CPUs.
+    replica: bool = False
 
     def settings(self) -> dict:
         """The settings that shape this stage's output (and the weights behind it, by checksum).

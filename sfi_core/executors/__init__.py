@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from sfi_core.cli_errors import EnvironmentSettingError
 from sfi_core.executors.base import Executor, Shard, ShardResult
 
 # The executor names every command takes (--executor), in the order help texts list them.
@@ -15,7 +16,7 @@ def _default_executor() -> str:
     default (the tests do, as each Ray start costs seconds on two cores)."""
     chosen = os.environ.get("SFI_EXECUTOR") or "ray"
     if chosen not in EXECUTORS:
-        raise ValueError(
+        raise EnvironmentSettingError(
             f"SFI_EXECUTOR={chosen!r} is not one of {', '.join(EXECUTORS)}: unset it or pick one"
         )
     return chosen

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -23,13 +24,41 @@ log = logging.getLogger(__name__)
 SHARDS_IN_FLIGHT = 2  # per actor: the one it works on and the next
 
 
+@dataclass(frozen=True)
+class Pool:
+    workers: int
+    cpus: float  # per worker
+    gpus: float  # per worker
+
+
+def pool_size(stage: Stage, shards: int, cluster_cpus: float, cluster_gpus: float, node_cpus: float) -> Pool:
+    """How many actors run `stage`, and what each asks of Ray.
+
+    A stage's own num_cpus/num_gpus, as many as fit (GPUs where the cluster has them; a curation scorer
+    falls back to CPUs). A model replica (`stage.replica`) asking for no GPU is sized by the machine
+    instead: one per GPU where the cluster has GPUs (an actor given no GPU sees none: Ray hides them,
+    and the model would run on CPU), else one per node given all of a node's CPUs -- never one 14B
+    replica per CPU.
+    """
+    cpus, gpus = stage.num_cpus, stage.num_gpus if cluster_gpus > 0 else 0.0
+    if stage.replica and not gpus:
+        if cluster_gpus >= 1:
+            gpus = 1.0
+        else:
+            cpus = max(1.0, node_cpus)
+    workers = max(1, min(shards, int(cluster_cpus // max(cpus, 1e-9))))
+    if gpus:
+        workers = max(1, min(workers, int(cluster_gpus / gpus)))
+    return Pool(workers, cpus, gpus)
+
+
 class _StageWorker:
-    def __init__(self, stage: Stage) -> None:
+    def __init__(self, stage: Stage, cpus: float) -> None:
         self.stage = stage
         self.stage.setup()
-        # Ray gives this actor stage.num_cpus cores; codecs, OpenCV and torch would otherwise each
-        # start a thread per core of the machine, and N actors would fight over every core.
-        limit_threads(max(1, math.ceil(stage.num_cpus)))
+        # Ray gives this actor `cpus` cores; codecs, OpenCV and torch would otherwise each start a
+        # thread per core of the machine, and N actors would fight over every core.
+        limit_threads(max(1, math.ceil(cpus)))
 
     def run(self, shard: Shard, schema: pa.Schema) -> ShardResult:
         return run_shard(self.stage, shard, schema)
@@ -63,6 +92,9 @@ class RayExecutor(Executor):
                 )
         self._num_cpus = int(ray.cluster_resources().get("CPU", 1))
         self._num_gpus = float(ray.cluster_resources().get("GPU", 0))
+        # The most CPUs one actor can get: a replica sized by the machine must fit on one node.
+        nodes = [n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+        self._node_cpus = float(max(nodes, default=self._num_cpus))
 
     def map_shards(self, stage: Stage, shards: list[Shard], schema: pa.Schema) -> Iterator[ShardResult]:
         if not shards:
@@ -73,12 +105,9 @@ class RayExecutor(Executor):
                 f"--gpus-per-worker {stage.num_gpus:g} but the Ray cluster has {self._num_gpus:g} GPU(s); "
                 "drop the option to run on CPUs, or join a cluster with GPUs (--address)"
             )
-        num_gpus = stage.num_gpus if self._num_gpus > 0 else 0.0
-        workers = max(1, min(len(shards), int(self._num_cpus // max(stage.num_cpus, 1e-9))))
-        if num_gpus:
-            workers = max(1, min(workers, int(self._num_gpus / num_gpus)))
-        actor_cls = ray.remote(num_cpus=stage.num_cpus, num_gpus=num_gpus)(_StageWorker)
-        actors = [actor_cls.remote(stage) for _ in range(workers)]
+        pool = pool_size(stage, len(shards), self._num_cpus, self._num_gpus, self._node_cpus)
+        actor_cls = ray.remote(num_cpus=pool.cpus, num_gpus=pool.gpus)(_StageWorker)
+        actors = [actor_cls.remote(stage, pool.cpus) for _ in range(pool.workers)]
         schema_ref = ray.put(schema)
         todo = iter(shards)
         running: dict = {}  # result ref -> the actor computing it

@@ -120,6 +120,8 @@ def sample_frames(tables: DatasetTables, count: int, reader: str) -> list[tuple[
     longest = max(int(c["num_frames"]) for c in clips)
     rows = [c for c in clips if int(c["num_frames"]) == longest][: count + 4]
     stage = SampleFramesStage(tables.root, reader)
+    # A handful of frames in one shard: in this process, not the default executor (a Ray start would
+    # cost more than the decode); the card's command takes no executor options.
     run = RunConfig(executor="local", shard_size=len(rows), overwrite=settings_changed(tables.root, stage))
     run_stage(stage, rows, tables.root, SAMPLES, run)
     merged = merge_parts(tables.root / "work" / stage.name, SAMPLES, "clip_id", [r["clip_id"] for r in rows])
