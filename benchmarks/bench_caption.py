@@ -13,9 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from sfi_core.config import ExecutionConfig
 from sfi_data.captioning import CAPTIONS_MANIFEST, PARTS_DIR, CaptionConfig, run_captions
 from sfi_data.testing.fake_vllm import FAKE_MODEL, FakeVLLMServer
 from sfi_data.testing.toy_dataset import build_toy_dataset
+
+# In this process (--executor local): the code's own cost, not a Ray start-up's.
+LOCAL = ExecutionConfig(executor="local")
 
 NUM_VIDEOS = 8  # x 6 scales = 48 clips
 WIDTH, HEIGHT = 320, 192
@@ -44,7 +48,7 @@ def throughput(root: Path, server: FakeVLLMServer, concurrency: int, batch_size:
     for _ in range(REPEATS):
         _clear(root)
         start = time.perf_counter()
-        summary = run_captions(root, config)
+        summary = run_captions(root, config, run=LOCAL)
         seconds = time.perf_counter() - start
         if summary.failed:
             raise RuntimeError(f"{summary.failed} captions failed during the benchmark: {summary.reasons}")

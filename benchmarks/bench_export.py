@@ -17,10 +17,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from sfi_core.config import ExecutionConfig
 from sfi_data.config_dataset import ExportConfig, SplitConfig
 from sfi_data.export import run_export
 from sfi_data.split import run_split
 from sfi_data.testing.toy_dataset import build_toy_dataset, write_toy_captions
+
+# In this process (--executor local): the code's own cost, not a Ray start-up's.
+LOCAL = ExecutionConfig(executor="local")
 
 NUM_VIDEOS = 8  # x 6 scales = 48 clips, ~90 MB: fixed costs (plan, ledger) amortised as in a real export
 WIDTH, HEIGHT = 640, 360
@@ -41,7 +45,7 @@ def _tar(root: Path, files: list[str], out: Path) -> float:
 
 def _export(root: Path, dest: Path, shard_size: int | None) -> float:
     start = time.perf_counter()
-    summary = run_export(root, ExportConfig(dest=str(dest), shard_size=shard_size))
+    summary = run_export(root, ExportConfig(dest=str(dest), shard_size=shard_size), run=LOCAL)
     assert summary.failed == 0
     return time.perf_counter() - start
 
@@ -54,7 +58,7 @@ def main() -> None:
         root = Path(tmp) / "data"
         clips = build_toy_dataset(root, num_videos=NUM_VIDEOS, width=WIDTH, height=HEIGHT)
         write_toy_captions(root, clips)
-        run_split(root, SplitConfig(num_videos=1, near_duplicates=False))
+        run_split(root, SplitConfig(num_videos=1, near_duplicates=False), run=LOCAL)
         files = _files(root)
         size = sum((root / f).stat().st_size for f in files)
         count = len(files) // 3

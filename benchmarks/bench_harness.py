@@ -18,10 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sfi_bench.generate import BenchRunConfig, RunSummary, run_model
+from sfi_bench.generate import BenchRunConfig, ParallelConfig, RunSummary, run_model
 from sfi_bench.report.media import write_preview, write_strip
 from sfi_core.constants import FRAME_COUNTS
 from sfi_data.testing.toy_dataset import build_toy_dataset
+
+# In this process (--executor local): the code's own cost, not a Ray start-up's.
+LOCAL = ParallelConfig(executor="local")
 
 WIDTH, HEIGHT = 128, 72
 MODELS = ["repeat", "linear", "flow-warp", "rife"]
@@ -29,7 +32,9 @@ MODELS = ["repeat", "linear", "flow-warp", "rife"]
 
 def timed_run(clips: Path, out: Path, model: str, store_format: str = "ffv1") -> RunSummary:
     return run_model(
-        BenchRunConfig(model=model, clips=clips, out=out, device="cpu", store_format=store_format)
+        BenchRunConfig(
+            model=model, clips=clips, out=out, device="cpu", store_format=store_format, parallel=LOCAL
+        )
     )
 
 

@@ -205,7 +205,9 @@ def run_stage(
     else:
         had_rows = _keys_with_rows(parts_dir, stage.key)
         shards, skipped = plan_shards(rows, stage.key, parts_dir, shard_size, redo)
-        retried = sum(row[stage.key] in had_rows for shard in shards for row in shard.rows)
+        # Keys run again because their rows said error; a key in `redo` is run again by request.
+        failed_before = had_rows - (redo or set())
+        retried = sum(row[stage.key] in failed_before for shard in shards for row in shard.rows)
     total = rows.num_rows if isinstance(rows, pa.Table) else len(rows)
     summary = StageSummary(stage.name, total=total, skipped=skipped)
     summary.retried = retried
