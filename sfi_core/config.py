@@ -100,6 +100,8 @@ def _merge(obj: Any, updates: dict[str, Any], where: str) -> Any:
         if key not in specs:
             close = difflib.get_close_matches(str(key), list(specs), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
+            if key in {f.name for f in dataclasses.fields(ExecutionConfig)} and not close:
+                hint = f" (every step runs on the pipeline's `run:` section: set run.{key} there)"
             raise ValueError(f"unknown setting '{where}{key}'{hint}; known: {', '.join(specs)}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):

@@ -147,6 +147,7 @@ def test_a_new_step_is_one_registry_entry(inputs, server, tmp_path, monkeypatch)
         ({"split": {"num_videos": "many"}}, "split.num_videos must be int"),
         ({"caption": {"limit": "all"}}, "caption.limit must be an integer"),
         ({"run": {"executor": "spark"}}, "run.executor 'spark' is not one of"),
+        ({"caption": {"executor": "ray"}}, "unknown setting 'caption.executor' (every step runs on the"),
         ({"inputs": "not-a-list"}, "`inputs` must be a list"),
         ({"steps": ["filter", "cutt"]}, "Did you mean cut"),
     ],
