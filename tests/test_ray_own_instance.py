@@ -82,18 +82,7 @@ def test_filter_runs_on_its_own_ray_beside_an_unrelated_cluster(unrelated_ray_he
 
     videos = [str(make_video("v.mp4", 85))]
     out = tmp_path / "out"
-    options = [
-        "--out",
-        str(out),
-        "--similarity",
-        "hsv-hist",
-        "--flow",
-        "dis",
-        "--executor",
-        "ray",
-        "--num-cpus",
-        "1",
-    ]
+    options = ["--out", str(out), *"--similarity hsv-hist --flow dis --executor ray --num-cpus 1".split()]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ray, "init", recording_init)
         result = CliRunner().invoke(app, ["filter", *videos, *options])
