@@ -146,7 +146,7 @@ def score_run(
     ok_ids = {r.clip_id for r in store.records() if r.status == STATUS_OK}
     generated = [c for c in test_clips if c.clip_id in ok_ids]
     mine = ShardSpec.parse(parallel.shard).select(generated)
-    held = read_scores(run_dir, store, [c.clip_id for c in mine])
+    held = read_scores(run_dir, store, [c.clip_id for c in mine], states=False)
     rows = []
     for clip in mine:
         lacking = [

@@ -91,11 +91,14 @@ def ledger_row(clip_id: str, metric: str, entry: ClipEntry, digest: str) -> dict
     }
 
 
-def read_scores(run_dir: Path, store: FrameStore, clip_ids: Iterable[str]) -> dict[str, ClipScores]:
+def read_scores(
+    run_dir: Path, store: FrameStore, clip_ids: Iterable[str], states: bool = True
+) -> dict[str, ClipScores]:
     """Each clip's entries: the newest ledger row per (clip, metric) made from the clip's current record.
 
     Entries of any metric fingerprint are returned (`current` keeps this run's); rows of frames
-    generated since are left out.
+    generated since are left out. `states=False`: the entries without their states (deciding what to
+    score needs none, and FID's feature rows are megabytes a clip).
     """
     adopt_legacy_scores(run_dir, store)
     scores = {clip_id: ClipScores(store.record_digest(clip_id)) for clip_id in clip_ids}
@@ -103,7 +106,7 @@ def read_scores(run_dir: Path, store: FrameStore, clip_ids: Iterable[str]) -> di
         held = scores.get(row["clip_id"])
         if held is None or row["record_digest"] != held.record_digest:
             continue
-        state = None if row["state"] is None else decode_state(row["state"])
+        state = None if row["state"] is None or not states else decode_state(row["state"])
         held.entries[row["metric"]] = ClipEntry(row["value"], state, row["version"], row["reason"])
     return scores
 
