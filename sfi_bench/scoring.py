@@ -41,7 +41,7 @@ from sfi_bench.storage import ClipRecord, FrameStore
 from sfi_bench.testset import TestClip, fit_to_clip, read_conditions, read_ground_truth
 from sfi_core.constants import STATUS_ERROR, STATUS_OK
 from sfi_core.manifest import next_generation, shard_name, write_rows
-from sfi_core.manifest_table import merge_parts_table
+from sfi_core.manifest_table import PartsMerge
 from sfi_core.stage import Stage, describe_error
 
 log = logging.getLogger(__name__)
@@ -73,10 +73,6 @@ class ClipScores:
     entries: dict[str, ClipEntry] = field(default_factory=dict)
 
 
-def record_digest(store: FrameStore, clip_id: str) -> str:
-    return store.record_digest(clip_id)
-
-
 def ledger_row(clip_id: str, metric: str, entry: ClipEntry, digest: str) -> dict[str, Any]:
     return {
         "score_key": score_key(clip_id, metric),
@@ -97,16 +93,19 @@ def read_scores(
     """Each clip's entries: the newest ledger row per (clip, metric) made from the clip's current record.
 
     Entries of any metric fingerprint are returned (`current` keeps this run's); rows of frames
-    generated since are left out. `states=False`: the entries without their states (deciding what to
-    score needs none, and FID's feature rows are megabytes a clip).
+    generated since are left out. `states=False`: the entries without their states, whose column is then
+    not read (deciding what to score needs none, and FID's feature rows are megabytes a clip).
     """
     adopt_legacy_scores(run_dir, store)
     scores = {clip_id: ClipScores(store.record_digest(clip_id)) for clip_id in clip_ids}
-    for row in merge_parts_table(Path(run_dir) / LEDGER, SCORE_SCHEMA, "score_key").to_pylist():
+    columns = [name for name in SCORE_SCHEMA.names if states or name != "state"]
+    for row in PartsMerge(
+        Path(run_dir) / LEDGER, SCORE_SCHEMA, "score_key", columns=columns
+    ).kept.to_pylist():
         held = scores.get(row["clip_id"])
         if held is None or row["record_digest"] != held.record_digest:
             continue
-        state = None if row["state"] is None or not states else decode_state(row["state"])
+        state = None if row.get("state") is None else decode_state(row["state"])
         held.entries[row["metric"]] = ClipEntry(row["value"], state, row["version"], row["reason"])
     return scores
 
